@@ -1,0 +1,108 @@
+/*
+ * io.h — the one I/O layer. Every read, write, sync and file operation of
+ * the engine goes through here, so that a test can swap what happens.
+ *
+ * A `cio` is an I/O context owned by ONE thread at a time (an io_uring ring
+ * is not thread-safe). Two backends:
+ *   - io_uring: reads/writes/fdatasync submitted as SQEs; a write followed by
+ *     a sync is one submission of two linked SQEs (IOSQE_IO_LINK).
+ *   - posix: pwrite/pread/fdatasync.
+ * cio_ctx_open(CAIRN_IO_DEFAULT) tries io_uring and falls back to posix with
+ * one warning log line ("io_uring unavailable (<reason>); using posix I/O").
+ *
+ * Every completion is checked: short writes/reads are resubmitted for the
+ * rest, -EAGAIN/-EINTR are retried (bounded, 1000 times), any other error is
+ * returned as a status with a message naming the path and offset. A failed
+ * fdatasync is reported and NEVER retried (the caller poisons its handle).
+ *
+ * Fault seam (tests): a process-wide plan makes the Nth matching operation
+ * fail, in both backends and in the file operations below. Kinds:
+ *   EIO, ENOSPC   the operation fails with that errno (nothing is written)
+ *   SHORT         a write writes only half of its bytes (really, on disk)
+ *                 and reports the short count; the layer must resubmit
+ *   EAGAIN/EINTR  the operation reports -EAGAIN/-EINTR once; retried
+ * once: only the Nth matching op; persistent: the Nth and every later one.
+ */
+#ifndef CAIRN_COMMON_IO_H
+#define CAIRN_COMMON_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cairn.h"
+
+typedef struct cio cio;
+
+/* want: CAIRN_IO_DEFAULT / CAIRN_IO_URING / CAIRN_IO_POSIX.
+ * depth: queue depth for io_uring (ignored by posix). */
+cairn_status cio_ctx_open(cio **out, cairn_io_backend want, unsigned depth);
+void cio_ctx_close(cio *c);
+/* "io_uring" or "posix" */
+const char *cio_name(const cio *c);
+/* Whether io_uring can be set up in this process (cached). */
+int cio_uring_available(void);
+
+/* Writes all len bytes at off. path is only used in messages. */
+cairn_status cio_write(cio *c, int fd, const void *buf, size_t len, uint64_t off,
+                       const char *path);
+/* Reads up to len bytes at off; *got < len only at end of file. */
+cairn_status cio_read(cio *c, int fd, void *buf, size_t len, uint64_t off,
+                      const char *path, size_t *got);
+cairn_status cio_fdatasync(cio *c, int fd, const char *path);
+cairn_status cio_fsync(cio *c, int fd, const char *path);
+/* Write then fdatasync, in one submission on io_uring (linked SQEs). If the
+ * write fails the sync is not issued. */
+cairn_status cio_write_sync(cio *c, int fd, const void *buf, size_t len,
+                            uint64_t off, const char *path);
+
+/* ---- file operations (synchronous, fault seam kind CIO_FOP_META/SYNC) ---- */
+cairn_status cfs_open(const char *path, int flags, mode_t mode, int *fd_out);
+cairn_status cfs_close(int fd, const char *path);
+cairn_status cfs_ftruncate(int fd, uint64_t size, const char *path);
+cairn_status cfs_rename(const char *from, const char *to);
+cairn_status cfs_unlink(const char *path);
+cairn_status cfs_mkdir(const char *path, mode_t mode); /* EEXIST is OK */
+/* fsync of a directory (after create/rename/unlink inside it). */
+cairn_status cfs_fsync_dir(const char *dir);
+/* Atomic publish: write path.tmp, fsync it, rename over path, fsync dir. */
+cairn_status cairn_durable_replace(const char *path, const void *data, size_t len);
+/* Reads a whole (small) file into a malloc'd buffer (+1 NUL byte). */
+cairn_status cfs_read_file(const char *path, char **data, size_t *len);
+/* Exclusive advisory lock (flock LOCK_EX|LOCK_NB) on path, created if missing.
+ * Held by another handle or process -> CAIRN_EBUSY. */
+cairn_status cfs_lock(const char *path, int *fd_out);
+void cfs_unlock(int fd);
+/* Creates `path` of `size` bytes filled with zeros except `head` (head_len
+ * bytes at offset 0), via path.tmp + fsync + rename + dir fsync. */
+cairn_status cfs_create_zeroed(cio *c, const char *path, uint64_t size,
+                               const void *head, size_t head_len);
+
+/* ---- fault seam -------------------------------------------------------- */
+enum cio_fault_ops {
+    CIO_FOP_WRITE = 1u << 0, /* cio_write, the write half of cio_write_sync */
+    CIO_FOP_SYNC = 1u << 1,  /* fdatasync/fsync, dir fsync */
+    CIO_FOP_READ = 1u << 2,
+    CIO_FOP_META = 1u << 3   /* open(O_CREAT), rename, unlink, ftruncate, mkdir */
+};
+enum cio_fault_kind {
+    CIO_FAULT_EIO = 1,
+    CIO_FAULT_ENOSPC = 2,
+    CIO_FAULT_SHORT = 3,
+    CIO_FAULT_EAGAIN = 4,
+    CIO_FAULT_EINTR = 5
+};
+struct cio_fault_plan {
+    unsigned ops;          /* mask of enum cio_fault_ops */
+    uint64_t nth;          /* 1-based index among matching ops */
+    enum cio_fault_kind kind;
+    int persistent;        /* 0: only the nth; 1: nth and all later */
+};
+/* Installs a plan (copied) and resets the counter; NULL removes it. */
+void cio_fault_set(const struct cio_fault_plan *plan);
+/* Matching operations counted since the plan was set. */
+uint64_t cio_fault_count(void);
+/* Faults injected since the plan was set. */
+uint64_t cio_fault_fired(void);
+
+#endif

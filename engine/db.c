@@ -1,0 +1,343 @@
+/*
+ * db.c — opening and closing a database: the directory, its lock, the meta
+ * file, crash recovery through the replay engine, the WAL writer.
+ *
+ * META FILE (DB/meta, 64 bytes, replaced atomically with
+ * cairn_durable_replace; little-endian):
+ *   off size field
+ *     0    8 magic "CAIRNDB\0"
+ *     8    4 format version (DB_FORMAT_VERSION); newer -> CAIRN_EVERSION
+ *    12    4 log2(WAL segment size)
+ *    16    8 database id (random at creation; in every WAL segment header)
+ *    24    4 current timeline
+ *    28    4 reserved 0
+ *    32    8 creation time (us since epoch)
+ *    40   20 reserved 0
+ *    60    4 crc32c of bytes 0..59
+ *
+ * Open = lock DB/LOCK (flock; held -> CAIRN_EBUSY), read or create meta,
+ * replay the WAL from its start (the page store of the next issue bounds
+ * this with checkpoints), truncate a torn tail, start the WAL writer at the
+ * end of the valid log.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/engine_int.h"
+
+#define DB_FORMAT_VERSION 1u
+#define DB_META_SIZE 64u
+#define DB_MAGIC "CAIRNDB"
+
+void engine_on_durable(void *ctx, uint64_t durable_lsn);
+
+CAIRN_API void cairn_options_init(cairn_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->create_if_missing = 1;
+    o->durability = CAIRN_DURABILITY_SYNC;
+    o->async_flush_ms = 10;
+    o->wal_segment_size = CAIRN_WAL_SEGMENT_DEFAULT;
+    o->io_backend = CAIRN_IO_DEFAULT;
+    o->replay_jobs = 0;
+}
+
+static char *path_join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p) return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+struct meta {
+    uint32_t version, seg_shift, timeline;
+    uint64_t db_id;
+    int64_t created_us;
+};
+
+static void meta_encode(uint8_t out[DB_META_SIZE], const struct meta *m) {
+    memset(out, 0, DB_META_SIZE);
+    memcpy(out, DB_MAGIC, 8);
+    st32(out + 8, m->version);
+    st32(out + 12, m->seg_shift);
+    st64(out + 16, m->db_id);
+    st32(out + 24, m->timeline);
+    st64(out + 32, (uint64_t)m->created_us);
+    st32(out + 60, crc32c(0, out, 60));
+}
+
+static cairn_status meta_decode(const uint8_t *in, size_t len, struct meta *m,
+                                const char *path) {
+    if (len != DB_META_SIZE)
+        return cerr_set(CAIRN_ECORRUPT, "meta file \"%s\" is %zu bytes, expected %u",
+                        path, len, DB_META_SIZE);
+    if (memcmp(in, DB_MAGIC, 8) != 0)
+        return cerr_set(CAIRN_ECORRUPT, "meta file \"%s\" has a bad magic at offset 0",
+                        path);
+    if (crc32c(0, in, 60) != ld32(in + 60))
+        return cerr_set(CAIRN_ECORRUPT, "meta file \"%s\" fails its checksum at offset 60",
+                        path);
+    m->version = ld32(in + 8);
+    if (m->version > DB_FORMAT_VERSION)
+        return cerr_set(CAIRN_EVERSION,
+                        "database \"%s\" has format version %u; this library reads up to %u",
+                        path, m->version, DB_FORMAT_VERSION);
+    m->seg_shift = ld32(in + 12);
+    m->db_id = ld64(in + 16);
+    m->timeline = ld32(in + 24);
+    m->created_us = (int64_t)ld64(in + 32);
+    if (m->seg_shift < 21 || m->seg_shift > 30 || m->timeline == 0)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "meta file \"%s\" has invalid fields (segment shift %u, timeline %u)",
+                        path, m->seg_shift, m->timeline);
+    return CAIRN_OK;
+}
+
+static cairn_status check_options(const cairn_options *o, uint32_t *shift) {
+    if (o->durability != CAIRN_DURABILITY_SYNC && o->durability != CAIRN_DURABILITY_ASYNC &&
+        o->durability != CAIRN_DURABILITY_NONE)
+        return cerr_set(CAIRN_EINVAL, "invalid option durability %d", (int)o->durability);
+    if (o->io_backend != CAIRN_IO_DEFAULT && o->io_backend != CAIRN_IO_URING &&
+        o->io_backend != CAIRN_IO_POSIX)
+        return cerr_set(CAIRN_EINVAL, "invalid option io_backend %d", (int)o->io_backend);
+    uint64_t s = o->wal_segment_size;
+    if (s < CAIRN_WAL_SEGMENT_MIN || s > CAIRN_WAL_SEGMENT_MAX || (s & (s - 1)))
+        return cerr_set(CAIRN_EINVAL,
+                        "invalid option wal_segment_size %llu: must be a power of two "
+                        "from %u to %u",
+                        (unsigned long long)s, CAIRN_WAL_SEGMENT_MIN,
+                        CAIRN_WAL_SEGMENT_MAX);
+    if (o->durability == CAIRN_DURABILITY_ASYNC &&
+        (o->async_flush_ms == 0 || o->async_flush_ms > 60000))
+        return cerr_set(CAIRN_EINVAL, "invalid option async_flush_ms %u: must be 1..60000",
+                        o->async_flush_ms);
+    *shift = (uint32_t)__builtin_ctzll(s);
+    return CAIRN_OK;
+}
+
+/* Reads DB/meta, or creates a new database when the directory holds none. */
+static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
+    char *mpath = path_join(db->path, "meta");
+    if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    char *data = NULL;
+    size_t len = 0;
+    struct meta m;
+    cairn_status st;
+    struct stat sb;
+    if (stat(mpath, &sb) == 0) {
+        st = cfs_read_file(mpath, &data, &len);
+        if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
+        free(data);
+    } else if (errno != ENOENT) {
+        st = cerr_errno(errno, "could not stat meta file \"%s\"", mpath);
+    } else {
+        if (stat(db->waldir, &sb) == 0) {
+            st = cerr_set(CAIRN_ECORRUPT,
+                          "database \"%s\" has a WAL directory but no meta file \"%s\"",
+                          db->path, mpath);
+        } else {
+            m.version = DB_FORMAT_VERSION;
+            m.seg_shift = want_shift;
+            m.timeline = 1;
+            m.created_us = cairn_now_us();
+            if (getrandom(&m.db_id, sizeof m.db_id, 0) != sizeof m.db_id)
+                m.db_id = (uint64_t)m.created_us ^ ((uint64_t)getpid() << 32);
+            uint8_t buf[DB_META_SIZE];
+            meta_encode(buf, &m);
+            st = cfs_mkdir(db->waldir, 0755);
+            if (st == CAIRN_OK) st = cfs_fsync_dir(db->path);
+            if (st == CAIRN_OK) st = cairn_durable_replace(mpath, buf, sizeof buf);
+        }
+    }
+    free(mpath);
+    if (st) return st;
+    db->db_id = m.db_id;
+    db->seg_shift = m.seg_shift;
+    db->timeline = m.timeline;
+    return CAIRN_OK;
+}
+
+static unsigned default_jobs(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 16) n = 16;
+    return (unsigned)n;
+}
+
+/* Crash recovery: replays the whole log; returns the end of the valid log. */
+static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
+    uint64_t t0 = cairn_mono_us();
+    cairn_recovery_report *rep = &db->recovery;
+    memset(rep, 0, sizeof *rep);
+    *end_lsn = 0;
+
+    uint64_t *starts = NULL;
+    size_t nseg = 0;
+    cairn_status st = wal_seg_list(db->waldir, db->timeline, &starts, &nseg);
+    if (st) return st;
+    free(starts);
+    if (nseg == 0) return CAIRN_OK; /* a new log */
+
+    wal_reader *r = NULL;
+    st = wal_reader_open(db->waldir, db->timeline, 0, &r);
+    if (st) return st;
+    unsigned jobs = db->opts.replay_jobs ? db->opts.replay_jobs : default_jobs();
+    struct replay_result res;
+    st = replay_run(db, r, NULL, jobs, &res);
+    if (st) {
+        wal_reader_close(r);
+        return cerr_wrap(st, "could not recover database \"%s\"", db->path);
+    }
+    const struct wal_end *end = wal_reader_end(r);
+    rep->start_lsn = 0;
+    rep->end_lsn = end->end_lsn;
+    rep->records_replayed = res.records;
+    rep->txns_applied = res.txns_applied;
+    rep->txns_discarded = res.txns_discarded;
+    rep->jobs = jobs;
+    if (end->torn || end->segments_after) {
+        rep->bytes_truncated = end->garbage_bytes;
+        rep->truncated_at = end->end_lsn;
+        snprintf(rep->truncated_file, sizeof rep->truncated_file, "%s", end->seg_path);
+        clog_warn("database \"%s\": torn WAL tail in \"%s\" at offset %llu (LSN %llu): "
+                  "%llu bytes truncated, %llu transaction(s) without commit discarded",
+                  db->path, end->seg_path, (unsigned long long)end->seg_offset,
+                  (unsigned long long)end->end_lsn,
+                  (unsigned long long)end->garbage_bytes,
+                  (unsigned long long)res.txns_discarded);
+        st = wal_truncate_tail(db->waldir, db->timeline, end);
+    }
+    *end_lsn = end->end_lsn;
+    wal_reader_close(r);
+    if (st) return st;
+
+    if (res.max_txn_id >= atomic_load(&db->next_txn_id))
+        atomic_store(&db->next_txn_id, res.max_txn_id + 1);
+    if (res.max_coll_id >= db->next_coll_id) db->next_coll_id = res.max_coll_id + 1;
+    db->last_commit_us = res.last_commit_time_us;
+    rep->duration_us = cairn_mono_us() - t0;
+    return CAIRN_OK;
+}
+
+static void db_free(cairn_db *db) {
+    cat_free_all(db);
+    pthread_mutex_destroy(&db->commit_mu);
+    pthread_mutex_destroy(&db->apply_mu);
+    pthread_cond_destroy(&db->apply_cv);
+    pthread_rwlock_destroy(&db->cat_lock);
+    if (db->lock_fd >= 0) cfs_unlock(db->lock_fd);
+    free(db->path);
+    free(db->waldir);
+    free(db);
+}
+
+CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
+                                  cairn_db **out) {
+    cerr_clear();
+    if (!path || !out) return cerr_set(CAIRN_EINVAL, "cairn_open: NULL argument");
+    *out = NULL;
+    cairn_options o;
+    if (opts) o = *opts;
+    else cairn_options_init(&o);
+    uint32_t want_shift = 0;
+    cairn_status st = check_options(&o, &want_shift);
+    if (st) return st;
+
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return cerr_errno(errno, "could not stat database directory \"%s\"", path);
+        if (!o.create_if_missing)
+            return cerr_set(CAIRN_ENOTFOUND, "database directory \"%s\" does not exist",
+                            path);
+        st = cfs_mkdir(path, 0755);
+        if (st) return st;
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return cerr_set(CAIRN_EINVAL, "\"%s\" is not a directory", path);
+    }
+
+    cairn_db *db = calloc(1, sizeof *db);
+    if (!db) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    db->lock_fd = -1;
+    db->opts = o;
+    pthread_mutex_init(&db->commit_mu, NULL);
+    pthread_mutex_init(&db->apply_mu, NULL);
+    pthread_cond_init(&db->apply_cv, NULL);
+    pthread_rwlock_init(&db->cat_lock, NULL);
+    atomic_store(&db->next_txn_id, 1);
+    db->next_coll_id = 1;
+    db->path = strdup(path);
+    db->waldir = path_join(path, "wal");
+    char *lockpath = path_join(path, "LOCK");
+    if (!db->path || !db->waldir || !lockpath) {
+        free(lockpath);
+        db_free(db);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    st = cfs_lock(lockpath, &db->lock_fd);
+    free(lockpath);
+    if (st) goto fail;
+    st = load_or_create_meta(db, want_shift);
+    if (st) goto fail;
+
+    uint64_t end_lsn = 0;
+    st = recover(db, &end_lsn);
+    if (st) goto fail;
+
+    struct wal_writer_opts wo = {
+        .waldir = db->waldir,
+        .timeline = db->timeline,
+        .seg_shift = db->seg_shift,
+        .db_id = db->db_id,
+        .io = o.io_backend,
+        .durability = o.durability,
+        .async_flush_ms = o.async_flush_ms,
+        .on_durable = o.durability == CAIRN_DURABILITY_SYNC ? engine_on_durable : NULL,
+        .ctx = db,
+    };
+    st = wal_writer_open(&wo, end_lsn, &db->wal);
+    if (st) goto fail;
+    db->applied_lsn = wal_writer_durable_lsn(db->wal);
+    *out = db;
+    return CAIRN_OK;
+
+fail:
+    db_free(db);
+    return st;
+}
+
+CAIRN_API cairn_status cairn_close(cairn_db *db) {
+    if (!db) return CAIRN_OK;
+    cerr_clear();
+    cairn_status st = wal_writer_close(db->wal);
+    db_free(db);
+    return st;
+}
+
+CAIRN_API cairn_status cairn_stats_get(cairn_db *db, cairn_stats *out) {
+    cerr_clear();
+    if (!db || !out) return cerr_set(CAIRN_EINVAL, "cairn_stats_get: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->last_lsn = wal_writer_end_lsn(db->wal);
+    out->durable_lsn = wal_writer_durable_lsn(db->wal);
+    out->next_txn_id = atomic_load(&db->next_txn_id);
+    out->wal_bytes = wal_writer_disk_bytes(db->wal);
+    out->commits = atomic_load(&db->commits);
+    out->timeline = db->timeline;
+    out->io_backend = wal_writer_io_name(db->wal);
+    out->recovery = db->recovery;
+    return CAIRN_OK;
+}

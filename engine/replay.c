@@ -1,0 +1,541 @@
+/*
+ * replay.c — the one replay engine: crash recovery at open, and (later)
+ * point-in-time restore, rebuild state only through here.
+ *
+ * The dispatcher (the calling thread) reads records in LSN order. A
+ * transaction's records are appended to the current chunk as they arrive
+ * (transactions never interleave in the log: each is appended in one piece).
+ * At its COMMIT the target decides: the transaction is either accepted whole
+ * or replay stops before it, so the cut always falls between commits. An
+ * accepted transaction's records are assigned to workers by collection
+ * (worker = collection id mod jobs), which keeps each collection's LSN order;
+ * a transaction spanning collections is applied whole because every accepted
+ * chunk is applied completely before replay returns. Transactions holding
+ * DDL (create/drop collection) are a barrier: the workers drain, and the
+ * dispatcher applies the DDL itself.
+ *
+ * Chunks (many small transactions in one buffer) amortize hand-off cost.
+ * A transaction without a COMMIT when the log ends is discarded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/engine_int.h"
+
+#define CHUNK_TARGET (4u << 20)
+#define QUEUE_DEPTH 8
+
+struct chunk {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t **offs; /* per worker: record offsets in buf */
+    size_t *noffs, *capoffs;
+    _Atomic unsigned refs;
+};
+
+struct worker {
+    pthread_t thr;
+    struct replay *rp;
+    unsigned idx;
+    struct chunk *q[QUEUE_DEPTH];
+    unsigned head, count;
+    bool busy;
+    pthread_cond_t cv;      /* work arrived / stop */
+};
+
+struct replay {
+    cairn_db *db;
+    unsigned jobs;
+    struct worker *w;
+    pthread_mutex_t mu;
+    pthread_cond_t idle_cv; /* a worker finished an item */
+    bool stop;
+    cairn_status err;       /* first worker failure */
+    char errmsg[512];
+};
+
+static struct chunk *chunk_new(unsigned jobs) {
+    struct chunk *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->offs = calloc(jobs, sizeof *c->offs);
+    c->noffs = calloc(jobs, sizeof *c->noffs);
+    c->capoffs = calloc(jobs, sizeof *c->capoffs);
+    if (!c->offs || !c->noffs || !c->capoffs) {
+        free(c->offs);
+        free(c->noffs);
+        free(c->capoffs);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void chunk_free(struct chunk *c, unsigned jobs) {
+    if (!c) return;
+    for (unsigned i = 0; i < jobs; i++) free(c->offs[i]);
+    free(c->offs);
+    free(c->noffs);
+    free(c->capoffs);
+    free(c->buf);
+    free(c);
+}
+
+static cairn_status chunk_append(struct chunk *c, const struct wal_record *r) {
+    size_t need = CAIRN_ALIGN_UP((size_t)r->len, WAL_REC_ALIGN);
+    if (c->len + need > c->cap) {
+        size_t ncap = c->cap ? c->cap : CHUNK_TARGET + WAL_REC_MAX;
+        while (ncap < c->len + need) ncap *= 2;
+        uint8_t *nb = realloc(c->buf, ncap);
+        if (!nb) return cerr_set(CAIRN_ENOMEM, "could not grow a replay chunk");
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    /* Keep the record as it was in the log: header fields are re-read from
+     * the decoded view, the body from the copy. */
+    uint8_t *dst = c->buf + c->len;
+    st32(dst, 0);
+    st32(dst + 4, r->len);
+    dst[8] = r->type;
+    dst[9] = r->flags;
+    st16(dst + 10, 0);
+    st32(dst + 12, r->coll_id);
+    st64(dst + 16, r->lsn);
+    st64(dst + 24, r->txn_id);
+    st64(dst + 32, r->durable_hint);
+    memcpy(dst + WAL_REC_HDR, r->body, r->body_len);
+    memset(dst + r->len, 0, need - r->len);
+    c->len += need;
+    return CAIRN_OK;
+}
+
+static cairn_status chunk_assign(struct chunk *c, unsigned worker, size_t off) {
+    if (c->noffs[worker] == c->capoffs[worker]) {
+        size_t ncap = c->capoffs[worker] ? c->capoffs[worker] * 2 : 256;
+        size_t *n = realloc(c->offs[worker], ncap * sizeof *n);
+        if (!n) return cerr_set(CAIRN_ENOMEM, "could not grow a replay chunk");
+        c->offs[worker] = n;
+        c->capoffs[worker] = ncap;
+    }
+    c->offs[worker][c->noffs[worker]++] = off;
+    return CAIRN_OK;
+}
+
+/* Decoded view of a record copied into a chunk. */
+static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r) {
+    const uint8_t *p = c->buf + off;
+    r->len = ld32(p + 4);
+    r->type = p[8];
+    r->flags = p[9];
+    r->coll_id = ld32(p + 12);
+    r->lsn = ld64(p + 16);
+    r->txn_id = ld64(p + 24);
+    r->durable_hint = ld64(p + 32);
+    r->body = p + WAL_REC_HDR;
+    r->body_len = r->len - WAL_REC_HDR;
+}
+
+/* Applies one point record. The catalog is not changing while workers run
+ * (DDL is a barrier), so the lookup needs no lock of its own. */
+static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r) {
+    struct coll *c = cat_find_id(db, r->coll_id);
+    if (!c)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "record at LSN %llu names collection %u, which does not exist",
+                        (unsigned long long)r->lsn, r->coll_id);
+    if (r->type == WAL_REC_DELETE) {
+        uint64_t id;
+        cairn_status st = wal_dec_delete(r, &id);
+        if (st) return st;
+        apply_delete(c, id);
+        return CAIRN_OK;
+    }
+    struct wal_upsert u;
+    cairn_status st = wal_dec_upsert(r, &u);
+    if (st) return st;
+    if (u.dim != c->dim)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "record at LSN %llu has dimension %u, collection %u has %u",
+                        (unsigned long long)r->lsn, u.dim, c->id, c->dim);
+    json_t *payload = NULL;
+    st = parse_payload(u.payload, u.payload_len, &payload);
+    if (st)
+        return cerr_wrap(CAIRN_ECORRUPT, "record at LSN %llu",
+                         (unsigned long long)r->lsn);
+    return apply_upsert(c, u.id, u.vec, payload, u.payload_len);
+}
+
+static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r) {
+    if (r->type == WAL_REC_CREATE_COLL) {
+        struct wal_create_coll cc;
+        cairn_status st = wal_dec_create_coll(r, &cc);
+        if (st) return st;
+        if (cat_find_id(db, r->coll_id))
+            return cerr_set(CAIRN_ECORRUPT,
+                            "record at LSN %llu creates collection %u, which exists",
+                            (unsigned long long)r->lsn, r->coll_id);
+        return cat_apply_create(db, r->coll_id, cc.dim, (cairn_metric)cc.metric,
+                                cc.name, cc.name_len);
+    }
+    cat_apply_drop(db, r->coll_id);
+    return CAIRN_OK;
+}
+
+static cairn_status apply_chunk_part(struct replay *rp, struct chunk *c,
+                                     unsigned worker) {
+    for (size_t i = 0; i < c->noffs[worker]; i++) {
+        struct wal_record r;
+        chunk_record(c, c->offs[worker][i], &r);
+        cairn_status st = apply_point_record(rp->db, &r);
+        if (st) return st;
+    }
+    return CAIRN_OK;
+}
+
+static void chunk_release(struct replay *rp, struct chunk *c) {
+    if (atomic_fetch_sub(&c->refs, 1) == 1) chunk_free(c, rp->jobs);
+}
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    struct replay *rp = w->rp;
+    pthread_mutex_lock(&rp->mu);
+    for (;;) {
+        while (w->count == 0 && !rp->stop) pthread_cond_wait(&w->cv, &rp->mu);
+        if (w->count == 0 && rp->stop) break;
+        struct chunk *c = w->q[w->head];
+        w->head = (w->head + 1) % QUEUE_DEPTH;
+        w->count--;
+        w->busy = true;
+        bool failed = rp->err != CAIRN_OK;
+        pthread_mutex_unlock(&rp->mu);
+
+        cairn_status st = failed ? CAIRN_OK : apply_chunk_part(rp, c, w->idx);
+        const char *msg = st ? cairn_last_error() : NULL;
+        char copy[512];
+        if (msg) snprintf(copy, sizeof copy, "%s", msg);
+        chunk_release(rp, c);
+
+        pthread_mutex_lock(&rp->mu);
+        if (st && rp->err == CAIRN_OK) {
+            rp->err = st;
+            snprintf(rp->errmsg, sizeof rp->errmsg, "%s", copy);
+        }
+        w->busy = false;
+        pthread_cond_broadcast(&rp->idle_cv);
+    }
+    pthread_mutex_unlock(&rp->mu);
+    return NULL;
+}
+
+/* Hands a finished chunk to the workers (or applies it inline). */
+static cairn_status dispatch(struct replay *rp, struct chunk *c) {
+    if (rp->jobs <= 1) {
+        cairn_status st = apply_chunk_part(rp, c, 0);
+        chunk_free(c, rp->jobs);
+        return st;
+    }
+    unsigned users = 0;
+    for (unsigned i = 0; i < rp->jobs; i++) users += c->noffs[i] > 0;
+    if (users == 0) {
+        chunk_free(c, rp->jobs);
+        return CAIRN_OK;
+    }
+    atomic_store(&c->refs, users);
+    pthread_mutex_lock(&rp->mu);
+    for (unsigned i = 0; i < rp->jobs; i++) {
+        if (c->noffs[i] == 0) continue;
+        struct worker *w = &rp->w[i];
+        while (w->count == QUEUE_DEPTH) pthread_cond_wait(&rp->idle_cv, &rp->mu);
+        w->q[(w->head + w->count) % QUEUE_DEPTH] = c;
+        w->count++;
+        pthread_cond_signal(&w->cv);
+    }
+    cairn_status st = rp->err;
+    pthread_mutex_unlock(&rp->mu);
+    if (st) return cerr_set(st, "%s", rp->errmsg);
+    return CAIRN_OK;
+}
+
+/* Waits until every worker queue is empty and no worker is busy. */
+static cairn_status barrier(struct replay *rp) {
+    if (rp->jobs <= 1) return CAIRN_OK;
+    pthread_mutex_lock(&rp->mu);
+    for (;;) {
+        bool idle = true;
+        for (unsigned i = 0; i < rp->jobs; i++)
+            if (rp->w[i].count || rp->w[i].busy) idle = false;
+        if (idle) break;
+        pthread_cond_wait(&rp->idle_cv, &rp->mu);
+    }
+    cairn_status st = rp->err;
+    pthread_mutex_unlock(&rp->mu);
+    if (st) return cerr_set(st, "%s", rp->errmsg);
+    return CAIRN_OK;
+}
+
+/* Does the target let this commit apply? */
+static bool target_allows(const struct replay_target *t, uint64_t txn,
+                          uint64_t commit_lsn, int64_t time_us, bool *last) {
+    *last = false;
+    switch (t->kind) {
+    case REPLAY_TO_LSN:
+        return t->inclusive ? commit_lsn <= t->lsn : commit_lsn < t->lsn;
+    case REPLAY_TO_TIME:
+        return t->inclusive ? time_us <= t->time_us : time_us < t->time_us;
+    case REPLAY_TO_TXN:
+        if (txn == t->txn) {
+            *last = true;
+            return t->inclusive;
+        }
+        return true;
+    default:
+        return true;
+    }
+}
+
+cairn_status replay_run(cairn_db *db, wal_reader *r,
+                        const struct replay_target *target, unsigned jobs,
+                        struct replay_result *res) {
+    static const struct replay_target to_end = {.kind = REPLAY_TO_END};
+    if (!target) target = &to_end;
+    if (jobs == 0) jobs = 1;
+    memset(res, 0, sizeof *res);
+
+    struct replay rp = {.db = db, .jobs = jobs};
+    pthread_mutex_init(&rp.mu, NULL);
+    pthread_cond_init(&rp.idle_cv, NULL);
+    cairn_status st = CAIRN_OK;
+    unsigned started = 0;
+    if (jobs > 1) {
+        rp.w = calloc(jobs, sizeof *rp.w);
+        if (!rp.w) {
+            st = cerr_set(CAIRN_ENOMEM, "could not allocate replay workers");
+            goto out;
+        }
+        for (unsigned i = 0; i < jobs; i++) {
+            rp.w[i].rp = &rp;
+            rp.w[i].idx = i;
+            pthread_cond_init(&rp.w[i].cv, NULL);
+        }
+        for (; started < jobs; started++) {
+            if (pthread_create(&rp.w[started].thr, NULL, worker_main,
+                               &rp.w[started]) != 0) {
+                st = cerr_set(CAIRN_ENOMEM, "could not start replay worker %u",
+                              started);
+                goto out;
+            }
+        }
+    }
+
+    struct chunk *c = chunk_new(jobs);
+    if (!c) {
+        st = cerr_set(CAIRN_ENOMEM, "could not allocate a replay chunk");
+        goto out;
+    }
+    uint64_t open_txn = 0;   /* txn whose records sit at c->buf[txn_start..] */
+    size_t txn_start = 0;
+    uint32_t txn_nrec = 0;
+    bool txn_ddl = false;
+
+    for (;;) {
+        struct wal_record rec;
+        bool end = false;
+        st = wal_reader_next(r, &rec, &end);
+        if (st) break;
+        if (end) {
+            res->stop_lsn = wal_reader_end(r)->end_lsn;
+            break;
+        }
+        res->records++;
+        if (rec.txn_id > res->max_txn_id) res->max_txn_id = rec.txn_id;
+        if (rec.coll_id > res->max_coll_id) res->max_coll_id = rec.coll_id;
+
+        switch (rec.type) {
+        case WAL_REC_SWITCH:
+            continue;
+        case WAL_REC_RESTORE_POINT:
+            if (target->kind == REPLAY_TO_NAME) {
+                struct wal_restore_point rpnt;
+                st = wal_dec_restore_point(&rec, &rpnt);
+                if (st) goto done;
+                if (rpnt.name_len == strlen(target->name) &&
+                    memcmp(rpnt.name, target->name, rpnt.name_len) == 0) {
+                    res->target_reached = true;
+                    res->stop_lsn = rec.lsn;
+                    goto done;
+                }
+            }
+            continue;
+        case WAL_REC_UPSERT:
+        case WAL_REC_DELETE:
+        case WAL_REC_CREATE_COLL:
+        case WAL_REC_DROP_COLL:
+            if (rec.txn_id == 0) {
+                st = cerr_set(CAIRN_ECORRUPT,
+                              "record at LSN %llu has no transaction id",
+                              (unsigned long long)rec.lsn);
+                goto done;
+            }
+            if (open_txn != 0 && rec.txn_id != open_txn) {
+                st = cerr_set(CAIRN_ECORRUPT,
+                              "record at LSN %llu of transaction %llu interleaves "
+                              "open transaction %llu",
+                              (unsigned long long)rec.lsn,
+                              (unsigned long long)rec.txn_id,
+                              (unsigned long long)open_txn);
+                goto done;
+            }
+            if (open_txn == 0) {
+                open_txn = rec.txn_id;
+                txn_start = c->len;
+                txn_nrec = 0;
+                txn_ddl = false;
+            }
+            st = chunk_append(c, &rec);
+            if (st) goto done;
+            txn_nrec++;
+            if (rec.type == WAL_REC_CREATE_COLL || rec.type == WAL_REC_DROP_COLL)
+                txn_ddl = true;
+            continue;
+        case WAL_REC_COMMIT:
+            break;
+        default:
+            st = cerr_set(CAIRN_ECORRUPT, "record at LSN %llu has unknown type %u",
+                          (unsigned long long)rec.lsn, rec.type);
+            goto done;
+        }
+
+        /* COMMIT */
+        struct wal_commit cm;
+        st = wal_dec_commit(&rec, &cm);
+        if (st) goto done;
+        if (open_txn != 0 && rec.txn_id != open_txn) {
+            st = cerr_set(CAIRN_ECORRUPT,
+                          "commit at LSN %llu of transaction %llu while transaction "
+                          "%llu is open",
+                          (unsigned long long)rec.lsn,
+                          (unsigned long long)rec.txn_id,
+                          (unsigned long long)open_txn);
+            goto done;
+        }
+        if (cm.nrecords != txn_nrec) {
+            st = cerr_set(CAIRN_ECORRUPT,
+                          "commit at LSN %llu of transaction %llu counts %u records, "
+                          "the log holds %u",
+                          (unsigned long long)rec.lsn,
+                          (unsigned long long)rec.txn_id, cm.nrecords, txn_nrec);
+            goto done;
+        }
+        bool last = false;
+        if (!target_allows(target, rec.txn_id, rec.lsn, cm.time_us, &last)) {
+            c->len = txn_start; /* drop the rejected transaction's records */
+            open_txn = 0;
+            res->target_reached = true;
+            res->stop_lsn = rec.lsn;
+            goto done;
+        }
+        if (txn_ddl) {
+            /* Barrier: everything before applies first, then the DDL and the
+             * rest of this transaction, in order, here. */
+            size_t tail = c->len - txn_start;
+            struct chunk *rest = chunk_new(jobs);
+            if (!rest) {
+                st = cerr_set(CAIRN_ENOMEM, "could not allocate a replay chunk");
+                goto done;
+            }
+            if (tail) {
+                rest->buf = malloc(tail);
+                if (!rest->buf) {
+                    chunk_free(rest, jobs);
+                    st = cerr_set(CAIRN_ENOMEM, "could not allocate a replay chunk");
+                    goto done;
+                }
+                memcpy(rest->buf, c->buf + txn_start, tail);
+                rest->len = rest->cap = tail;
+            }
+            c->len = txn_start;
+            st = dispatch(&rp, c);
+            c = rest;
+            if (st) goto done;
+            st = barrier(&rp);
+            if (st) goto done;
+            for (size_t off = 0; off < c->len;) {
+                struct wal_record dr;
+                chunk_record(c, off, &dr);
+                if (dr.type == WAL_REC_CREATE_COLL || dr.type == WAL_REC_DROP_COLL)
+                    st = apply_ddl_record(db, &dr);
+                else
+                    st = apply_point_record(db, &dr);
+                if (st) goto done;
+                off += CAIRN_ALIGN_UP((size_t)dr.len, WAL_REC_ALIGN);
+            }
+            c->len = 0;
+        } else {
+            for (size_t off = txn_start; off < c->len;) {
+                struct wal_record pr;
+                chunk_record(c, off, &pr);
+                st = chunk_assign(c, jobs > 1 ? pr.coll_id % jobs : 0, off);
+                if (st) goto done;
+                off += CAIRN_ALIGN_UP((size_t)pr.len, WAL_REC_ALIGN);
+            }
+        }
+        open_txn = 0;
+        res->txns_applied++;
+        res->last_commit_lsn = rec.lsn;
+        res->last_commit_time_us = cm.time_us;
+        if (last) {
+            res->target_reached = true;
+            res->stop_lsn = rec.lsn;
+            goto done;
+        }
+        if (c->len >= CHUNK_TARGET) {
+            st = dispatch(&rp, c);
+            c = chunk_new(jobs);
+            if (st) goto done;
+            if (!c) {
+                st = cerr_set(CAIRN_ENOMEM, "could not allocate a replay chunk");
+                goto done;
+            }
+        }
+    }
+
+done:
+    if (open_txn != 0 && st == CAIRN_OK) {
+        res->txns_discarded++;
+        c->len = txn_start;
+    }
+    if (c) {
+        if (st == CAIRN_OK) {
+            st = dispatch(&rp, c);
+        } else {
+            chunk_free(c, jobs);
+        }
+    }
+    if (st == CAIRN_OK) st = barrier(&rp);
+
+out:
+    if (rp.w) {
+        pthread_mutex_lock(&rp.mu);
+        rp.stop = true;
+        for (unsigned i = 0; i < started; i++) pthread_cond_signal(&rp.w[i].cv);
+        pthread_mutex_unlock(&rp.mu);
+        for (unsigned i = 0; i < started; i++) pthread_join(rp.w[i].thr, NULL);
+        /* Chunks still queued after a failure are released here. */
+        for (unsigned i = 0; i < started; i++) {
+            struct worker *w = &rp.w[i];
+            while (w->count) {
+                chunk_release(&rp, w->q[w->head]);
+                w->head = (w->head + 1) % QUEUE_DEPTH;
+                w->count--;
+            }
+            pthread_cond_destroy(&w->cv);
+        }
+        free(rp.w);
+    }
+    pthread_cond_destroy(&rp.idle_cv);
+    pthread_mutex_destroy(&rp.mu);
+    return st;
+}

@@ -1,0 +1,209 @@
+/*
+ * wal.h — the write-ahead log: record codec, segments, writer with group
+ * commit, reader with torn-tail detection. Format: wal/format.h.
+ * This layer knows records, not collections or points.
+ */
+#ifndef CAIRN_WAL_WAL_H
+#define CAIRN_WAL_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+#include "wal/format.h"
+
+/* ======================= record codec (wal/record.c) ==================== */
+
+/* A decoded record; body points into the reader's buffer and lives until the
+ * next wal_reader_next() call. */
+struct wal_record {
+    uint64_t lsn;
+    uint32_t len;       /* header + body */
+    uint8_t type;
+    uint8_t flags;
+    uint32_t coll_id;
+    uint64_t txn_id;
+    uint64_t durable_hint;
+    const uint8_t *body;
+    uint32_t body_len;
+};
+
+struct wal_upsert {
+    uint64_t id;
+    uint32_t dim;
+    uint32_t payload_len;
+    const float *vec;     /* may be unaligned-safe: 4-aligned within record */
+    const char *payload;  /* not NUL-terminated; NULL if payload_len == 0 */
+};
+struct wal_commit {
+    int64_t time_us;
+    uint32_t nrecords;
+};
+struct wal_create_coll {
+    uint32_t dim;
+    uint8_t metric;
+    uint32_t index_kind, hnsw_m, hnsw_ef;
+    uint8_t name_len;
+    const char *name; /* not NUL-terminated */
+};
+struct wal_restore_point {
+    int64_t time_us;
+    uint8_t name_len;
+    const char *name;
+};
+
+/* Encoders append one record (header with crc/lsn/durable zero, body, zero
+ * padding to 8) to dst and return the bytes used (a multiple of 8). With
+ * dst == NULL they only return the size. The writer fills lsn, durable hint
+ * and crc when the record is appended. */
+size_t wal_enc_upsert(uint8_t *dst, uint32_t coll, uint64_t txn, uint64_t id,
+                      const float *vec, uint32_t dim, const char *payload,
+                      uint32_t payload_len);
+size_t wal_enc_delete(uint8_t *dst, uint32_t coll, uint64_t txn, uint64_t id);
+size_t wal_enc_commit(uint8_t *dst, uint64_t txn, int64_t time_us,
+                      uint32_t nrecords);
+size_t wal_enc_create_coll(uint8_t *dst, uint32_t coll, uint64_t txn,
+                           uint32_t dim, uint8_t metric, const char *name,
+                           uint8_t name_len);
+size_t wal_enc_drop_coll(uint8_t *dst, uint32_t coll, uint64_t txn);
+size_t wal_enc_restore_point(uint8_t *dst, int64_t time_us, const char *name,
+                             uint8_t name_len);
+/* CREATE_COLL with explicit index parameters (wal_enc_create_coll writes
+ * kind 0 = flat, M 0, ef_construction 0). */
+size_t wal_enc_create_coll_ex(uint8_t *dst, uint32_t coll, uint64_t txn,
+                              uint32_t dim, uint8_t metric, uint32_t index_kind,
+                              uint32_t hnsw_m, uint32_t hnsw_ef,
+                              const char *name, uint8_t name_len);
+/* SWITCH (header only, WAL_REC_HDR bytes). Only the writer appends these;
+ * wal_writer_append() refuses them. */
+size_t wal_enc_switch(uint8_t *dst);
+
+/* Body decoders: check the body length against the type's layout; a
+ * mismatch is CAIRN_ECORRUPT with the record's LSN in the message. */
+cairn_status wal_dec_upsert(const struct wal_record *r, struct wal_upsert *out);
+cairn_status wal_dec_delete(const struct wal_record *r, uint64_t *id);
+cairn_status wal_dec_commit(const struct wal_record *r, struct wal_commit *out);
+cairn_status wal_dec_create_coll(const struct wal_record *r,
+                                 struct wal_create_coll *out);
+cairn_status wal_dec_restore_point(const struct wal_record *r,
+                                   struct wal_restore_point *out);
+
+const char *wal_rec_type_name(uint8_t type); /* "UPSERT", ..., "?" */
+
+/* Validates the record at buf[0..avail) (which sits at LSN `lsn` of a segment
+ * with `salt`); fills *out on success. Returns true if valid. */
+bool wal_rec_check(const uint8_t *buf, size_t avail, uint64_t lsn,
+                   uint32_t salt, struct wal_record *out);
+/* Finishes an encoded record in place: sets lsn, durable hint and crc. */
+void wal_rec_seal(uint8_t *rec, uint64_t lsn, uint64_t durable, uint32_t salt);
+
+/* ======================= segments (wal/segment.c) ======================= */
+
+struct wal_seg_header {
+    uint32_t version;
+    uint32_t timeline;
+    uint32_t seg_shift;   /* log2(segment size) */
+    uint64_t start_lsn;
+    uint64_t db_id;
+    uint32_t salt;
+};
+
+/* "TTTTTTTT-LLLLLLLLLLLLLLLL.wal" into buf (>= 32 bytes). */
+void wal_seg_name(char *buf, size_t n, uint32_t timeline, uint64_t start_lsn);
+/* Parses a segment file name; false if it is not one. */
+bool wal_seg_parse_name(const char *name, uint32_t *timeline, uint64_t *start_lsn);
+void wal_seg_header_encode(uint8_t out[WAL_SEG_HDR], const struct wal_seg_header *h);
+/* CAIRN_ECORRUPT (bad magic/crc/fields) or CAIRN_EVERSION; path in message. */
+cairn_status wal_seg_header_decode(const uint8_t in[WAL_SEG_HDR],
+                                   struct wal_seg_header *h, const char *path);
+
+/* Sorted list of the segments of `timeline` in dir (start LSNs). */
+cairn_status wal_seg_list(const char *waldir, uint32_t timeline,
+                          uint64_t **starts, size_t *n);
+
+/* ======================= writer (wal/writer.c) ========================== */
+
+typedef struct wal_writer wal_writer;
+
+struct wal_writer_opts {
+    const char *waldir;
+    uint32_t timeline;
+    uint32_t seg_shift;
+    uint64_t db_id;
+    cairn_io_backend io;
+    cairn_durability durability;
+    uint32_t async_flush_ms;
+    /* Called by the flusher thread, in LSN order, after everything before
+     * `durable_lsn` is on stable storage (or, in ASYNC/NONE mode, written). */
+    void (*on_durable)(void *ctx, uint64_t durable_lsn);
+    void *ctx;
+};
+
+/* Opens the writer to append at end_lsn (the end of the valid log as found
+ * by recovery; the segment holding it must exist unless end_lsn is the very
+ * start, 0, of a new log, in which case the first segment is created and
+ * appending starts at LSN WAL_SEG_HDR). Starts the flusher thread and the
+ * segment preallocator. */
+cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
+                             wal_writer **out);
+/* Appends `len` bytes of encoded records (wal_enc_*) as one unit: they get
+ * consecutive LSNs (with a SWITCH + new segment if needed). *first_lsn is the
+ * LSN of the first record, *last_lsn of the last one, *end_lsn the end of the
+ * last record (padding included). Thread-safe. Fails with CAIRN_EPOISONED
+ * after any earlier write/sync failure. */
+cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
+                               uint64_t *first_lsn, uint64_t *last_lsn,
+                               uint64_t *end_lsn);
+/* Blocks until durable_lsn >= lsn (kicking the flusher). The failure status
+ * of the flush if it failed. */
+cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn);
+/* Writes and syncs everything appended so far. */
+cairn_status wal_writer_flush(wal_writer *w);
+uint64_t wal_writer_end_lsn(wal_writer *w);     /* end of appended data */
+uint64_t wal_writer_durable_lsn(wal_writer *w);
+bool wal_writer_poisoned(wal_writer *w);
+const char *wal_writer_io_name(wal_writer *w);
+/* Total bytes of segment files currently on disk. */
+uint64_t wal_writer_disk_bytes(wal_writer *w);
+/* Flushes (unless poisoned), stops threads, closes files. Returns the status
+ * of the final flush. NULL is a no-op. */
+cairn_status wal_writer_close(wal_writer *w);
+
+/* ======================= reader (wal/reader.c) ========================== */
+
+typedef struct wal_reader wal_reader;
+
+/* Where and why reading stopped. */
+struct wal_end {
+    uint64_t end_lsn;        /* end of the last valid record */
+    bool torn;               /* an invalid record / garbage sat at end_lsn */
+    uint64_t garbage_bytes;  /* nonzero bytes from end_lsn to the end of the
+                                last segment holding any (torn part) */
+    char seg_path[256];      /* segment holding end_lsn */
+    uint64_t seg_offset;     /* end_lsn's offset in that segment */
+    uint32_t segments_after; /* later segment files holding data (torn) */
+};
+
+/* Opens a reader at from_lsn (0 = the first record of the oldest segment).
+ * The segment holding from_lsn must exist. */
+cairn_status wal_reader_open(const char *waldir, uint32_t timeline,
+                             uint64_t from_lsn, wal_reader **out);
+/* Next valid record. Returns CAIRN_OK with *end false and *rec filled, or
+ * CAIRN_OK with *end true at the end of the log, or CAIRN_ECORRUPT when an
+ * invalid record is followed by data proven durable (message names segment
+ * file and offset), or an I/O status. */
+cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end);
+/* After *end: where the log ended. */
+const struct wal_end *wal_reader_end(const wal_reader *r);
+uint64_t wal_reader_db_id(const wal_reader *r); /* from segment headers */
+uint32_t wal_reader_seg_shift(const wal_reader *r);
+void wal_reader_close(wal_reader *r);
+
+/* Recovery: removes the torn tail found by a reader: zeroes the garbage
+ * after end->end_lsn in its segment (fsynced) and deletes later segment
+ * files holding data (dir fsynced). */
+cairn_status wal_truncate_tail(const char *waldir, uint32_t timeline,
+                               const struct wal_end *end);
+
+#endif

@@ -1,0 +1,1021 @@
+/*
+ * writer.c — the WAL writer: append with LSN assignment, group commit by a
+ * flusher thread, segment rollover with a background preallocator, and
+ * poisoning after a failed write or sync. Format: wal/format.h; the recipe
+ * of a commit and the invariants: wal/README.md.
+ *
+ * Threads and what they own:
+ *   appenders   (any thread) under w->mu: copy sealed records into the
+ *               pending buffer, assign LSNs, switch segments.
+ *   flusher     takes the whole pending buffer (swapping it with its own
+ *               spare, so neither is ever freed between batches), writes it
+ *               with its own cio context, syncs, publishes durable_lsn, calls
+ *               on_durable (outside the lock, in LSN order) and wakes the
+ *               waiters. One write+sync in flight at a time.
+ *   preallocator creates the segment after the current one (zero-filled,
+ *               full size, header written, through cfs_create_zeroed) with
+ *               its own cio context, so that a switch never waits for
+ *               creating a file unless the log outruns it.
+ *
+ * LSN bookkeeping (all under w->mu; LSNs only grow):
+ *   pos          end of appended data: where the next record goes
+ *   written_lsn  end of data handed to the kernel
+ *   synced_lsn   end of data on stable storage; sealed into every record as
+ *                its durable hint (never a write-only position, so the hint
+ *                rule of format.h holds in every durability mode)
+ *   durable_lsn  published: synced_lsn, or written_lsn in NONE mode
+ *   acked_lsn    durable_lsn once on_durable has returned; waiters wake on it
+ *
+ * Segments: a batch that crosses into a new segment is written (and synced)
+ * segment by segment, the old segment's part first. A segment is closed once
+ * the flusher has moved past it; it is always synced by then.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wal/wal.h"
+
+/* Pending bytes that make the flusher write in ASYNC/NONE mode without
+ * waiting for its timer or a waiter. */
+#define WAL_WRITE_BATCH ((size_t)4 << 20)
+/* Appenders wait (back-pressure) while this much is pending. */
+#define WAL_MAX_PENDING ((size_t)64 << 20)
+/* Initial size of each of the two pending buffers (pre-touched). */
+#define WAL_BUF_INIT ((size_t)1 << 20)
+#define WAL_MSG_MAX 768
+#define WAL_IO_DEPTH 8u
+
+struct wseg {
+    struct wseg *next; /* open segments, oldest first */
+    uint64_t start;
+    uint32_t salt;
+    int fd;
+    char path[]; /* waldir/TTTTTTTT-LLLLLLLLLLLLLLLL.wal */
+};
+
+/* A run of the pending buffer that lands in one segment. */
+struct wchunk {
+    struct wseg *seg;
+    uint64_t lsn; /* LSN of its first byte */
+    size_t off;   /* offset in the buffer */
+    size_t len;
+};
+
+struct wbuf {
+    uint8_t *data;
+    size_t len, cap;
+    struct wchunk *ch;
+    size_t nch, chcap;
+};
+
+struct wal_writer {
+    char *waldir;
+    uint32_t timeline;
+    uint32_t seg_shift;
+    uint64_t seg_size;
+    uint64_t db_id;
+    cairn_durability mode;
+    uint32_t async_ms;
+    void (*on_durable)(void *ctx, uint64_t durable_lsn);
+    void *ctx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t flush_cv;    /* flusher: work arrived (CLOCK_MONOTONIC) */
+    pthread_cond_t done_cv;     /* waiters: acked/synced moved, or poison */
+    pthread_cond_t space_cv;    /* appenders: buffer taken, next segment, unit done */
+    pthread_cond_t prealloc_cv; /* preallocator: a segment is wanted */
+
+    /* appending */
+    uint64_t pos;
+    struct wseg *segs; /* open segments: [oldest the flusher still needs .. cur] */
+    struct wseg *cur;  /* receives appends; last of segs */
+    struct wseg *next; /* preallocated, not yet in segs */
+    struct wbuf bufs[2];
+    struct wbuf *pend; /* one of bufs; the flusher owns the other */
+    bool unit_busy;    /* an append unit waits for a segment mid-way */
+
+    /* flushing */
+    uint64_t written_lsn, synced_lsn, durable_lsn, acked_lsn;
+    uint64_t sync_req; /* flush/close want synced_lsn >= this */
+    bool kick;         /* a waiter wants a write now (ASYNC/NONE) */
+    bool flusher_idle;
+    bool stop;
+    struct wseg *last_seg; /* flusher: segment of the last chunk written */
+    bool last_dirty;       /* flusher: last_seg has unsynced writes */
+
+    /* poison */
+    bool poisoned;
+    cairn_status poison_st;
+    uint64_t failed_end;
+    char poison_msg[WAL_MSG_MAX];
+
+    /* preallocator */
+    cairn_status prealloc_st;
+    char prealloc_msg[WAL_MSG_MAX];
+
+    pthread_t flusher, preallocator;
+    bool flusher_started, prealloc_started;
+    cio *fio; /* flusher's */
+    cio *pio; /* preallocator's (the opening thread's before it starts) */
+    const char *io_name;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t seg_off(const wal_writer *w, uint64_t lsn)
+{
+    return lsn & (w->seg_size - 1);
+}
+
+static uint32_t new_salt(void)
+{
+    uint32_t s;
+    if (getrandom(&s, sizeof s, 0) == (ssize_t)sizeof s)
+        return s;
+    /* No entropy source: still distinct per creation in practice. */
+    uint64_t t = cairn_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&s;
+    t *= UINT64_C(0x9E3779B97F4A7C15);
+    return (uint32_t)(t >> 32);
+}
+
+static void copy_msg(char *dst, const char *src)
+{
+    snprintf(dst, WAL_MSG_MAX, "%s", src && src[0] ? src : "unknown error");
+}
+
+static struct wseg *seg_alloc(const wal_writer *w, uint64_t start)
+{
+    size_t n = strlen(w->waldir) + 1 + 32;
+    struct wseg *s = calloc(1, sizeof *s + n);
+    if (!s)
+        return NULL;
+    s->start = start;
+    s->fd = -1;
+    int k = snprintf(s->path, n, "%s/", w->waldir);
+    wal_seg_name(s->path + k, n - (size_t)k, w->timeline, start);
+    return s;
+}
+
+static void seg_free(struct wseg *s)
+{
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+}
+
+/* Creates segment `start` (zero-filled, header with a fresh salt) and opens
+ * it for writing. */
+static cairn_status seg_create(wal_writer *w, cio *c, uint64_t start, struct wseg **out)
+{
+    *out = NULL;
+    struct wseg *s = seg_alloc(w, start);
+    if (!s)
+        return cerr_set(CAIRN_ENOMEM, "could not create WAL segment: out of memory");
+    s->salt = new_salt();
+    struct wal_seg_header h = {
+        .version = WAL_FORMAT_VERSION,
+        .timeline = w->timeline,
+        .seg_shift = w->seg_shift,
+        .start_lsn = start,
+        .db_id = w->db_id,
+        .salt = s->salt,
+    };
+    uint8_t hdr[WAL_SEG_HDR];
+    wal_seg_header_encode(hdr, &h);
+    cairn_status st = cfs_create_zeroed(c, s->path, w->seg_size, hdr, sizeof hdr);
+    if (!st)
+        st = cfs_open(s->path, O_RDWR, 0, &s->fd);
+    if (st) {
+        seg_free(s);
+        return st;
+    }
+    *out = s;
+    return CAIRN_OK;
+}
+
+/* Opens an existing segment to continue appending in it; checks its header
+ * against the writer's options. */
+static cairn_status seg_open_existing(wal_writer *w, cio *c, uint64_t start,
+                                      struct wseg **out)
+{
+    *out = NULL;
+    struct wseg *s = seg_alloc(w, start);
+    if (!s)
+        return cerr_set(CAIRN_ENOMEM, "could not open WAL segment: out of memory");
+    uint8_t hdr[WAL_SEG_HDR];
+    size_t got = 0;
+    struct wal_seg_header h;
+    cairn_status st = cfs_open(s->path, O_RDWR, 0, &s->fd);
+    if (!st)
+        st = cio_read(c, s->fd, hdr, sizeof hdr, 0, s->path, &got);
+    if (!st && got < sizeof hdr)
+        st = cerr_set(CAIRN_ECORRUPT,
+                      "could not read WAL segment header \"%s\" at offset %zu: file is "
+                      "too short",
+                      s->path, got);
+    if (!st)
+        st = wal_seg_header_decode(hdr, &h, s->path);
+    if (!st && (h.timeline != w->timeline || h.start_lsn != start ||
+                h.seg_shift != w->seg_shift || h.db_id != w->db_id))
+        st = cerr_set(CAIRN_ECORRUPT,
+                      "could not open WAL segment \"%s\" at offset 0: header (timeline "
+                      "%" PRIu32 ", start LSN %" PRIu64 ", size 2^%" PRIu32
+                      ", database %016" PRIX64 ") does not match the log",
+                      s->path, h.timeline, h.start_lsn, h.seg_shift, h.db_id);
+    /* Whatever a crashed process left in the page cache becomes durable
+     * before new records claim it is (their durable hint). */
+    if (!st)
+        st = cio_fdatasync(c, s->fd, s->path);
+    if (st) {
+        seg_free(s);
+        return st;
+    }
+    s->salt = h.salt;
+    *out = s;
+    return CAIRN_OK;
+}
+
+/* fdatasync of an existing segment file, if it exists (open-time). */
+static cairn_status seg_sync_if_exists(wal_writer *w, cio *c, uint64_t start)
+{
+    struct wseg *s = seg_alloc(w, start);
+    if (!s)
+        return cerr_set(CAIRN_ENOMEM, "could not open WAL segment: out of memory");
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    cairn_status st = CAIRN_OK;
+    if (fd >= 0) {
+        st = cio_fdatasync(c, fd, s->path);
+        close(fd);
+    }
+    free(s);
+    return st;
+}
+
+static cairn_status buf_init(struct wbuf *b)
+{
+    b->data = malloc(WAL_BUF_INIT);
+    b->ch = malloc(8 * sizeof *b->ch);
+    if (!b->data || !b->ch)
+        return cerr_set(CAIRN_ENOMEM, "could not open WAL writer: out of memory");
+    memset(b->data, 0, WAL_BUF_INIT); /* first touch now, not on the hot path */
+    b->cap = WAL_BUF_INIT;
+    b->chcap = 8;
+    return CAIRN_OK;
+}
+
+static cairn_status buf_reserve(struct wbuf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return CAIRN_OK;
+    size_t ncap = b->cap * 2;
+    if (ncap < b->len + more)
+        ncap = b->len + more;
+    uint8_t *nd = realloc(b->data, ncap);
+    if (!nd)
+        return cerr_set(CAIRN_ENOMEM,
+                        "could not append to WAL: out of memory for a %zu-byte buffer", ncap);
+    b->data = nd;
+    b->cap = ncap;
+    return CAIRN_OK;
+}
+
+/* The chunk receiving bytes for segment s (a new one at a switch). */
+static cairn_status buf_chunk(struct wbuf *b, struct wseg *s, uint64_t lsn)
+{
+    if (b->nch && b->ch[b->nch - 1].seg == s)
+        return CAIRN_OK;
+    if (b->nch == b->chcap) {
+        size_t ncap = b->chcap * 2;
+        struct wchunk *nc = realloc(b->ch, ncap * sizeof *nc);
+        if (!nc)
+            return cerr_set(CAIRN_ENOMEM, "could not append to WAL: out of memory");
+        b->ch = nc;
+        b->chcap = ncap;
+    }
+    b->ch[b->nch++] = (struct wchunk){.seg = s, .lsn = lsn, .off = b->len, .len = 0};
+    return CAIRN_OK;
+}
+
+/* ---- poison ------------------------------------------------------------- */
+
+/* The status for someone waiting on `lsn` (not durable) after poisoning. */
+static cairn_status poisoned_status(wal_writer *w, uint64_t lsn, const char *verb)
+{
+    if (lsn && lsn <= w->failed_end)
+        return cerr_set(w->poison_st, "%s", w->poison_msg);
+    return cerr_set(CAIRN_EPOISONED,
+                    "could not %s WAL \"%s\": the writer refuses writes after an earlier "
+                    "failure: %s",
+                    verb, w->waldir, w->poison_msg);
+}
+
+/* Under w->mu. */
+static void poison(wal_writer *w, cairn_status st, const char *msg, uint64_t failed_end)
+{
+    if (w->poisoned)
+        return;
+    w->poisoned = true;
+    w->poison_st = st;
+    w->failed_end = failed_end;
+    copy_msg(w->poison_msg, msg);
+    clog_error("WAL writer for \"%s\" poisoned (no more writes until reopened): %s",
+               w->waldir, w->poison_msg);
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_cond_broadcast(&w->space_cv);
+}
+
+/* ---- flusher ------------------------------------------------------------ */
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool deadline_passed(const struct timespec *ts)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
+/*
+ * Writes batch b (outside the lock). Chunks go out in LSN order; a chunk
+ * followed by one in another segment is always synced before the next is
+ * written. *written / *synced advance to what was achieved.
+ */
+static cairn_status flush_batch(wal_writer *w, struct wbuf *b, bool do_sync,
+                                uint64_t *written, uint64_t *synced)
+{
+    cairn_status st = CAIRN_OK;
+    for (size_t i = 0; i < b->nch; i++) {
+        struct wchunk *c = &b->ch[i];
+        if (w->last_seg && w->last_seg != c->seg && w->last_dirty) {
+            st = cio_fdatasync(w->fio, w->last_seg->fd, w->last_seg->path);
+            if (st)
+                return st;
+            w->last_dirty = false;
+            *synced = *written;
+        }
+        bool sync_this = do_sync || i + 1 < b->nch;
+        uint64_t off = seg_off(w, c->lsn);
+        if (sync_this)
+            st = cio_write_sync(w->fio, c->seg->fd, b->data + c->off, c->len, off,
+                                c->seg->path);
+        else
+            st = cio_write(w->fio, c->seg->fd, b->data + c->off, c->len, off,
+                           c->seg->path);
+        if (st)
+            return st;
+        *written = c->lsn + c->len;
+        w->last_seg = c->seg;
+        w->last_dirty = !sync_this;
+        if (sync_this)
+            *synced = *written;
+    }
+    if (b->nch == 0 && do_sync && w->last_seg && w->last_dirty) {
+        /* NONE mode: flush/close of data written earlier without a sync. */
+        st = cio_fdatasync(w->fio, w->last_seg->fd, w->last_seg->path);
+        if (st)
+            return st;
+        w->last_dirty = false;
+        *synced = *written;
+    }
+    return CAIRN_OK;
+}
+
+static void *flusher_main(void *arg)
+{
+    wal_writer *w = arg;
+    struct timespec deadline;
+    deadline_after(&deadline, w->async_ms);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        bool need_sync;
+        for (;;) {
+            bool have = w->pend->len > 0;
+            need_sync = w->sync_req > w->synced_lsn;
+            if (w->poisoned) {
+                if (w->stop)
+                    goto out;
+            } else if (have) {
+                if (w->mode == CAIRN_DURABILITY_SYNC || w->kick || need_sync || w->stop ||
+                    w->pend->len >= WAL_WRITE_BATCH)
+                    break;
+                if (w->mode == CAIRN_DURABILITY_ASYNC && deadline_passed(&deadline))
+                    break;
+            } else if (need_sync && w->written_lsn > w->synced_lsn) {
+                break; /* sync only */
+            } else if (w->stop) {
+                goto out;
+            } else if (w->kick) {
+                w->kick = false; /* nothing pending: a stale kick */
+            }
+            w->flusher_idle = true;
+            if (w->mode == CAIRN_DURABILITY_ASYNC && !w->poisoned) {
+                if (deadline_passed(&deadline))
+                    deadline_after(&deadline, w->async_ms);
+                pthread_cond_timedwait(&w->flush_cv, &w->mu, &deadline);
+            } else {
+                pthread_cond_wait(&w->flush_cv, &w->mu);
+            }
+            w->flusher_idle = false;
+        }
+
+        /* Take everything pending. */
+        struct wbuf *b = w->pend;
+        w->pend = (b == &w->bufs[0]) ? &w->bufs[1] : &w->bufs[0];
+        bool do_sync = w->mode != CAIRN_DURABILITY_NONE || need_sync || w->stop;
+        uint64_t batch_end = w->pos;
+        uint64_t written = w->written_lsn, synced = w->synced_lsn;
+        w->kick = false;
+        if (w->mode == CAIRN_DURABILITY_ASYNC)
+            deadline_after(&deadline, w->async_ms);
+        pthread_cond_broadcast(&w->space_cv);
+        pthread_mutex_unlock(&w->mu);
+
+        cairn_status st = flush_batch(w, b, do_sync, &written, &synced);
+        char msg[WAL_MSG_MAX];
+        if (st)
+            copy_msg(msg, cairn_last_error());
+
+        pthread_mutex_lock(&w->mu);
+        b->len = 0;
+        b->nch = 0;
+        if (st) {
+            poison(w, st, msg, batch_end);
+            continue;
+        }
+        w->written_lsn = written;
+        if (synced > w->synced_lsn)
+            w->synced_lsn = synced;
+        uint64_t d = w->mode == CAIRN_DURABILITY_NONE ? written : w->synced_lsn;
+        if (d > w->durable_lsn)
+            w->durable_lsn = d;
+        d = w->durable_lsn;
+        /* Segments the flusher has moved past are synced and done. */
+        struct wseg *done = NULL;
+        if (w->last_seg) {
+            struct wseg **tail = &done;
+            while (w->segs != w->last_seg && w->segs != w->cur) {
+                struct wseg *s = w->segs;
+                w->segs = s->next;
+                s->next = NULL;
+                *tail = s;
+                tail = &s->next;
+            }
+        }
+        if (w->on_durable && d > w->acked_lsn) {
+            pthread_mutex_unlock(&w->mu);
+            w->on_durable(w->ctx, d);
+            pthread_mutex_lock(&w->mu);
+        }
+        if (d > w->acked_lsn)
+            w->acked_lsn = d;
+        pthread_cond_broadcast(&w->done_cv);
+        if (done) {
+            pthread_mutex_unlock(&w->mu);
+            while (done) {
+                struct wseg *n = done->next;
+                seg_free(done);
+                done = n;
+            }
+            pthread_mutex_lock(&w->mu);
+        }
+    }
+out:
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ---- preallocator ------------------------------------------------------- */
+
+static void *prealloc_main(void *arg)
+{
+    wal_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && (w->next || w->prealloc_st != CAIRN_OK))
+            pthread_cond_wait(&w->prealloc_cv, &w->mu);
+        if (w->stop)
+            break;
+        uint64_t start = w->cur->start + w->seg_size;
+        pthread_mutex_unlock(&w->mu);
+        struct wseg *s = NULL;
+        cairn_status st = seg_create(w, w->pio, start, &s);
+        char msg[WAL_MSG_MAX];
+        if (st)
+            copy_msg(msg, cairn_last_error());
+        pthread_mutex_lock(&w->mu);
+        if (st) {
+            w->prealloc_st = st;
+            copy_msg(w->prealloc_msg, msg);
+            clog_warn("could not preallocate the next WAL segment: %s", msg);
+        } else {
+            w->next = s;
+        }
+        pthread_cond_broadcast(&w->space_cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static void writer_free(wal_writer *w)
+{
+    struct wseg *s = w->segs;
+    while (s) {
+        struct wseg *n = s->next;
+        seg_free(s);
+        s = n;
+    }
+    seg_free(w->next);
+    for (int i = 0; i < 2; i++) {
+        free(w->bufs[i].data);
+        free(w->bufs[i].ch);
+    }
+    cio_ctx_close(w->fio);
+    cio_ctx_close(w->pio);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->flush_cv);
+    pthread_cond_destroy(&w->done_cv);
+    pthread_cond_destroy(&w->space_cv);
+    pthread_cond_destroy(&w->prealloc_cv);
+    free(w->waldir);
+    free(w);
+}
+
+static void writer_stop_threads(wal_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    w->sync_req = w->pos;
+    pthread_cond_broadcast(&w->flush_cv);
+    pthread_cond_broadcast(&w->prealloc_cv);
+    pthread_cond_broadcast(&w->space_cv);
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->flusher_started)
+        pthread_join(w->flusher, NULL);
+    if (w->prealloc_started)
+        pthread_join(w->preallocator, NULL);
+    w->flusher_started = w->prealloc_started = false;
+}
+
+cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
+                             wal_writer **out)
+{
+    if (!out)
+        return cerr_set(CAIRN_EINVAL, "could not open WAL writer: no output pointer");
+    *out = NULL;
+    if (!o || !o->waldir || !o->waldir[0])
+        return cerr_set(CAIRN_EINVAL, "could not open WAL writer: no WAL directory");
+    if (o->seg_shift < 21 || o->seg_shift > 30)
+        return cerr_set(CAIRN_EINVAL,
+                        "could not open WAL writer for \"%s\": segment size 2^%" PRIu32
+                        " is outside 2^21..2^30",
+                        o->waldir, o->seg_shift);
+    if (o->durability != CAIRN_DURABILITY_SYNC && o->durability != CAIRN_DURABILITY_ASYNC &&
+        o->durability != CAIRN_DURABILITY_NONE)
+        return cerr_set(CAIRN_EINVAL,
+                        "could not open WAL writer for \"%s\": unknown durability mode %d",
+                        o->waldir, (int)o->durability);
+    uint64_t seg_size = UINT64_C(1) << o->seg_shift;
+    uint64_t eoff = end_lsn & (seg_size - 1);
+    if (end_lsn != 0 && ((end_lsn % WAL_REC_ALIGN) != 0 || eoff < WAL_SEG_HDR ||
+                         eoff > seg_size - WAL_REC_HDR))
+        return cerr_set(CAIRN_EINVAL,
+                        "could not open WAL writer for \"%s\": end LSN %" PRIu64
+                        " is not a record position",
+                        o->waldir, end_lsn);
+
+    wal_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return cerr_set(CAIRN_ENOMEM, "could not open WAL writer: out of memory");
+    w->waldir = strdup(o->waldir);
+    w->timeline = o->timeline;
+    w->seg_shift = o->seg_shift;
+    w->seg_size = seg_size;
+    w->db_id = o->db_id;
+    w->mode = o->durability;
+    w->async_ms = o->async_flush_ms ? o->async_flush_ms : 10;
+    w->on_durable = o->on_durable;
+    w->ctx = o->ctx;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->flush_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->done_cv, NULL);
+    pthread_cond_init(&w->space_cv, NULL);
+    pthread_cond_init(&w->prealloc_cv, NULL);
+    w->pend = &w->bufs[0];
+
+    cairn_status st = CAIRN_OK;
+    if (!w->waldir) {
+        st = cerr_set(CAIRN_ENOMEM, "could not open WAL writer: out of memory");
+        goto fail;
+    }
+    st = buf_init(&w->bufs[0]);
+    if (!st)
+        st = buf_init(&w->bufs[1]);
+    if (!st)
+        st = cio_ctx_open(&w->fio, o->io, WAL_IO_DEPTH);
+    if (!st)
+        st = cio_ctx_open(&w->pio, o->io, WAL_IO_DEPTH);
+    if (st)
+        goto fail;
+    w->io_name = cio_name(w->fio);
+
+    struct wseg *s = NULL;
+    if (end_lsn == 0) {
+        uint64_t *starts = NULL;
+        size_t n = 0;
+        st = wal_seg_list(w->waldir, w->timeline, &starts, &n);
+        free(starts);
+        if (st)
+            goto fail;
+        if (n > 0) {
+            st = cerr_set(CAIRN_EEXIST,
+                          "could not create WAL \"%s\": timeline %" PRIu32
+                          " already has %zu segment(s); open it at the end of its log",
+                          w->waldir, w->timeline, n);
+            goto fail;
+        }
+        st = seg_create(w, w->pio, 0, &s);
+        end_lsn = WAL_SEG_HDR;
+    } else {
+        uint64_t start = end_lsn - eoff;
+        st = seg_open_existing(w, w->pio, start, &s);
+        if (st == CAIRN_ENOTFOUND && eoff == WAL_SEG_HDR) {
+            /* The log ended with a SWITCH and the next segment was never
+             * created: create it now. */
+            st = seg_create(w, w->pio, start, &s);
+        }
+        if (!st && eoff == WAL_SEG_HDR && start > 0) {
+            /* The SWITCH that led here must be durable before new records
+             * say so. */
+            st = seg_sync_if_exists(w, w->pio, start - seg_size);
+            if (st) {
+                seg_free(s);
+                s = NULL;
+            }
+        }
+        if (st == CAIRN_ENOTFOUND)
+            cerr_wrap(st, "could not open WAL writer at LSN %" PRIu64, end_lsn);
+    }
+    if (st)
+        goto fail;
+    w->segs = w->cur = s;
+    w->pos = end_lsn;
+    w->written_lsn = w->synced_lsn = w->durable_lsn = w->acked_lsn = end_lsn;
+    w->sync_req = end_lsn;
+
+    if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0) {
+        st = cerr_set(CAIRN_ENOMEM, "could not start the WAL flusher thread");
+        goto fail;
+    }
+    w->flusher_started = true;
+    if (pthread_create(&w->preallocator, NULL, prealloc_main, w) != 0) {
+        st = cerr_set(CAIRN_ENOMEM, "could not start the WAL preallocator thread");
+        goto fail;
+    }
+    w->prealloc_started = true;
+    *out = w;
+    return CAIRN_OK;
+
+fail:
+    writer_stop_threads(w);
+    writer_free(w);
+    return st;
+}
+
+cairn_status wal_writer_close(wal_writer *w)
+{
+    if (!w)
+        return CAIRN_OK;
+    pthread_mutex_lock(&w->mu);
+    bool was_poisoned = w->poisoned;
+    pthread_mutex_unlock(&w->mu);
+    writer_stop_threads(w);
+    cairn_status st = CAIRN_OK;
+    if (was_poisoned)
+        st = poisoned_status(w, 0, "close");
+    else if (w->poisoned)
+        st = cerr_set(w->poison_st, "%s", w->poison_msg);
+    writer_free(w);
+    return st;
+}
+
+/* ---- append ------------------------------------------------------------- */
+
+/* Checks that recs[0..len) is a sequence of encoded records. */
+static cairn_status check_unit(const wal_writer *w, const uint8_t *recs, size_t len,
+                               size_t *nrec)
+{
+    size_t off = 0, n = 0;
+    if (len == 0 || (len % WAL_REC_ALIGN) != 0 || !recs)
+        return cerr_set(CAIRN_EINVAL,
+                        "could not append to WAL \"%s\": %zu bytes is not a sequence of "
+                        "encoded records",
+                        w->waldir, len);
+    while (off < len) {
+        uint32_t rl = len - off >= WAL_REC_HDR ? ld32(recs + off + 4) : 0;
+        uint8_t type = len - off >= WAL_REC_HDR ? recs[off + 8] : 0;
+        size_t sz = CAIRN_ALIGN_UP((size_t)rl, (size_t)WAL_REC_ALIGN);
+        if (rl < WAL_REC_HDR || rl > WAL_REC_MAX || type == 0 || type >= WAL_REC_SWITCH ||
+            sz > len - off)
+            return cerr_set(CAIRN_EINVAL,
+                            "could not append to WAL \"%s\": bad encoded record at byte "
+                            "%zu of the unit (length %" PRIu32 ", type %u)",
+                            w->waldir, off, rl, type);
+        off += sz;
+        n++;
+    }
+    *nrec = n;
+    return CAIRN_OK;
+}
+
+/* Number of segment switches placing the unit at w->pos needs. */
+static unsigned count_switches(const wal_writer *w, const uint8_t *recs, size_t len)
+{
+    uint64_t limit = w->seg_size - WAL_REC_HDR;
+    uint64_t off = seg_off(w, w->pos);
+    if (off + len <= limit)
+        return 0;
+    unsigned n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t sz = CAIRN_ALIGN_UP((size_t)ld32(recs + i + 4), (size_t)WAL_REC_ALIGN);
+        if (off + sz > limit) {
+            n++;
+            off = WAL_SEG_HDR;
+        }
+        off += sz;
+        i += sz;
+    }
+    return n;
+}
+
+/* Under w->mu: copies one record to the pending buffer at w->pos and seals
+ * it. Capacity was reserved by the caller. */
+static void place(wal_writer *w, const uint8_t *rec, size_t sz)
+{
+    struct wbuf *b = w->pend;
+    struct wchunk *c = &b->ch[b->nch - 1];
+    uint8_t *d = b->data + b->len;
+    memcpy(d, rec, sz);
+    wal_rec_seal(d, w->pos, w->synced_lsn, w->cur->salt);
+    b->len += sz;
+    c->len += sz;
+    w->pos += sz;
+}
+
+/* Under w->mu: puts a SWITCH at w->pos and moves to the preallocated next
+ * segment. Capacity for the SWITCH was reserved. */
+static cairn_status do_switch(wal_writer *w)
+{
+    uint8_t sw[WAL_REC_HDR];
+    wal_enc_switch(sw);
+    place(w, sw, WAL_REC_HDR);
+    struct wseg *n = w->next;
+    w->next = NULL;
+    w->cur->next = n;
+    w->cur = n;
+    w->pos = n->start + WAL_SEG_HDR;
+    pthread_cond_signal(&w->prealloc_cv);
+    return buf_chunk(w->pend, w->cur, w->pos);
+}
+
+/* Under w->mu: the failure of the preallocator, handed to this appender;
+ * the preallocator tries again on the next need. */
+static cairn_status take_prealloc_error(wal_writer *w)
+{
+    cairn_status st = cerr_set(w->prealloc_st, "%s", w->prealloc_msg);
+    w->prealloc_st = CAIRN_OK;
+    pthread_cond_signal(&w->prealloc_cv);
+    return st;
+}
+
+cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
+                               uint64_t *first_lsn, uint64_t *last_lsn, uint64_t *end_lsn)
+{
+    if (!w)
+        return cerr_set(CAIRN_EINVAL, "could not append to WAL: no writer");
+    size_t nrec;
+    cairn_status st = check_unit(w, recs, len, &nrec);
+    if (st)
+        return st;
+
+    pthread_mutex_lock(&w->mu);
+    unsigned nsw;
+    for (;;) {
+        if (w->poisoned) {
+            st = poisoned_status(w, 0, "append to");
+            goto out;
+        }
+        if (w->stop) {
+            st = cerr_set(CAIRN_ECLOSED, "could not append to WAL \"%s\": writer is closing",
+                          w->waldir);
+            goto out;
+        }
+        if (w->unit_busy || (w->pend->len >= WAL_MAX_PENDING)) {
+            if (w->flusher_idle)
+                pthread_cond_signal(&w->flush_cv);
+            w->kick = true;
+            pthread_cond_wait(&w->space_cv, &w->mu);
+            continue;
+        }
+        nsw = count_switches(w, recs, len);
+        if (nsw > 0 && !w->next) {
+            if (w->prealloc_st) {
+                st = take_prealloc_error(w);
+                goto out;
+            }
+            pthread_cond_wait(&w->space_cv, &w->mu);
+            continue;
+        }
+        break;
+    }
+
+    struct wbuf *b = w->pend;
+    st = buf_reserve(b, len + (size_t)nsw * WAL_REC_HDR);
+    if (!st)
+        st = buf_chunk(b, w->cur, w->pos);
+    if (st)
+        goto out;
+    uint64_t limit = w->seg_size - WAL_REC_HDR;
+    uint64_t first = 0, last = 0;
+    for (size_t i = 0; i < len;) {
+        size_t sz = CAIRN_ALIGN_UP((size_t)ld32(recs + i + 4), (size_t)WAL_REC_ALIGN);
+        if (seg_off(w, w->pos) + sz > limit) {
+            if (!w->next) {
+                /* A unit larger than a segment outran the preallocator.
+                 * Others wait (units never interleave); the flusher goes on. */
+                w->unit_busy = true;
+                while (!w->next && !w->poisoned && !w->prealloc_st && !w->stop)
+                    pthread_cond_wait(&w->space_cv, &w->mu);
+                w->unit_busy = false;
+                pthread_cond_broadcast(&w->space_cv);
+                /* What was placed so far has no COMMIT: it never applies. */
+                if (w->poisoned) {
+                    st = poisoned_status(w, 0, "append to");
+                    goto out;
+                }
+                if (w->prealloc_st) {
+                    st = take_prealloc_error(w);
+                    goto out;
+                }
+                if (!w->next) {
+                    st = cerr_set(CAIRN_ECLOSED,
+                                  "could not append to WAL \"%s\": writer is closing",
+                                  w->waldir);
+                    goto out;
+                }
+                /* The flusher may have taken the buffer meanwhile. */
+                st = buf_reserve(w->pend, len - i + WAL_REC_HDR * 2);
+                if (!st)
+                    st = buf_chunk(w->pend, w->cur, w->pos);
+                if (st)
+                    goto out;
+            }
+            st = do_switch(w);
+            if (st)
+                goto out;
+        }
+        if (i == 0)
+            first = w->pos;
+        last = w->pos;
+        place(w, recs + i, sz);
+        i += sz;
+    }
+    if (first_lsn)
+        *first_lsn = first;
+    if (last_lsn)
+        *last_lsn = last;
+    if (end_lsn)
+        *end_lsn = w->pos;
+    if (w->flusher_idle &&
+        (w->mode == CAIRN_DURABILITY_SYNC || w->pend->len >= WAL_WRITE_BATCH))
+        pthread_cond_signal(&w->flush_cv);
+out:
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn)
+{
+    if (!w)
+        return cerr_set(CAIRN_EINVAL, "could not wait for WAL: no writer");
+    cairn_status st = CAIRN_OK;
+    pthread_mutex_lock(&w->mu);
+    if (lsn > w->pos)
+        lsn = w->pos;
+    while (w->acked_lsn < lsn) {
+        if (w->poisoned) {
+            st = poisoned_status(w, lsn, "write");
+            break;
+        }
+        if (w->mode != CAIRN_DURABILITY_SYNC)
+            w->kick = true;
+        if (w->flusher_idle)
+            pthread_cond_signal(&w->flush_cv);
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+cairn_status wal_writer_flush(wal_writer *w)
+{
+    if (!w)
+        return cerr_set(CAIRN_EINVAL, "could not flush WAL: no writer");
+    cairn_status st = CAIRN_OK;
+    pthread_mutex_lock(&w->mu);
+    uint64_t target = w->pos;
+    if (target > w->sync_req)
+        w->sync_req = target;
+    while (w->synced_lsn < target || w->acked_lsn < target) {
+        if (w->poisoned) {
+            st = poisoned_status(w, target, "flush");
+            break;
+        }
+        if (w->flusher_idle)
+            pthread_cond_signal(&w->flush_cv);
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+uint64_t wal_writer_end_lsn(wal_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->pos;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+uint64_t wal_writer_durable_lsn(wal_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->durable_lsn;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+bool wal_writer_poisoned(wal_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool v = w->poisoned;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+const char *wal_writer_io_name(wal_writer *w)
+{
+    return w ? w->io_name : "none";
+}
+
+uint64_t wal_writer_disk_bytes(wal_writer *w)
+{
+    DIR *d = opendir(w->waldir);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!wal_seg_parse_name(de->d_name, NULL, NULL))
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0)
+            total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
