@@ -20,6 +20,7 @@
  * this with checkpoints), truncate a torn tail, start the WAL writer at the
  * end of the valid log.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -128,7 +129,23 @@ static cairn_status check_options(const cairn_options *o, uint32_t *shift) {
     return CAIRN_OK;
 }
 
-/* Reads DB/meta, or creates a new database when the directory holds none. */
+/* Segment files of any timeline in waldir (0 if it does not exist). */
+static size_t count_segments(const char *waldir) {
+    DIR *d = opendir(waldir);
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += wal_seg_parse_name(e->d_name, NULL, NULL);
+    closedir(d);
+    return n;
+}
+
+/* Reads DB/meta, or creates a new database when the directory holds none.
+ * Creation order makes every crash point recoverable: meta is published
+ * first (atomically), then the WAL directory. So meta without wal/ is a
+ * creation cut short (wal/ is made now), and wal/ without meta is corrupt
+ * only if it holds segments. */
 static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
     char *mpath = path_join(db->path, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
@@ -144,11 +161,13 @@ static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
     } else if (errno != ENOENT) {
         st = cerr_errno(errno, "could not stat meta file \"%s\"", mpath);
     } else {
-        if (stat(db->waldir, &sb) == 0) {
+        st = CAIRN_OK;
+        if (count_segments(db->waldir) > 0) {
             st = cerr_set(CAIRN_ECORRUPT,
-                          "database \"%s\" has a WAL directory but no meta file \"%s\"",
+                          "database \"%s\" has WAL segments but no meta file \"%s\"",
                           db->path, mpath);
-        } else {
+        }
+        if (st == CAIRN_OK) {
             m.version = DB_FORMAT_VERSION;
             m.seg_shift = want_shift;
             m.timeline = 1;
@@ -157,13 +176,16 @@ static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
                 m.db_id = (uint64_t)m.created_us ^ ((uint64_t)getpid() << 32);
             uint8_t buf[DB_META_SIZE];
             meta_encode(buf, &m);
-            st = cfs_mkdir(db->waldir, 0755);
-            if (st == CAIRN_OK) st = cfs_fsync_dir(db->path);
-            if (st == CAIRN_OK) st = cairn_durable_replace(mpath, buf, sizeof buf);
+            st = cairn_durable_replace(mpath, buf, sizeof buf);
         }
     }
     free(mpath);
     if (st) return st;
+    if (stat(db->waldir, &sb) != 0) {
+        st = cfs_mkdir(db->waldir, 0755);
+        if (st == CAIRN_OK) st = cfs_fsync_dir(db->path);
+        if (st) return st;
+    }
     db->db_id = m.db_id;
     db->seg_shift = m.seg_shift;
     db->timeline = m.timeline;
