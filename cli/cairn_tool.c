@@ -286,12 +286,9 @@ static int cmd_restore_point(const struct command *c, int argc, char **argv)
 
 static volatile sig_atomic_t g_interrupted;
 
-static void on_interrupt(int sig)
-{
-    g_interrupted = sig;
-    /* A second signal ends the process the default way. */
-    signal(sig, SIG_DFL);
-}
+/* Installed with SA_RESETHAND: a second signal ends the process the
+ * default way. */
+static void on_interrupt(int sig) { g_interrupted = sig; }
 
 struct batch {
     size_t cap;         /* points */
@@ -474,6 +471,8 @@ static int cmd_import(const struct command *c, int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 

@@ -7,7 +7,8 @@
 #
 # Uses /usr/share/datasets/fashion-mnist (Debian package
 # dataset-fashion-mnist) when present, else a seeded synthetic .fvecs of
-# 60000 x 784 made by `cairn gen-synthetic`. Works in a temporary directory,
+# 60000 x 784 made by `cairn gen-synthetic` (CAIRN_DEMO_FASHION_MNIST=DIR
+# points elsewhere). Works in a temporary directory,
 # removed at the end unless CAIRN_DEMO_KEEP=1.
 set -euo pipefail
 
@@ -15,15 +16,14 @@ if [ $# -ne 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
     echo "usage: $0 BUILD_DIR   (e.g. meson setup build && ninja -C build && $0 build)" >&2
     exit 2
 fi
-BUILD=$1
-CAIRN=$BUILD/cli/cairn
-PITRCTL=$BUILD/cli/pitrctl
-for b in "$CAIRN" "$PITRCTL"; do
-    if [ ! -x "$b" ]; then
-        echo "demo: $b not found; build first: meson setup $BUILD && ninja -C $BUILD" >&2
+for b in cairn pitrctl; do
+    if [ ! -x "$1/cli/$b" ]; then
+        echo "demo: $1/cli/$b not found; build first: meson setup $1 && ninja -C $1" >&2
         exit 1
     fi
 done
+BUILD=$(cd "$1" && pwd)
+PATH=$BUILD/cli:$PATH
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-demo.XXXXXX")
 cleanup() {
@@ -35,36 +35,47 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-DB=$TMP/db
+cd "$TMP"
+DB=db
+echo "demo: working in $TMP"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+# Prints the command (arguments with shell characters in single quotes),
+# then runs it.
+show() {
+    printf '$'
+    for a in "$@"; do
+        if [[ $a =~ [^A-Za-z0-9_./:=,+-] ]]; then printf " '%s'" "$a"; else printf ' %s' "$a"; fi
+    done
+    printf '\n'
+    "$@"
+}
 
-FM=/usr/share/datasets/fashion-mnist
+FM=${CAIRN_DEMO_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 if [ -r "$FM/train-images-idx3-ubyte.gz" ] && [ -r "$FM/t10k-images-idx3-ubyte.gz" ]; then
     DATA=$FM/train-images-idx3-ubyte.gz
     QUERY_FILE=$FM/t10k-images-idx3-ubyte.gz
     TOTAL=60000
 else
     step "Fashion-MNIST not found in $FM: generating synthetic data"
-    DATA=$TMP/synthetic.fvecs
-    show "$CAIRN" gen-synthetic "$DATA" --n 60000 --dim 784 --seed 42
+    DATA=synthetic.fvecs
+    show cairn gen-synthetic "$DATA" --n 60000 --dim 784 --seed 42
     QUERY_FILE=$DATA
     TOTAL=60000
 fi
 
 step "Create a database and a collection of 784-dimensional vectors (L2)"
-show "$CAIRN" create "$DB" fashion --dim 784 --metric l2
+show cairn create "$DB" fashion --dim 784 --metric l2
 
 # The end of the log after the create: the poller below reads only what the
 # import appends after it.
 end_lsn() { sed -n 's/.*end LSN \([0-9A-F]\{16\}\).*/\1/p' "$1"; }
-"$PITRCTL" waldump "$DB" >/dev/null 2>"$TMP/wd.err"
-END=$(end_lsn "$TMP/wd.err")
+pitrctl waldump "$DB" >/dev/null 2>wd.err
+END=$(end_lsn wd.err)
 
 step "Import $(basename "$DATA") in the background, 1000 points per transaction"
-echo "\$ $CAIRN import $DB fashion $DATA --batch 1000 &"
-"$CAIRN" import "$DB" fashion "$DATA" --batch 1000 2>"$TMP/import.err" &
+echo "\$ cairn import $DB fashion $DATA --batch 1000 &"
+cairn import "$DB" fashion "$DATA" --batch 1000 2>import.err &
 IMPORT_PID=$!
 
 # Watch the WAL from outside with pitrctl waldump (read-only, no lock, works
@@ -74,10 +85,10 @@ IMPORT_PID=$!
 HALF=$((TOTAL / 2))
 COMMITTED=0
 while kill -0 "$IMPORT_PID" 2>/dev/null && [ "$COMMITTED" -lt "$HALF" ]; do
-    n=$("$PITRCTL" waldump "$DB" --from "$END" --json 2>"$TMP/wd.err" |
+    n=$(pitrctl waldump "$DB" --from "$END" --json 2>wd.err |
         sed -n 's/.*"type":"COMMIT".*"records":\([0-9]*\).*/\1/p' |
         awk '{ s += $1 } END { print s + 0 }')
-    e=$(end_lsn "$TMP/wd.err")
+    e=$(end_lsn wd.err)
     if [ -n "$e" ]; then END=$e; fi
     COMMITTED=$((COMMITTED + n))
     sleep 0.05
@@ -85,40 +96,43 @@ done
 if kill -KILL "$IMPORT_PID" 2>/dev/null; then
     wait "$IMPORT_PID" 2>/dev/null || true
     IMPORT_PID=
-    echo "SIGKILL sent to the importer; the WAL showed $COMMITTED of $TOTAL points committed when it was sent"
+    echo "SIGKILL sent to the importer; its last poll of the WAL had seen $COMMITTED of $TOTAL points committed"
+    echo "(recovery below finds every commit that reached the WAL, also any made after that poll)"
 else
     wait "$IMPORT_PID" 2>/dev/null || true
     IMPORT_PID=
     echo "the import ended before the kill (the machine is fast); its summary:"
-    cat "$TMP/import.err"
+    cat import.err
 fi
 
 step "The WAL as the killed process left it (tail; read-only, nothing repaired)"
-echo "\$ $PITRCTL waldump $DB --from $END | tail -4"
-"$PITRCTL" waldump "$DB" --from "$END" 2>"$TMP/wd.err" | tail -4
-cat "$TMP/wd.err"
+echo "\$ pitrctl waldump $DB --from $END | tail -4"
+pitrctl waldump "$DB" --from "$END" 2>wd.err | tail -4
+cat wd.err
 
 step "Open the database: crash recovery replays the WAL"
-show "$CAIRN" info "$DB"
+show cairn info "$DB"
 
 step "A named restore point, a target for point-in-time recovery"
-show "$CAIRN" restore-point "$DB" after-the-crash
+show cairn restore-point "$DB" after-the-crash
 
-step "Search: the 5 nearest neighbours of the first test image"
 if [ "$QUERY_FILE" = "$DATA" ]; then
+    step "Search: the 5 nearest neighbours of row 0 of the data"
     # Synthetic data carries {"row": N}: filter on it.
-    show "$CAIRN" search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5
+    show cairn search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5
     step "Same query, only points from rows 1000..9999 (payload filter)"
-    show "$CAIRN" search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5 \
+    show cairn search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5 \
         --filter '{"must":[{"key":"row","range":{"gte":1000,"lt":10000}}]}'
 else
-    LABEL=$("$CAIRN" cat "$QUERY_FILE" --limit 1 |
+    step "Search: the 5 nearest neighbours of the first test image"
+    LABEL=$(cairn cat "$QUERY_FILE" --limit 1 |
         sed -n 's/.*"payload":{"label":\([0-9]*\)}.*/\1/p')
-    echo "(the test image's own label is ${LABEL:-unknown})"
-    show "$CAIRN" search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5
+    CLASSES=(T-shirt/top Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag "Ankle boot")
+    echo "(the test image is label ${LABEL:-?}: ${CLASSES[${LABEL:-0}]})"
+    show cairn search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5
     OTHER=$(( (${LABEL:-0} + 2) % 10 ))
-    step "Same query, only points labelled $OTHER (payload filter)"
-    show "$CAIRN" search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5 \
+    step "Same query, only points labelled $OTHER: ${CLASSES[$OTHER]} (payload filter)"
+    show cairn search "$DB" fashion --vector-file "$QUERY_FILE" --row 0 -k 5 \
         --filter "{\"must\":[{\"key\":\"label\",\"match\":{\"value\":$OTHER}}]}"
 fi
 

@@ -171,6 +171,37 @@ static uint64_t reader_start(const struct seglist *sl, uint64_t from)
 }
 
 /* ------------------------------------------------------------------ */
+/* Reading a log that may be live                                       */
+/* ------------------------------------------------------------------ */
+
+/* The WAL reader re-reads a record once when a live writer was filling it
+ * while it was read (wal/reader.c), so waldump needs no retry of its own. */
+struct walscan {
+    wal_reader *r;
+};
+
+static cairn_status ws_open(struct walscan *w, const char *waldir,
+                            uint32_t timeline, const struct seglist *sl,
+                            uint64_t start)
+{
+    (void)sl;
+    memset(w, 0, sizeof(*w));
+    return wal_reader_open(waldir, timeline, start, &w->r);
+}
+
+static cairn_status ws_next(struct walscan *w, struct wal_record *rec,
+                            bool *end)
+{
+    return wal_reader_next(w->r, rec, end);
+}
+
+static void ws_close(struct walscan *w)
+{
+    wal_reader_close(w->r);
+    w->r = NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Collection filter                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -247,17 +278,19 @@ static bool cf_pass(struct collfilter *cf, const struct wal_record *rec)
 /* Scans from the oldest record until the name has an id and `until` is
  * reached (ids created before `until` must all be known). */
 static int cf_resolve(struct collfilter *cf, const char *waldir,
-                      uint32_t timeline, uint64_t until)
+                      const struct seglist *sl, uint64_t until)
 {
-    wal_reader *r;
-    cairn_status st = wal_reader_open(waldir, timeline, 0, &r);
-    if (st != CAIRN_OK)
+    struct walscan ws;
+    cairn_status st = ws_open(&ws, waldir, sl->timeline, sl, 0);
+    if (st != CAIRN_OK) {
+        ws_close(&ws);
         return report(st);
+    }
     int rc = CLI_EXIT_OK;
     for (;;) {
         struct wal_record rec;
         bool end = false;
-        st = wal_reader_next(r, &rec, &end);
+        st = ws_next(&ws, &rec, &end);
         if (st != CAIRN_OK) {
             rc = report(st);
             break;
@@ -269,12 +302,12 @@ static int cf_resolve(struct collfilter *cf, const char *waldir,
             break;
         }
     }
-    wal_reader_close(r);
+    ws_close(&ws);
     if (rc == CLI_EXIT_OK && cf->n == 0)
         rc = failf("no CREATE_COLL record for collection \"%s\" in the WAL of "
                    "timeline %u (it may sit in a removed segment); pass the "
                    "collection id instead ('cairn info' shows it)",
-                   cf->name, timeline);
+                   cf->name, sl->timeline);
     return rc;
 }
 
@@ -434,7 +467,7 @@ static int cmd_waldump(int argc, char **argv)
 
     struct collfilter cf = {0};
     struct seglist sl;
-    wal_reader *r = NULL;
+    struct walscan ws = {0};
     int rc = list_segments(waldir, timeline, &sl);
     if (rc != CLI_EXIT_OK)
         goto out;
@@ -448,13 +481,13 @@ static int cmd_waldump(int argc, char **argv)
             }
         } else {
             cf.name = coll;
-            if ((rc = cf_resolve(&cf, waldir, sl.timeline, from)) != CLI_EXIT_OK)
+            if ((rc = cf_resolve(&cf, waldir, &sl, from)) != CLI_EXIT_OK)
                 goto out;
         }
     }
 
     uint64_t start = reader_start(&sl, from);
-    cairn_status st = wal_reader_open(waldir, sl.timeline, start, &r);
+    cairn_status st = ws_open(&ws, waldir, sl.timeline, &sl, start);
     if (st != CAIRN_OK) {
         rc = report(st);
         goto out;
@@ -463,7 +496,7 @@ static int cmd_waldump(int argc, char **argv)
     bool end = false, stopped_at_to = false;
     for (;;) {
         struct wal_record rec;
-        st = wal_reader_next(r, &rec, &end);
+        st = ws_next(&ws, &rec, &end);
         if (st != CAIRN_OK) {
             fflush(stdout);
             rc = report(st);
@@ -500,7 +533,7 @@ static int cmd_waldump(int argc, char **argv)
         rc = failf("could not write the output: %s", strerror(errno));
 
     char a[CLI_LSN_LEN], b[CLI_LSN_LEN];
-    const struct wal_end *we = end ? wal_reader_end(r) : NULL;
+    const struct wal_end *we = end ? wal_reader_end(ws.r) : NULL;
     uint64_t end_lsn = we ? we->end_lsn : last_end;
     fprintf(stderr, "pitrctl: timeline %u: %llu records shown (%llu read)",
             sl.timeline, (unsigned long long)shown, (unsigned long long)read);
@@ -521,7 +554,7 @@ static int cmd_waldump(int argc, char **argv)
                 (unsigned long long)we->seg_offset,
                 (unsigned long long)we->garbage_bytes, we->segments_after);
 out:
-    wal_reader_close(r);
+    ws_close(&ws);
     free(sl.starts);
     free(cf.ids);
     free(waldir);

@@ -296,6 +296,27 @@ static bool target_allows(const struct replay_target *t, uint64_t txn,
     }
 }
 
+/*
+ * A record of another transaction while `*open_txn` has no COMMIT yet: the
+ * open one never gets its COMMIT (a transaction is appended in one piece),
+ * so it was cut by a crash or a failed write, and the log went on after the
+ * recovery that followed (which keeps the cut records: they are valid, and
+ * new records are appended after them). Its records never apply (format.h);
+ * it is dropped like a transaction cut at the end of the log. A COMMIT of
+ * the dropped transaction later in the log would fail the record count
+ * check, so true interleaving is still reported as corruption.
+ */
+static void discard_cut(struct chunk *c, uint64_t *open_txn, size_t txn_start,
+                        const struct wal_record *rec, struct replay_result *res) {
+    clog_info("transaction %llu has no COMMIT before LSN %llu (transaction %llu): "
+              "discarded as cut by an earlier crash",
+              (unsigned long long)*open_txn, (unsigned long long)rec->lsn,
+              (unsigned long long)rec->txn_id);
+    res->txns_discarded++;
+    c->len = txn_start;
+    *open_txn = 0;
+}
+
 cairn_status replay_run(cairn_db *db, wal_reader *r,
                         const struct replay_target *target, unsigned jobs,
                         struct replay_result *res) {
@@ -379,15 +400,8 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
                               (unsigned long long)rec.lsn);
                 goto done;
             }
-            if (open_txn != 0 && rec.txn_id != open_txn) {
-                st = cerr_set(CAIRN_ECORRUPT,
-                              "record at LSN %llu of transaction %llu interleaves "
-                              "open transaction %llu",
-                              (unsigned long long)rec.lsn,
-                              (unsigned long long)rec.txn_id,
-                              (unsigned long long)open_txn);
-                goto done;
-            }
+            if (open_txn != 0 && rec.txn_id != open_txn)
+                discard_cut(c, &open_txn, txn_start, &rec, res);
             if (open_txn == 0) {
                 open_txn = rec.txn_id;
                 txn_start = c->len;
@@ -412,14 +426,14 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
         struct wal_commit cm;
         st = wal_dec_commit(&rec, &cm);
         if (st) goto done;
-        if (open_txn != 0 && rec.txn_id != open_txn) {
-            st = cerr_set(CAIRN_ECORRUPT,
-                          "commit at LSN %llu of transaction %llu while transaction "
-                          "%llu is open",
-                          (unsigned long long)rec.lsn,
-                          (unsigned long long)rec.txn_id,
-                          (unsigned long long)open_txn);
-            goto done;
+        if (open_txn != 0 && rec.txn_id != open_txn)
+            discard_cut(c, &open_txn, txn_start, &rec, res);
+        if (open_txn == 0) {
+            /* A transaction without records (an empty commit): nothing of
+             * an earlier transaction may be counted or applied for it. */
+            txn_start = c->len;
+            txn_nrec = 0;
+            txn_ddl = false;
         }
         if (cm.nrecords != txn_nrec) {
             st = cerr_set(CAIRN_ECORRUPT,

@@ -130,7 +130,7 @@ CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
     cerr_clear();
     cairn_status st = txn_check_active(t);
     if (st) return st;
-    uint32_t cid, cdim;
+    uint32_t cid = 0, cdim = 0;
     st = lookup_coll(t->db, collection, &cid, &cdim);
     if (st) return st;
     st = check_vector(vector, dim, cdim, collection);
@@ -163,7 +163,7 @@ CAIRN_API cairn_status cairn_txn_delete(cairn_txn *t, const char *collection,
     cerr_clear();
     cairn_status st = txn_check_active(t);
     if (st) return st;
-    uint32_t cid, cdim;
+    uint32_t cid = 0, cdim = 0;
     st = lookup_coll(t->db, collection, &cid, &cdim);
     if (st) return st;
     size_t need = wal_enc_delete(NULL, cid, t->txn_id, id);
@@ -227,8 +227,25 @@ void engine_on_durable(void *ctx, uint64_t durable_lsn) {
     pthread_mutex_unlock(&db->apply_mu);
 }
 
+/* Called with commit_mu held, right after t was appended. The flusher may
+ * already have made t durable and run on_durable past it before t reaches
+ * the queue (the append wakes it before this runs): then nothing would ever
+ * apply t. on_durable raises applied_lsn only after draining the queue, so
+ * applied_lsn >= t->end_lsn here means exactly that; t is then applied here.
+ * LSN order holds: every earlier commit was applied (it was queued before
+ * t's append, or applied here itself), and no later one can be appended
+ * while commit_mu is held. */
 static void queue_push(cairn_db *db, cairn_txn *t) {
     pthread_mutex_lock(&db->apply_mu);
+    if (db->applied_lsn >= t->end_lsn) {
+        pthread_mutex_unlock(&db->apply_mu);
+        txn_apply(db, t);
+        pthread_mutex_lock(&db->apply_mu);
+        t->applied = true;
+        pthread_cond_broadcast(&db->apply_cv);
+        pthread_mutex_unlock(&db->apply_mu);
+        return;
+    }
     t->q_next = NULL;
     t->q_prev = db->q_tail;
     if (db->q_tail) db->q_tail->q_next = t;
@@ -253,6 +270,20 @@ static cairn_status wait_applied(cairn_db *db, cairn_txn *t) {
     }
     pthread_mutex_unlock(&db->apply_mu);
     return st;
+}
+
+/* A logged unit (its last record at `lsn`) did not become durable: says
+ * which, and where it sits in the log, before the WAL's own reason (a
+ * failed fdatasync names only the file). */
+static cairn_status not_durable(cairn_db *db, cairn_status st, const char *what,
+                                unsigned long long id, uint64_t lsn) {
+    uint64_t seg_size = (uint64_t)1 << db->seg_shift;
+    char name[64];
+    wal_seg_name(name, sizeof name, db->timeline, lsn & ~(seg_size - 1));
+    return cerr_wrap(st, "could not make %s %llu durable in WAL segment \"%s/%s\" at "
+                     "offset %llu (LSN %llu)",
+                     what, id, db->waldir, name,
+                     (unsigned long long)(lsn & (seg_size - 1)), (unsigned long long)lsn);
 }
 
 static int64_t next_commit_time(cairn_db *db) {
@@ -290,7 +321,7 @@ static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
         txn_apply(db, t);
         pthread_mutex_unlock(&db->commit_mu);
     }
-    if (st) return st;
+    if (st) return not_durable(db, st, "transaction", (unsigned long long)t->txn_id, last);
     atomic_fetch_add(&db->commits, 1);
     if (info) {
         info->txn_id = t->txn_id;
@@ -379,7 +410,7 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
     if (st) return st;
     if (db->opts.durability == CAIRN_DURABILITY_SYNC) {
         st = wal_writer_wait(db->wal, end);
-        if (st) return st;
+        if (st) return not_durable(db, st, "transaction", (unsigned long long)txn_id, last);
         /* Earlier commits are applied by the flusher; let them land first so
          * that a drop never overtakes a commit before it in the log. */
         pthread_mutex_lock(&db->apply_mu);
@@ -459,7 +490,8 @@ CAIRN_API cairn_status cairn_restore_point(cairn_db *db, const char *name,
     if (st) return st;
     if (db->opts.durability == CAIRN_DURABILITY_SYNC) {
         st = wal_writer_wait(db->wal, end);
-        if (st) return st;
+        if (st) return not_durable(db, st, "restore point at LSN", (unsigned long long)first,
+                                   first);
     }
     if (lsn_out) *lsn_out = first;
     return CAIRN_OK;

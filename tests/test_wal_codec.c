@@ -296,6 +296,26 @@ static void test_decode_rejects(void **state)
     assert_int_equal(wal_dec_restore_point(&r, &rp), CAIRN_ECORRUPT);
     r.body_len = 8;
     assert_int_equal(wal_dec_restore_point(&r, &rp), CAIRN_ECORRUPT);
+
+    /* reserved bytes must be zero (a decoded record re-encodes to itself) */
+    n = wal_enc_restore_point(buf, 5, "rp", 2);
+    buf[WAL_REC_HDR + 12] = 1;
+    wal_rec_seal(buf, LSN, 0, SALT);
+    assert_true(wal_rec_check(buf, n, LSN, SALT, &r));
+    assert_int_equal(wal_dec_restore_point(&r, &rp), CAIRN_ECORRUPT);
+    assert_non_null(strstr(cairn_last_error(), "reserved"));
+    n = wal_enc_commit(buf, 1, 1, 1);
+    buf[WAL_REC_HDR + 15] = 0x80;
+    wal_rec_seal(buf, LSN, 0, SALT);
+    assert_true(wal_rec_check(buf, n, LSN, SALT, &r));
+    assert_int_equal(wal_dec_commit(&r, &c), CAIRN_ECORRUPT);
+    for (int off = 6; off < 24; off += 14) { /* u16 at 6, u32 at 20 */
+        n = wal_enc_create_coll(buf, 1, 1, 4, 1, "abc", 3);
+        buf[WAL_REC_HDR + off] = 2;
+        wal_rec_seal(buf, LSN, 0, SALT);
+        assert_true(wal_rec_check(buf, n, LSN, SALT, &r));
+        assert_int_equal(wal_dec_create_coll(&r, &cc), CAIRN_ECORRUPT);
+    }
 }
 
 static void test_seg_names(void **state)

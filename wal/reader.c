@@ -20,7 +20,7 @@
  * A segment missing after a SWITCH ends the log at its first record
  * position when no later segment holds data, and is corruption otherwise
  * (a later segment is only ever written after the missing one was).
- * Bytes past the end of a short segment file read as zeros.
+ * A segment file whose size is not the segment size is corrupt.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +63,7 @@ struct wal_reader {
     size_t wlen;
 
     bool ended;
+    uint64_t reread_lsn; /* invalid record already re-read once (0: none) */
     struct wal_end end;
     cairn_status fail_st; /* sticky after an error */
     char fail_msg[1024];
@@ -115,6 +116,21 @@ static inline const uint8_t *win_at(const wal_reader *r, uint64_t off)
     return r->win + (off - r->woff);
 }
 
+/* Segment files are created full size: any other size is damage (and a
+ * header claiming another segment size than its file has is caught here). */
+static cairn_status check_size(int fd, const char *path, uint64_t seg_size)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return cerr_errno(errno, "could not stat WAL segment \"%s\"", path);
+    if ((uint64_t)sb.st_size != seg_size)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "could not read WAL segment \"%s\" at offset 0: file is %" PRIu64
+                        " bytes, its header says segments are %" PRIu64,
+                        path, (uint64_t)sb.st_size, seg_size);
+    return CAIRN_OK;
+}
+
 /*
  * Opens segment `start` as the current one and checks its header.
  * *missing (if given) is set instead of failing when the file is absent.
@@ -136,7 +152,10 @@ static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
     }
     r->fd = fd;
     r->seg_start = start;
-    cairn_status st = win_load(r, 0);
+    cairn_status st = check_size(fd, r->path, r->seg_size);
+    if (st)
+        return st;
+    st = win_load(r, 0);
     if (st)
         return st;
     struct wal_seg_header h;
@@ -243,9 +262,11 @@ static cairn_status later_segments(wal_reader *r, uint64_t after, uint64_t **v, 
 }
 
 /* The log ended at r->pos (invalid record there, or missing segment when
- * `missing`): decide torn tail vs corruption and fill r->end. */
-static cairn_status reach_end(wal_reader *r, bool missing)
+ * `missing`): decide torn tail vs corruption and fill r->end. *retry is set
+ * when the record at r->pos must be read again (see below). */
+static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
 {
+    *retry = false;
     uint64_t p = r->pos;
     uint64_t seg_start = p & ~(r->seg_size - 1);
     char ppath[sizeof r->path];
@@ -307,6 +328,25 @@ static cairn_status reach_end(wal_reader *r, bool missing)
         }
     }
     free(later);
+    if (found && !missing && r->reread_lsn != p) {
+        /* A reader of a log that is being written (pitrctl beside a live
+         * database) can read P before the writer has written it, then
+         * records written after it. Read P once more: that race cannot
+         * repeat, since P was durable before the later record was written;
+         * a second failure at P is corruption. */
+        r->reread_lsn = p;
+        bool gone = false;
+        st = seg_enter(r, seg_start, &gone);
+        if (!st && gone)
+            st = cerr_set(CAIRN_ECORRUPT, "could not open WAL segment \"%s\": file vanished",
+                          ppath);
+        if (!st)
+            st = win_load(r, poff);
+        if (st)
+            return fail(r, st);
+        *retry = true;
+        return CAIRN_OK;
+    }
     if (found) {
         cerr_set(CAIRN_ECORRUPT,
                  "could not read WAL segment \"%s\" at offset %" PRIu64
@@ -367,9 +407,28 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
         goto fail;
     }
 
-    /* The oldest segment's header fixes segment size and database id. */
+    if (from_lsn % WAL_REC_ALIGN) {
+        st = cerr_set(CAIRN_EINVAL,
+                      "could not open WAL \"%s\" at LSN %" PRIu64
+                      ": not a record position (8-byte aligned)",
+                      waldir, from_lsn);
+        goto fail;
+    }
+    /* The segment to start in: the oldest, or the last one starting at or
+     * before from_lsn. Its header fixes segment size and database id. */
+    size_t k = 0;
+    for (size_t i = 0; from_lsn && i < n && starts[i] <= from_lsn; i++)
+        k = i;
+    uint64_t start = starts[k];
     char p0[sizeof r->path];
-    seg_path(r, p0, sizeof p0, starts[0]);
+    seg_path(r, p0, sizeof p0, start);
+    if (from_lsn && start > from_lsn) {
+        st = cerr_set(CAIRN_ENOTFOUND,
+                      "could not open WAL \"%s\" at LSN %" PRIu64
+                      ": no segment holds it (the oldest is \"%s\")",
+                      waldir, from_lsn, p0);
+        goto fail;
+    }
     uint8_t hdr[WAL_SEG_HDR];
     struct wal_seg_header h;
     {
@@ -379,17 +438,16 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
         if (st)
             goto fail;
         st = cio_read(r->c, fd, hdr, sizeof hdr, 0, p0, &got);
-        close(fd);
-        if (st)
-            goto fail;
-        if (got < sizeof hdr) {
+        if (!st && got < sizeof hdr)
             st = cerr_set(CAIRN_ECORRUPT,
                           "could not read WAL segment header \"%s\" at offset %zu: file is "
                           "too short",
                           p0, got);
-            goto fail;
-        }
-        st = wal_seg_header_decode(hdr, &h, p0);
+        if (!st)
+            st = wal_seg_header_decode(hdr, &h, p0);
+        if (!st)
+            st = check_size(fd, p0, UINT64_C(1) << h.seg_shift);
+        close(fd);
         if (st)
             goto fail;
     }
@@ -402,31 +460,22 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
         st = cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
         goto fail;
     }
-
-    uint64_t start = from_lsn ? from_lsn & ~(r->seg_size - 1) : starts[0];
-    uint64_t off = from_lsn - (from_lsn ? start : 0);
-    if (from_lsn && (from_lsn % WAL_REC_ALIGN) != 0) {
-        st = cerr_set(CAIRN_EINVAL,
-                      "could not open WAL \"%s\" at LSN %" PRIu64
-                      ": not a record position (8-byte aligned)",
-                      waldir, from_lsn);
-        goto fail;
-    }
-    bool listed = false;
-    for (size_t i = 0; i < n; i++)
-        listed |= starts[i] == start;
-    bool missing = false;
-    if (listed)
-        st = seg_enter(r, start, &missing);
-    if (!st && (!listed || missing)) {
+    if (from_lsn && from_lsn - start >= r->seg_size) {
         char pp[sizeof r->path];
-        seg_path(r, pp, sizeof pp, start);
+        seg_path(r, pp, sizeof pp, from_lsn & ~(r->seg_size - 1));
         st = cerr_set(CAIRN_ENOTFOUND,
                       "could not open WAL \"%s\" at LSN %" PRIu64 ": segment \"%s\" is missing",
                       waldir, from_lsn, pp);
+        goto fail;
     }
+    bool missing = false;
+    st = seg_enter(r, start, &missing);
+    if (!st && missing)
+        st = cerr_set(CAIRN_ENOTFOUND,
+                      "could not open WAL \"%s\": segment \"%s\" disappeared", waldir, p0);
     if (st)
         goto fail;
+    uint64_t off = from_lsn ? from_lsn - start : 0;
     r->pos = start + (off < WAL_SEG_HDR ? WAL_SEG_HDR : off);
     free(starts);
     *out = r;
@@ -470,9 +519,12 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             off + CAIRN_ALIGN_UP((uint64_t)rec->len, (uint64_t)WAL_REC_ALIGN) > limit)
             ok = false;
         if (!ok) {
-            cairn_status st = reach_end(r, false);
+            bool retry = false;
+            cairn_status st = reach_end(r, false, &retry);
             if (st)
                 return st;
+            if (retry)
+                continue;
             *end = true;
             return CAIRN_OK;
         }
@@ -484,7 +536,8 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             if (st)
                 return fail(r, st);
             if (missing) {
-                st = reach_end(r, true);
+                bool retry = false;
+                st = reach_end(r, true, &retry);
                 if (st)
                     return st;
                 *end = true;

@@ -226,6 +226,22 @@ static cairn_status wrong_type(const struct wal_record *r, uint8_t want)
                     r->lsn, wal_rec_type_name(r->type), wal_rec_type_name(want));
 }
 
+static cairn_status bad_reserved(const struct wal_record *r, unsigned off)
+{
+    return cerr_set(CAIRN_ECORRUPT,
+                    "could not decode WAL record at LSN %" PRIu64
+                    ": %s body has nonzero reserved bytes at %u",
+                    r->lsn, wal_rec_type_name(r->type), off);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
 static cairn_status bad_body(const struct wal_record *r, uint64_t want)
 {
     return cerr_set(CAIRN_ECORRUPT,
@@ -270,6 +286,8 @@ cairn_status wal_dec_commit(const struct wal_record *r, struct wal_commit *out)
         return wrong_type(r, WAL_REC_COMMIT);
     if (r->body_len != COMMIT_BODY)
         return bad_body(r, COMMIT_BODY);
+    if (!all_zero(r->body + 12, 4))
+        return bad_reserved(r, 12);
     out->time_us = (int64_t)ld64(r->body);
     out->nrecords = ld32(r->body + 8);
     return CAIRN_OK;
@@ -285,6 +303,10 @@ cairn_status wal_dec_create_coll(const struct wal_record *r, struct wal_create_c
     uint8_t nlen = b[5];
     if (r->body_len != CREATE_FIXED + (uint32_t)nlen)
         return bad_body(r, CREATE_FIXED + (uint64_t)nlen);
+    if (!all_zero(b + 6, 2))
+        return bad_reserved(r, 6);
+    if (!all_zero(b + 20, 4))
+        return bad_reserved(r, 20);
     out->dim = ld32(b);
     out->metric = b[4];
     out->name_len = nlen;
@@ -306,6 +328,8 @@ cairn_status wal_dec_restore_point(const struct wal_record *r,
     uint8_t nlen = b[8];
     if (r->body_len != RESTORE_FIXED + (uint32_t)nlen)
         return bad_body(r, RESTORE_FIXED + (uint64_t)nlen);
+    if (!all_zero(b + 9, 7))
+        return bad_reserved(r, 9);
     out->time_us = (int64_t)ld64(b);
     out->name_len = nlen;
     out->name = (const char *)(b + RESTORE_FIXED);

@@ -12,6 +12,10 @@
  *               with its own cio context, syncs, publishes durable_lsn, calls
  *               on_durable (outside the lock, in LSN order) and wakes the
  *               waiters. One write+sync in flight at a time.
+ *   waiters     wal_writer_wait() links a node on its stack into a list
+ *               sorted by LSN and sleeps on its own futex word; the flusher
+ *               unlinks the satisfied prefix under the lock and wakes each
+ *               one after dropping it (no broadcast, no mutex convoy).
  *   preallocator creates the segment after the current one (zero-filled,
  *               full size, header written, through cfs_create_zeroed) with
  *               its own cio context, so that a switch never waits for
@@ -38,8 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -74,6 +80,16 @@ struct wchunk {
     size_t len;
 };
 
+/* A committer blocked in wal_writer_wait(), on its own stack. The flusher
+ * unlinks it, sets st, then state = 1 and wakes it with a futex: the waiter
+ * returns without taking w->mu again (no convoy on the mutex). */
+struct wwaiter {
+    struct wwaiter *prev, *next; /* sorted by lsn */
+    uint64_t lsn;
+    cairn_status st;
+    uint32_t state; /* futex word: 0 waiting, 1 released */
+};
+
 struct wbuf {
     uint8_t *data;
     size_t len, cap;
@@ -94,7 +110,7 @@ struct wal_writer {
 
     pthread_mutex_t mu;
     pthread_cond_t flush_cv;    /* flusher: work arrived (CLOCK_MONOTONIC) */
-    pthread_cond_t done_cv;     /* waiters: acked/synced moved, or poison */
+    pthread_cond_t done_cv;     /* flush(): synced/acked moved, or poison */
     pthread_cond_t space_cv;    /* appenders: buffer taken, next segment, unit done */
     pthread_cond_t prealloc_cv; /* preallocator: a segment is wanted */
 
@@ -110,6 +126,8 @@ struct wal_writer {
     /* flushing */
     uint64_t written_lsn, synced_lsn, durable_lsn, acked_lsn;
     uint64_t sync_req; /* flush/close want synced_lsn >= this */
+    struct wwaiter *wait_head, *wait_tail; /* sorted by lsn */
+    unsigned nflushers;                    /* threads in wal_writer_flush */
     bool kick;         /* a waiter wants a write now (ASYNC/NONE) */
     bool flusher_idle;
     bool stop;
@@ -311,6 +329,75 @@ static cairn_status buf_chunk(struct wbuf *b, struct wseg *s, uint64_t lsn)
     return CAIRN_OK;
 }
 
+/* ---- waiters ------------------------------------------------------------ */
+
+static void futex_wait(uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Hands wt its status and wakes it. wt's stack frame may be gone as soon
+ * as state is stored: only its address is used afterwards (a wake on a
+ * stale address is harmless). */
+static void waiter_release(struct wwaiter *wt)
+{
+    uint32_t *addr = &wt->state;
+    __atomic_store_n(addr, 1, __ATOMIC_RELEASE);
+    futex_wake(addr);
+}
+
+/* Under w->mu: inserts wt, keeping the list sorted (new waiters usually go
+ * last). */
+static void waiter_insert(wal_writer *w, struct wwaiter *wt)
+{
+    struct wwaiter *p = w->wait_tail;
+    while (p && p->lsn > wt->lsn)
+        p = p->prev;
+    wt->prev = p;
+    wt->next = p ? p->next : w->wait_head;
+    if (wt->next)
+        wt->next->prev = wt;
+    else
+        w->wait_tail = wt;
+    if (p)
+        p->next = wt;
+    else
+        w->wait_head = wt;
+}
+
+/* Under w->mu: unlinks the waiters satisfied by acked_lsn (a prefix) and
+ * returns them as a list to release after unlocking. */
+static struct wwaiter *waiters_take_done(wal_writer *w)
+{
+    struct wwaiter *h = w->wait_head, *t = NULL;
+    for (struct wwaiter *p = h; p && p->lsn <= w->acked_lsn; p = p->next)
+        t = p;
+    if (!t)
+        return NULL;
+    w->wait_head = t->next;
+    if (w->wait_head)
+        w->wait_head->prev = NULL;
+    else
+        w->wait_tail = NULL;
+    t->next = NULL;
+    return h;
+}
+
+static void waiters_release_ok(struct wwaiter *h)
+{
+    while (h) {
+        struct wwaiter *n = h->next; /* read before the release */
+        h->st = CAIRN_OK;
+        waiter_release(h);
+        h = n;
+    }
+}
+
 /* ---- poison ------------------------------------------------------------- */
 
 /* The status for someone waiting on `lsn` (not durable) after poisoning. */
@@ -335,6 +422,14 @@ static void poison(wal_writer *w, cairn_status st, const char *msg, uint64_t fai
     copy_msg(w->poison_msg, msg);
     clog_error("WAL writer for \"%s\" poisoned (no more writes until reopened): %s",
                w->waldir, w->poison_msg);
+    struct wwaiter *wt = w->wait_head;
+    w->wait_head = w->wait_tail = NULL;
+    while (wt) {
+        struct wwaiter *n = wt->next;
+        wt->st = wt->lsn <= failed_end ? st : CAIRN_EPOISONED;
+        waiter_release(wt);
+        wt = n;
+    }
     pthread_cond_broadcast(&w->done_cv);
     pthread_cond_broadcast(&w->space_cv);
 }
@@ -404,15 +499,39 @@ static cairn_status flush_batch(wal_writer *w, struct wbuf *b, bool do_sync,
     return CAIRN_OK;
 }
 
+static void release_segs(struct wseg *s)
+{
+    while (s) {
+        struct wseg *n = s->next;
+        seg_free(s);
+        s = n;
+    }
+}
+
 static void *flusher_main(void *arg)
 {
     wal_writer *w = arg;
     struct timespec deadline;
     deadline_after(&deadline, w->async_ms);
+    struct wwaiter *released = NULL;
+    struct wseg *closed = NULL;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         bool need_sync;
         for (;;) {
+            if (released || closed) {
+                /* Nothing to write right now: release before sleeping. */
+                bool have = w->pend->len > 0 && w->mode == CAIRN_DURABILITY_SYNC;
+                if (!have || w->poisoned) {
+                    pthread_mutex_unlock(&w->mu);
+                    waiters_release_ok(released);
+                    released = NULL;
+                    release_segs(closed);
+                    closed = NULL;
+                    pthread_mutex_lock(&w->mu);
+                    continue;
+                }
+            }
             bool have = w->pend->len > 0;
             need_sync = w->sync_req > w->synced_lsn;
             if (w->poisoned) {
@@ -453,6 +572,10 @@ static void *flusher_main(void *arg)
             deadline_after(&deadline, w->async_ms);
         pthread_cond_broadcast(&w->space_cv);
         pthread_mutex_unlock(&w->mu);
+        waiters_release_ok(released);
+        released = NULL;
+        release_segs(closed);
+        closed = NULL;
 
         cairn_status st = flush_batch(w, b, do_sync, &written, &synced);
         char msg[WAL_MSG_MAX];
@@ -492,19 +615,18 @@ static void *flusher_main(void *arg)
         }
         if (d > w->acked_lsn)
             w->acked_lsn = d;
-        pthread_cond_broadcast(&w->done_cv);
-        if (done) {
-            pthread_mutex_unlock(&w->mu);
-            while (done) {
-                struct wseg *n = done->next;
-                seg_free(done);
-                done = n;
-            }
-            pthread_mutex_lock(&w->mu);
-        }
+        if (w->nflushers)
+            pthread_cond_broadcast(&w->done_cv);
+        /* Waiters are woken outside the lock, so that they do not pile up
+         * on it; the loop above takes the next batch first when one is
+         * already pending (its committers are asleep anyway). */
+        released = waiters_take_done(w);
+        closed = done;
     }
 out:
     pthread_mutex_unlock(&w->mu);
+    waiters_release_ok(released);
+    release_segs(closed);
     return NULL;
 }
 
@@ -793,7 +915,7 @@ static void place(wal_writer *w, const uint8_t *rec, size_t sz)
 }
 
 /* Under w->mu: puts a SWITCH at w->pos and moves to the preallocated next
- * segment. Capacity for the SWITCH was reserved. */
+ * segment. Capacity for the SWITCH was reserved, its chunk exists. */
 static cairn_status do_switch(wal_writer *w)
 {
     uint8_t sw[WAL_REC_HDR];
@@ -808,14 +930,29 @@ static cairn_status do_switch(wal_writer *w)
     return buf_chunk(w->pend, w->cur, w->pos);
 }
 
-/* Under w->mu: the failure of the preallocator, handed to this appender;
- * the preallocator tries again on the next need. */
-static cairn_status take_prealloc_error(wal_writer *w)
+/* Under w->mu (released while waiting): waits for the preallocated next
+ * segment. After a preallocation failure, asks for one fresh attempt and
+ * returns its failure if it fails too (the writer is not poisoned: nothing
+ * was written; the next append that needs the segment tries again). */
+static cairn_status wait_next_segment(wal_writer *w)
 {
-    cairn_status st = cerr_set(w->prealloc_st, "%s", w->prealloc_msg);
-    w->prealloc_st = CAIRN_OK;
-    pthread_cond_signal(&w->prealloc_cv);
-    return st;
+    bool retried = false;
+    while (!w->next) {
+        if (w->poisoned)
+            return poisoned_status(w, 0, "append to");
+        if (w->stop)
+            return cerr_set(CAIRN_ECLOSED, "could not append to WAL \"%s\": writer is closing",
+                            w->waldir);
+        if (w->prealloc_st) {
+            if (retried)
+                return cerr_set(w->prealloc_st, "%s", w->prealloc_msg);
+            w->prealloc_st = CAIRN_OK;
+            retried = true;
+            pthread_cond_signal(&w->prealloc_cv);
+        }
+        pthread_cond_wait(&w->space_cv, &w->mu);
+    }
+    return CAIRN_OK;
 }
 
 cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
@@ -849,20 +986,17 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
         }
         nsw = count_switches(w, recs, len);
         if (nsw > 0 && !w->next) {
-            if (w->prealloc_st) {
-                st = take_prealloc_error(w);
+            st = wait_next_segment(w);
+            if (st)
                 goto out;
-            }
-            pthread_cond_wait(&w->space_cv, &w->mu);
-            continue;
+            continue; /* the lock was released: look again */
         }
         break;
     }
 
-    struct wbuf *b = w->pend;
-    st = buf_reserve(b, len + (size_t)nsw * WAL_REC_HDR);
-    if (!st)
-        st = buf_chunk(b, w->cur, w->pos);
+    /* One reservation for the whole unit; the checks per record below only
+     * matter when a wait let the flusher swap the buffer. */
+    st = buf_reserve(w->pend, len + (size_t)nsw * WAL_REC_HDR);
     if (st)
         goto out;
     uint64_t limit = w->seg_size - WAL_REC_HDR;
@@ -872,38 +1006,29 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
         if (seg_off(w, w->pos) + sz > limit) {
             if (!w->next) {
                 /* A unit larger than a segment outran the preallocator.
-                 * Others wait (units never interleave); the flusher goes on. */
+                 * Others wait (units never interleave); the flusher goes on.
+                 * On failure, what was placed has no COMMIT: it never
+                 * applies. */
                 w->unit_busy = true;
-                while (!w->next && !w->poisoned && !w->prealloc_st && !w->stop)
-                    pthread_cond_wait(&w->space_cv, &w->mu);
+                st = wait_next_segment(w);
                 w->unit_busy = false;
                 pthread_cond_broadcast(&w->space_cv);
-                /* What was placed so far has no COMMIT: it never applies. */
-                if (w->poisoned) {
-                    st = poisoned_status(w, 0, "append to");
-                    goto out;
-                }
-                if (w->prealloc_st) {
-                    st = take_prealloc_error(w);
-                    goto out;
-                }
-                if (!w->next) {
-                    st = cerr_set(CAIRN_ECLOSED,
-                                  "could not append to WAL \"%s\": writer is closing",
-                                  w->waldir);
-                    goto out;
-                }
-                /* The flusher may have taken the buffer meanwhile. */
-                st = buf_reserve(w->pend, len - i + WAL_REC_HDR * 2);
-                if (!st)
-                    st = buf_chunk(w->pend, w->cur, w->pos);
                 if (st)
                     goto out;
             }
-            st = do_switch(w);
+            st = buf_reserve(w->pend, WAL_REC_HDR + sz);
+            if (!st)
+                st = buf_chunk(w->pend, w->cur, w->pos);
+            if (!st)
+                st = do_switch(w);
             if (st)
                 goto out;
         }
+        st = buf_reserve(w->pend, sz);
+        if (!st)
+            st = buf_chunk(w->pend, w->cur, w->pos);
+        if (st)
+            goto out;
         if (i == 0)
             first = w->pos;
         last = w->pos;
@@ -930,21 +1055,31 @@ cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn)
 {
     if (!w)
         return cerr_set(CAIRN_EINVAL, "could not wait for WAL: no writer");
-    cairn_status st = CAIRN_OK;
     pthread_mutex_lock(&w->mu);
     if (lsn > w->pos)
         lsn = w->pos;
-    while (w->acked_lsn < lsn) {
-        if (w->poisoned) {
-            st = poisoned_status(w, lsn, "write");
-            break;
-        }
-        if (w->mode != CAIRN_DURABILITY_SYNC)
-            w->kick = true;
-        if (w->flusher_idle)
-            pthread_cond_signal(&w->flush_cv);
-        pthread_cond_wait(&w->done_cv, &w->mu);
+    if (w->acked_lsn >= lsn) {
+        pthread_mutex_unlock(&w->mu);
+        return CAIRN_OK;
     }
+    if (w->poisoned) {
+        cairn_status st = poisoned_status(w, lsn, "write");
+        pthread_mutex_unlock(&w->mu);
+        return st;
+    }
+    struct wwaiter wt = {.lsn = lsn};
+    waiter_insert(w, &wt);
+    if (w->mode != CAIRN_DURABILITY_SYNC)
+        w->kick = true;
+    if (w->flusher_idle)
+        pthread_cond_signal(&w->flush_cv);
+    pthread_mutex_unlock(&w->mu);
+    while (__atomic_load_n(&wt.state, __ATOMIC_ACQUIRE) == 0)
+        futex_wait(&wt.state, 0);
+    if (wt.st == CAIRN_OK)
+        return CAIRN_OK;
+    pthread_mutex_lock(&w->mu);
+    cairn_status st = poisoned_status(w, lsn, "write");
     pthread_mutex_unlock(&w->mu);
     return st;
 }
@@ -958,6 +1093,7 @@ cairn_status wal_writer_flush(wal_writer *w)
     uint64_t target = w->pos;
     if (target > w->sync_req)
         w->sync_req = target;
+    w->nflushers++;
     while (w->synced_lsn < target || w->acked_lsn < target) {
         if (w->poisoned) {
             st = poisoned_status(w, target, "flush");
@@ -967,6 +1103,7 @@ cairn_status wal_writer_flush(wal_writer *w)
             pthread_cond_signal(&w->flush_cv);
         pthread_cond_wait(&w->done_cv, &w->mu);
     }
+    w->nflushers--;
     pthread_mutex_unlock(&w->mu);
     return st;
 }

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# test_cli.sh BUILD_DIR — end-to-end tests of `cairn` and `pitrctl`:
+# file formats and their error messages, exit statuses, batch atomicity on
+# malformed input, SIGKILL in the middle of an import, waldump's filters,
+# torn tail and corruption handling, and waldump against a live writer.
+#
+# Exits 77 (skip) when the tools are not built. Needs bash, gzip, cmp, awk.
+# Registered in tests/meson.build (suite crash); by hand:
+#   tests/test_cli.sh build
+set -uo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+BUILD=$(cd "$1" 2>/dev/null && pwd) || { echo "no build dir $1" >&2; exit 77; }
+CAIRN=$BUILD/cli/cairn
+PITRCTL=$BUILD/cli/pitrctl
+if [ ! -x "$CAIRN" ] || [ ! -x "$PITRCTL" ]; then
+    echo "SKIP: $CAIRN or $PITRCTL not built" >&2
+    exit 77
+fi
+command -v gzip >/dev/null || { echo "SKIP: gzip missing" >&2; exit 77; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+
+FAILS=0
+PASSES=0
+ok() { PASSES=$((PASSES + 1)); }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL: $*" >&2; }
+
+# run RC CMD... : runs CMD, output in out.txt / err.txt, checks the status.
+run() {
+    local want=$1
+    shift
+    "$@" >out.txt 2>err.txt
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        fail "exit $rc (want $want): $*"
+        sed 's/^/    /' err.txt | head -5 >&2
+        return 1
+    fi
+    ok
+}
+# has FILE TEXT : FILE contains TEXT (fixed string).
+has() {
+    if grep -qF -- "$2" "$1"; then ok; else
+        fail "$1 lacks '$2'"
+        sed 's/^/    /' "$1" | head -5 >&2
+    fi
+}
+eq() { if [ "$1" = "$2" ]; then ok; else fail "$3: got '$1', want '$2'"; fi; }
+points() { "$CAIRN" info --json "$1" | sed -n "s/.*\"name\":\"$2\",\"id\":[0-9]*,\"dim\":[0-9]*,\"metric\":\"[a-z0-9]*\",\"points\":\([0-9]*\).*/\1/p"; }
+
+echo "== usage and help"
+run 0 "$CAIRN" --help; has out.txt "cairn import"
+run 0 "$CAIRN" import --help; has out.txt "--batch"
+run 2 "$CAIRN"
+run 2 "$CAIRN" nosuchcommand; has err.txt "unknown command"
+run 2 "$CAIRN" create db c; has err.txt "--dim is required"
+run 2 "$CAIRN" create db c --dim 0
+run 2 "$CAIRN" create db c --dim 3 --metric manhattan
+run 2 "$CAIRN" search db c --vector '[1]' --bogus; has err.txt "unknown option '--bogus'"
+run 2 "$CAIRN" search db c --vector '[1]' -k; has err.txt "needs a value"
+run 2 "$CAIRN" search db c; has err.txt "exactly one of"
+run 0 "$PITRCTL" --help; has out.txt "waldump"
+run 0 "$PITRCTL" waldump --help; has out.txt "--collection"
+run 2 "$PITRCTL" nosuchcommand
+run 2 "$PITRCTL" waldump db --from zz
+run 1 "$CAIRN" info nodb; has err.txt "nodb"
+[ ! -e nodb ] && ok || fail "info created a database"
+
+echo "== gen-synthetic and cat"
+run 0 "$CAIRN" gen-synthetic a.fvecs --n 50 --dim 8 --seed 7
+run 0 "$CAIRN" gen-synthetic b.fvecs --n 50 --dim 8 --seed 7
+cmp -s a.fvecs b.fvecs && ok || fail "same seed, different bytes"
+run 0 "$CAIRN" gen-synthetic c.fvecs --n 50 --dim 8 --seed 8
+cmp -s a.fvecs c.fvecs && fail "different seeds, same bytes" || ok
+eq "$(stat -c %s a.fvecs)" $((50 * (4 + 8 * 4))) "fvecs size"
+run 0 "$CAIRN" gen-synthetic a.npy --n 50 --dim 8 --seed 7
+run 0 "$CAIRN" cat a.fvecs; cp out.txt a.fvecs.jsonl
+run 0 "$CAIRN" cat a.npy
+cmp -s out.txt a.fvecs.jsonl && ok || fail "npy and fvecs of one seed differ"
+eq "$(wc -l < a.fvecs.jsonl)" 50 "cat rows"
+run 0 "$CAIRN" cat a.fvecs.jsonl --format jsonl
+cmp -s out.txt a.fvecs.jsonl && ok || fail "jsonl round trip"
+run 0 "$CAIRN" cat a.fvecs --row 49 --start-id 1000; has out.txt '{"id":1049,'; has out.txt '"payload":{"row":49}'
+run 2 "$CAIRN" cat a.fvecs.jsonl --start-id 5; has err.txt "carry their own ids"
+gzip -c a.fvecs > g.fvecs.gz
+run 0 "$CAIRN" cat g.fvecs.gz
+cmp -s out.txt a.fvecs.jsonl && ok || fail ".gz differs"
+head -c 300 g.fvecs.gz > trunc.fvecs.gz
+run 1 "$CAIRN" cat trunc.fvecs.gz; has err.txt 'trunc.fvecs.gz'
+
+echo "== malformed binary input"
+head -c 100 a.fvecs > t1.fvecs
+run 1 "$CAIRN" cat t1.fvecs; has err.txt 'could not read "t1.fvecs" at row 2 (offset 72): file ends inside the row'
+sed 's/<f4/<f8/' a.npy > f8.npy
+run 1 "$CAIRN" cat f8.npy; has err.txt "dtype '<f8' is not supported"
+sed "s/'fortran_order': False/'fortran_order': True /" a.npy > fo.npy
+run 1 "$CAIRN" cat fo.npy; has err.txt "Fortran order"
+sed "s/'shape': (50, 8), }/'shape': (400,),  }/" a.npy > d1.npy
+run 1 "$CAIRN" cat d1.npy; has err.txt "has 1 dimensions"
+head -c 200 a.npy > short.npy
+run 1 "$CAIRN" cat short.npy; has err.txt "needs 1600 data bytes"
+printf 'hello\n' > what.bin
+run 1 "$CAIRN" cat what.bin; has err.txt "pass --format"
+
+echo "== IDX with and without labels"
+byte() { printf "\\x$(printf %02x "$1")"; }
+be32() { byte 0; byte 0; byte $(($1 / 256)); byte $(($1 % 256)); }
+idx_images() { # NAME ROWS: ROWS images of 2x2 pixels, pixel i of row r = 4r + i
+    { printf '\x00\x00\x08\x03'; be32 "$2"; be32 2; be32 2
+      for ((r = 0; r < $2; r++)); do for i in 0 1 2 3; do byte $((r * 4 + i)); done; done; } > "$1"
+}
+idx_labels() { # NAME LABEL...
+    local n=$1; shift
+    { printf '\x00\x00\x08\x01'; be32 $#
+      for l in "$@"; do byte "$l"; done; } > "$n"
+}
+idx_images tiny-images-idx3-ubyte 6
+idx_labels tiny-labels-idx1-ubyte 3 1 4 1 5 9
+run 0 "$CAIRN" cat tiny-images-idx3-ubyte --row 5; has out.txt '{"id":5,"vector":[20,21,22,23],"payload":{"label":9}}'
+gzip -k tiny-images-idx3-ubyte
+run 0 "$CAIRN" cat tiny-images-idx3-ubyte.gz --row 4; has out.txt '"payload":{"label":5}'
+idx_images lone-images-idx3-ubyte 2
+run 0 "$CAIRN" cat lone-images-idx3-ubyte; has out.txt '"payload":{"row":1}'
+idx_labels odd-labels-idx1-ubyte 1 2
+idx_images odd-images-idx3-ubyte 3
+run 0 "$CAIRN" cat odd-images-idx3-ubyte; has err.txt "warning: labels file"; has out.txt '{"row":2}'
+
+echo "== create, import, search, info"
+run 0 "$CAIRN" create db v8 --dim 8; has out.txt 'created collection "v8"'
+run 1 "$CAIRN" create db v8 --dim 8
+run 0 "$CAIRN" import db v8 a.fvecs --batch 16; has err.txt "imported 50 points"
+eq "$(points db v8)" 50 "points after import"
+run 1 "$CAIRN" import db v8 tiny-images-idx3-ubyte; has err.txt "collection \"v8\" has dimension 8"
+run 1 "$CAIRN" import db nosuch a.fvecs
+run 0 "$CAIRN" search db v8 --vector-file a.fvecs --row 7 -k 3
+eq "$(wc -l < out.txt)" 3 "hits"
+has out.txt '{"id":7,"distance":0,"payload":{"row":7}}'
+run 0 "$CAIRN" search db v8 --vector-file a.npy --row 7 -k 5 --filter '{"must":[{"key":"row","range":{"gte":40}}]}'
+awk -F'"row":' '{ split($2, a, "}"); if (a[1] < 40) bad = 1 } END { exit bad }' out.txt && ok || fail "filter let through a row < 40"
+run 1 "$CAIRN" search db v8 --vector '[1,2,3]'; has err.txt "has dimension 8"
+run 1 "$CAIRN" search db v8 --vector '[1,2,3,4,5,6,7,"x"]'; has err.txt "element 7"
+run 1 "$CAIRN" search db v8 --vector '[1,2,3,4,5,6,7,8]' --filter '{"must":3}'
+
+run 0 "$CAIRN" create db tiny --dim 4 --metric l2
+run 0 "$CAIRN" import db tiny tiny-images-idx3-ubyte.gz --start-id 100; has err.txt "labels from"
+run 0 "$CAIRN" search db tiny --vector '[4,5,6,7]' -k 6 --filter '{"must":[{"key":"label","match":{"value":1}}]}'
+eq "$(wc -l < out.txt)" 2 "label-1 hits"
+has out.txt '{"id":101,"distance":0,"payload":{"label":1}}'
+
+echo "== JSON lines: a malformed line stops the import, its batch is not applied"
+run 0 "$CAIRN" create db j --dim 3
+{ for i in $(seq 1 25); do echo "{\"id\":$i,\"vector\":[$i,1,2],\"payload\":{\"n\":$i}}"; done
+  echo '{"id":26,"vector":[1,2]}'
+  echo '{"id":27,"vector":[1,2,3]}'; } > bad.jsonl
+run 1 "$CAIRN" import db j bad.jsonl --batch 10
+has err.txt 'could not parse "bad.jsonl" at line 26'
+has err.txt 'batch in progress (5 points, lines 21..25) was not applied'
+has err.txt 'committed 20 points'
+eq "$(points db j)" 20 "points after the failed import"
+printf '{"id":1,"vector":[1,2,3],"paylod":{}}\n' > typo.jsonl
+run 1 "$CAIRN" import db j typo.jsonl; has err.txt 'unknown key "paylod"'
+printf '{"id":1,"vector":[1,2,3]}\n{"id":2,"vector":[1,2,3]\n' > trunc.jsonl
+run 1 "$CAIRN" import db j trunc.jsonl; has err.txt 'at line 2, column'
+run 0 "$CAIRN" import db j bad.jsonl --limit 12 --batch 5; has err.txt "imported 12 points"
+gzip -c bad.jsonl | head -c 120 > bad.jsonl.gz
+run 1 "$CAIRN" import db j bad.jsonl.gz
+
+echo "== restore points and waldump"
+run 0 "$CAIRN" restore-point db rp-one
+LSN=$(cat out.txt)
+[[ $LSN =~ ^[0-9A-F]{16}$ ]] && ok || fail "restore-point printed '$LSN'"
+run 1 "$CAIRN" restore-point db "bad/name"
+run 0 "$PITRCTL" waldump db
+has out.txt "$LSN RESTORE_POINT"
+has out.txt 'name="rp-one"'
+has out.txt 'CREATE_COLL   txn=1'
+has err.txt "(clean end of log)"
+ALL=$(wc -l < out.txt)
+run 0 "$PITRCTL" waldump db --json
+eq "$(wc -l < out.txt)" "$ALL" "json lines"
+has out.txt "\"lsn_hex\":\"$LSN\",\"type\":\"RESTORE_POINT\""
+run 0 "$PITRCTL" waldump db --from "$LSN"
+eq "$(head -1 out.txt | cut -c1-16)" "$LSN" "--from"
+run 0 "$PITRCTL" waldump db --to "$LSN"
+eq "$(wc -l < out.txt)" $((ALL - 1)) "--to is exclusive"
+has err.txt "stopped by --to at $LSN"
+run 0 "$PITRCTL" waldump db --collection tiny; cp out.txt byname.txt
+TINY_ID=$(sed -n 's/.*CREATE_COLL .*coll=\([0-9]*\) .*name="tiny".*/\1/p' byname.txt)
+run 0 "$PITRCTL" waldump db --collection "$TINY_ID"
+cmp -s out.txt byname.txt && ok || fail "--collection by name and by id differ"
+eq "$(grep -c ' UPSERT ' byname.txt)" 6 "tiny upserts"
+eq "$(grep -c ' COMMIT ' byname.txt)" 2 "tiny commits (create + import)"
+grep -q 'RESTORE_POINT' byname.txt && ok || fail "restore point missing under --collection"
+run 1 "$PITRCTL" waldump db --collection nosuch; has err.txt "no CREATE_COLL record"
+
+echo "== torn tail and corruption"
+cp -r db torn
+SEG=$(ls torn/wal/*.wal | head -1)
+"$PITRCTL" waldump torn >/dev/null 2>wd.err
+END=$(sed -n 's/.*end LSN \([0-9A-F]\{16\}\).*/\1/p' wd.err)
+printf 'garbage!' | dd of="$SEG" bs=1 seek=$((16#$END)) conv=notrunc 2>/dev/null
+run 0 "$PITRCTL" waldump torn; has err.txt "(torn tail)"; has err.txt "torn tail at $END"
+run 0 "$CAIRN" info torn; has out.txt "8 bytes truncated at $END"
+run 0 "$PITRCTL" waldump torn; has err.txt "(clean end of log)"
+cp -r db corrupt
+SEG=$(ls corrupt/wal/*.wal | head -1)
+printf '\xff' | dd of="$SEG" bs=1 seek=$((0x88 + 20)) conv=notrunc 2>/dev/null
+run 1 "$PITRCTL" waldump corrupt; has err.txt "offset 136"
+
+echo "== SIGKILL in the middle of an import keeps whole batches"
+run 0 "$CAIRN" gen-synthetic big.fvecs --n 40000 --dim 128 --seed 3
+run 0 "$CAIRN" create db big --dim 128
+"$PITRCTL" waldump db >/dev/null 2>wd.err
+END=$(sed -n 's/.*end LSN \([0-9A-F]\{16\}\).*/\1/p' wd.err)
+"$CAIRN" import db big big.fvecs --batch 500 2>imp.err &
+PID=$!
+SEEN=0
+LIVE_FAIL=0
+DEADLINE=$((SECONDS + 120))
+while kill -0 "$PID" 2>/dev/null && [ "$SEEN" -lt 10000 ] && [ "$SECONDS" -lt "$DEADLINE" ]; do
+    # waldump against the live writer must never fail.
+    "$PITRCTL" waldump db --from "$END" --json >wd.out 2>wd.err || { LIVE_FAIL=1; cat wd.err >&2; }
+    n=$(sed -n 's/.*"type":"COMMIT".*"records":\([0-9]*\).*/\1/p' wd.out | awk '{ s += $1 } END { print s + 0 }')
+    SEEN=$((SEEN + n))
+    e=$(sed -n 's/.*end LSN \([0-9A-F]\{16\}\).*/\1/p' wd.err)
+    [ -n "$e" ] && END=$e
+done
+if [ "$SECONDS" -ge "$DEADLINE" ]; then fail "import made no progress for 120 s (hung?)"; fi
+kill -KILL "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+eq "$LIVE_FAIL" 0 "waldump on a live database"
+N=$(points db big)
+echo "   killed after $SEEN points seen committed; $N points after recovery"
+[ -n "$N" ] && [ $((N % 500)) -eq 0 ] && ok || fail "points after SIGKILL ($N) is not a multiple of the batch"
+[ -n "$N" ] && [ "$N" -ge "$SEEN" ] && ok || fail "lost committed points: $N < $SEEN"
+run 0 "$CAIRN" info db; has out.txt "recovery (this open):"
+
+echo "== $PASSES checks passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
