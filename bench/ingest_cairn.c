@@ -15,6 +15,9 @@
 
 #define CAIRN_BENCH_COLLECTION "bench"
 
+/* "0.1.0, WAL I/O io_uring" once a database has been opened. */
+static char cb_description[96];
+
 struct cb_state {
     cairn_db *db;
     size_t batch;
@@ -48,6 +51,10 @@ static int cb_open(const char *dir, const struct ingest_cfg *cfg, void **state,
         free(st);
         return cb_fail(s, "cairn_open", err);
     }
+    cairn_stats stats;
+    if (cairn_stats_get(st->db, &stats) == CAIRN_OK && stats.io_backend)
+        snprintf(cb_description, sizeof(cb_description), "%s, WAL I/O %s",
+                 cairn_version(), stats.io_backend);
     s = cairn_collection_create(st->db, CAIRN_BENCH_COLLECTION, INGEST_DIM,
                                 CAIRN_METRIC_L2);
     if (s != CAIRN_OK) {
@@ -110,7 +117,9 @@ static int cb_close(void *state, char *err) {
     return 0;
 }
 
-static const char *cb_version(void) { return cairn_version(); }
+static const char *cb_version(void) {
+    return cb_description[0] ? cb_description : cairn_version();
+}
 
 const struct ingest_engine ingest_engine_cairn = {
     .name = "cairn",

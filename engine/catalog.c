@@ -66,7 +66,7 @@ cairn_status parse_payload(const char *text, size_t len, json_t **out) {
         return cerr_set(CAIRN_EPAYLOAD, "payload is %zu bytes, limit is %u", len,
                         CAIRN_MAX_PAYLOAD);
     json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!j)
         return cerr_set(CAIRN_EPAYLOAD,
                         "payload is not valid JSON at offset %d: %s", je.position,

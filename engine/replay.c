@@ -15,7 +15,10 @@
  * dispatcher applies the DDL itself.
  *
  * Chunks (many small transactions in one buffer) amortize hand-off cost.
- * A transaction without a COMMIT when the log ends is discarded.
+ * A transaction without a COMMIT when the log ends is discarded, and so is
+ * one followed by another transaction's records (a transaction cut by a
+ * crash, after which recovery let the log go on: see discard_cut). A COMMIT
+ * without records (an empty transaction) applies nothing.
  */
 #include <stdlib.h>
 #include <string.h>

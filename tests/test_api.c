@@ -317,6 +317,37 @@ static void test_lock(void **state) {
     assert_int_equal(cairn_close(db2), CAIRN_OK);
 }
 
+/* name -> inode of every file in dir/wal, as "name:ino\n" lines */
+static void wal_inodes(const char *dir, char *out, size_t n) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -i1 '%s/wal' | sort -k2", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    pclose(p);
+}
+
+/* A reopen reuses the segments it finds (the preallocated next one too)
+ * instead of writing them again. */
+static void test_reopen_keeps_segments(void **state) {
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    cairn_db *db = open_db(dir, CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1);
+    assert_int_equal(cairn_collection_create(db, "c", 4, CAIRN_METRIC_L2), CAIRN_OK);
+    usleep(200000); /* let the preallocator publish the next segment */
+    assert_int_equal(cairn_close(db), CAIRN_OK);
+    char before[4096], after[4096];
+    wal_inodes(dir, before, sizeof before);
+    assert_non_null(strstr(before, "00000001-0000000000200000.wal"));
+    db = open_db(dir, CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1);
+    usleep(200000);
+    assert_int_equal(cairn_close(db), CAIRN_OK);
+    wal_inodes(dir, after, sizeof after);
+    assert_string_equal(before, after);
+}
+
 static void test_open_missing(void **state) {
     (void)state;
     char dir[600];
@@ -345,6 +376,7 @@ int main(void) {
         cmocka_unit_test(test_txn_none),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_reopen_keeps_segments),
         cmocka_unit_test(test_open_missing),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

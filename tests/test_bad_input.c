@@ -690,7 +690,18 @@ static void test_txn_state(void **state) {
     EXPECT_OK(cairn_txn_begin(f->db, &done));
     EXPECT_OK(cairn_txn_upsert(done, "alpha", 9001, v, DIM_A, NULL, 0));
     EXPECT_OK(cairn_txn_commit(done, NULL));
+    /* a transaction whose collection is dropped before it commits */
+    cairn_txn *orphan;
+    float v8[DIM_C] = {1, 2, 3, 4, 5, 6, 7, 8};
+    EXPECT_OK(cairn_txn_begin(f->db, &orphan));
+    EXPECT_OK(cairn_txn_upsert(orphan, "alpha", 9005, v, DIM_A, NULL, 0));
+    EXPECT_OK(cairn_txn_upsert(orphan, "gamma", 9005, v8, DIM_C, NULL, 0));
+    EXPECT_OK(cairn_collection_drop(f->db, "gamma"));
     fx_snapshot(f);
+    EXPECT(cairn_txn_commit(orphan, NULL), CAIRN_ENOTFOUND, "dropped", "transaction");
+    EXPECT(cairn_txn_commit(orphan, NULL), CAIRN_ETXN, "failed");
+    EXPECT(cairn_txn_upsert(orphan, "alpha", 9006, v, DIM_A, NULL, 0), CAIRN_ETXN, "failed");
+    cairn_txn_free(orphan);
 
     cairn_txn *ab;
     EXPECT_OK(cairn_txn_begin(f->db, &ab));
@@ -712,13 +723,12 @@ static void test_txn_state(void **state) {
     EXPECT(cairn_txn_commit(done, NULL), CAIRN_ETXN, "committed");
     cairn_txn_free(done);
 
-    /* a commit that fails because its collection was dropped leaves the
-     * handle failed: later calls are CAIRN_ETXN too */
     EXPECT(cairn_txn_commit(NULL, NULL), CAIRN_EINVAL, "transaction");
     EXPECT(cairn_txn_abort(NULL), CAIRN_EINVAL, "transaction");
     fx_check_unchanged(f);
     EXPECT_OK(cairn_get(f->db, "alpha", 9001, NULL, 0, NULL));
     EXPECT(cairn_get(f->db, "alpha", 9002, NULL, 0, NULL), CAIRN_ENOTFOUND, "9002");
+    EXPECT(cairn_get(f->db, "alpha", 9005, NULL, 0, NULL), CAIRN_ENOTFOUND, "9005");
 }
 
 /* A batch whose third point is bad applies nothing of the batch. */
@@ -787,19 +797,18 @@ static void test_locked_by_other_process(void **state) {
         cairn_options o = default_opts();
         cairn_db *db = NULL;
         /* Quiesce before saying ready: the open makes the WAL preallocator
-         * (re)create the segment after the current one (a .tmp file renamed
-         * over it); wait until that is published so the parent's images are
-         * stable. The segment after the end of the fixture's log is known. */
+         * reuse or create the segment after the current one (created: a .tmp
+         * file renamed into place); wait until it is there at full size with
+         * no .tmp pending so the parent's images are stable. The segment
+         * after the end of the fixture's log is known. */
         uint64_t seg = CAIRN_WAL_SEGMENT_MIN;
         char next[700], tmpf[720];
         seg_path_of(f, (f->last_lsn & ~(seg - 1)) + seg, next, sizeof next);
         snprintf(tmpf, sizeof tmpf, "%s.tmp", next);
         struct stat sb;
-        ino_t old_ino = stat(next, &sb) == 0 ? sb.st_ino : 0;
         char c = cairn_open(f->dir, &o, &db) == CAIRN_OK ? 'y' : 'n';
         for (int i = 0; c == 'y' && i < 10000; i++) {
-            if (stat(next, &sb) == 0 && sb.st_ino != old_ino && (uint64_t)sb.st_size == seg &&
-                stat(tmpf, &sb) != 0)
+            if (stat(next, &sb) == 0 && (uint64_t)sb.st_size == seg && stat(tmpf, &sb) != 0)
                 break;
             usleep(1000);
         }

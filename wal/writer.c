@@ -644,7 +644,21 @@ static void *prealloc_main(void *arg)
         uint64_t start = w->cur->start + w->seg_size;
         pthread_mutex_unlock(&w->mu);
         struct wseg *s = NULL;
-        cairn_status st = seg_create(w, w->pio, start, &s);
+        cairn_status st = CAIRN_ENOTFOUND;
+        /* A next segment left by an earlier open is reused: the writer runs
+         * after recovery, which deletes every later segment holding data, so
+         * one still there is zeros after a valid header. Anything else is
+         * created afresh (temp file + rename replaces it). */
+        char path[4096];
+        int k = snprintf(path, sizeof path, "%s/", w->waldir);
+        wal_seg_name(path + k, sizeof path - (size_t)k, w->timeline, start);
+        if (access(path, F_OK) == 0) {
+            st = seg_open_existing(w, w->pio, start, &s);
+            if (st)
+                clog_info("not reusing WAL segment \"%s\": %s", path, cairn_last_error());
+        }
+        if (st)
+            st = seg_create(w, w->pio, start, &s);
         char msg[WAL_MSG_MAX];
         if (st)
             copy_msg(msg, cairn_last_error());
