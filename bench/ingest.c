@@ -13,6 +13,7 @@
  *   4t, 16t   single-point transactions from 4 / 16 threads
  *   batch     transactions of --batch (default 1000) points, 1 thread
  *   batch-busy  the same with the other core busy (not in the default set)
+ *   batch4    transactions of --batch points from 4 threads
  *
  * Each run: open, start the worker threads on a barrier, warm up for
  * --warmup seconds, then count for --seconds the commits that complete,
@@ -70,6 +71,7 @@ static const struct workload all_workloads[] = {
     {"16t", "single, 16 threads", 16, 0, 0},
     {"batch", "batch, 1 thread", 1, 1, 0},
     {"batch-busy", "batch, 1 thread, other core busy", 1, 1, 1},
+    {"batch4", "batch, 4 threads", 4, 1, 0},
 };
 
 static const struct ingest_engine *const all_engines[] = {
@@ -129,7 +131,7 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof(all_workloads) / sizeof(all_workloads[0]); i++)
         fprintf(f, " %s", all_workloads[i].key);
     fprintf(f,
-"\n                   (default: 1t,1t-busy,4t,16t,batch)\n"
+"\n                   (default: 1t,1t-busy,4t,16t,batch,batch4)\n"
 "  --batch N        points per batch transaction (default 1000)\n"
 "  --repeat N       interleaved repetitions, median shown (default 1)\n"
 "  --pool N         points in the pregenerated data pool (default 65536)\n"
@@ -829,8 +831,8 @@ static double ratio_median(unsigned w, int num, int den, int den_alt,
 
 static void workload_label(const struct workload *wl, char *out, size_t len) {
     if (wl->batch)
-        snprintf(out, len, "batch %u, 1 thread%s", opt.batch,
-                 wl->busy ? ", other core busy" : "");
+        snprintf(out, len, "batch %u, %u thread%s%s", opt.batch, wl->nthreads,
+                 wl->nthreads > 1 ? "s" : "", wl->busy ? ", other core busy" : "");
     else
         snprintf(out, len, "%s", wl->label);
 }
@@ -1129,7 +1131,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof(all_engines) / sizeof(all_engines[0]);
              i++)
             opt.engines[opt.n_engines++] = all_engines[i];
-    if (!opt.n_workloads && parse_workloads("1t,1t-busy,4t,16t,batch") != 0)
+    if (!opt.n_workloads && parse_workloads("1t,1t-busy,4t,16t,batch,batch4") != 0)
         return 2;
     if (!opt.dir) {
         const char *t = getenv("TMPDIR");

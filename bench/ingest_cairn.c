@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CAIRN_BENCH_COLLECTION "bench"
 
@@ -46,6 +47,11 @@ static int cb_open(const char *dir, const struct ingest_cfg *cfg, void **state,
     cairn_options opts;
     cairn_options_init(&opts);
     opts.durability = CAIRN_DURABILITY_SYNC;
+    /* CAIRN_BENCH_IO=posix|uring picks the WAL I/O backend (default: the
+     * library's default) to compare the two in the same harness. */
+    const char *io = getenv("CAIRN_BENCH_IO");
+    if (io && strcmp(io, "posix") == 0) opts.io_backend = CAIRN_IO_POSIX;
+    else if (io && strcmp(io, "uring") == 0) opts.io_backend = CAIRN_IO_URING;
     cairn_status s = cairn_open(dir, &opts, &st->db);
     if (s != CAIRN_OK) {
         free(st);

@@ -256,6 +256,8 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
 
 static void db_free(cairn_db *db) {
     cat_free_all(db);
+    txn_pool_free(db);
+    pthread_mutex_destroy(&db->pool_mu);
     pthread_mutex_destroy(&db->commit_mu);
     pthread_mutex_destroy(&db->apply_mu);
     pthread_cond_destroy(&db->apply_cv);
@@ -297,6 +299,7 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
     db->opts = o;
     pthread_mutex_init(&db->commit_mu, NULL);
     pthread_mutex_init(&db->apply_mu, NULL);
+    pthread_mutex_init(&db->pool_mu, NULL);
     pthread_cond_init(&db->apply_cv, NULL);
     pthread_rwlock_init(&db->cat_lock, NULL);
     atomic_store(&db->next_txn_id, 1);

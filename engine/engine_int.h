@@ -118,8 +118,21 @@ struct cairn_db {
     struct cairn_txn *q_head, *q_tail;
     uint64_t applied_lsn;
 
+    /* Transaction buffers kept for reuse: fresh memory is slow on first
+     * touch (LIMITS.md), and a batch of 1000 points needs ~600 KB. */
+    pthread_mutex_t pool_mu;
+    struct txn_bufs {
+        uint8_t *buf;
+        size_t cap;
+        struct txn_op *ops;
+        size_t capops;
+    } pool[8];
+    unsigned npool;
+
     cairn_recovery_report recovery;
 };
+
+void txn_pool_free(cairn_db *db);
 
 /* catalog (engine/catalog.c); callers hold cat_lock as noted */
 struct coll *cat_find_name(cairn_db *db, const char *name); /* any lock */

@@ -68,16 +68,44 @@ CAIRN_API cairn_status cairn_txn_begin(cairn_db *db, cairn_txn **out) {
     t->db = db;
     t->state = TXN_ACTIVE;
     t->txn_id = atomic_fetch_add(&db->next_txn_id, 1);
+    pthread_mutex_lock(&db->pool_mu);
+    if (db->npool) {
+        struct txn_bufs *b = &db->pool[--db->npool];
+        t->buf = b->buf;
+        t->cap = b->cap;
+        t->ops = b->ops;
+        t->capops = b->capops;
+    }
+    pthread_mutex_unlock(&db->pool_mu);
     *out = t;
     return CAIRN_OK;
 }
 
+/* Buffers larger than this go back to the allocator, not the pool. */
+#define TXN_POOL_MAX_BYTES ((size_t)64 << 20)
+
 CAIRN_API void cairn_txn_free(cairn_txn *t) {
     if (!t) return;
     txn_release_ops(t);
+    cairn_db *db = t->db;
+    pthread_mutex_lock(&db->pool_mu);
+    if (db->npool < CAIRN_ARRAY_LEN(db->pool) && t->cap <= TXN_POOL_MAX_BYTES) {
+        db->pool[db->npool++] = (struct txn_bufs){t->buf, t->cap, t->ops, t->capops};
+        t->buf = NULL;
+        t->ops = NULL;
+    }
+    pthread_mutex_unlock(&db->pool_mu);
     free(t->buf);
     free(t->ops);
     free(t);
+}
+
+void txn_pool_free(cairn_db *db) {
+    for (unsigned i = 0; i < db->npool; i++) {
+        free(db->pool[i].buf);
+        free(db->pool[i].ops);
+    }
+    db->npool = 0;
 }
 
 CAIRN_API cairn_status cairn_txn_abort(cairn_txn *t) {
@@ -369,6 +397,25 @@ CAIRN_API cairn_status cairn_upsert_batch(cairn_db *db, const char *collection,
     cairn_txn *t;
     cairn_status st = cairn_txn_begin(db, &t);
     if (st) return st;
+    /* One allocation for the whole batch (sizes as the encoder counts). */
+    size_t need = wal_enc_commit(NULL, 0, 0, 0);
+    for (size_t i = 0; i < n; i++)
+        need += wal_enc_upsert(NULL, 0, 0, 0, NULL, dim, NULL,
+                               (uint32_t)CAIRN_MIN(points[i].payload_len, (size_t)CAIRN_MAX_PAYLOAD + 1));
+    if (need > t->cap) {
+        uint8_t *nb = realloc(t->buf, need);
+        if (nb) {
+            t->buf = nb;
+            t->cap = need;
+        }
+    }
+    if (n > t->capops) {
+        struct txn_op *no = realloc(t->ops, n * sizeof *no);
+        if (no) {
+            t->ops = no;
+            t->capops = n;
+        }
+    }
     for (size_t i = 0; i < n && st == CAIRN_OK; i++) {
         st = cairn_txn_upsert(t, collection, points[i].id, points[i].vector, dim,
                               points[i].payload, points[i].payload_len);
