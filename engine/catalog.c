@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "engine/engine_int.h"
 
@@ -68,24 +69,19 @@ cairn_status check_vector(const float *v, uint32_t dim, uint32_t want_dim,
     return CAIRN_OK;
 }
 
-cairn_status parse_payload(const char *text, size_t len, json_t **out) {
-    *out = NULL;
+cairn_status check_payload(const char *text, size_t len) {
     if (!text || len == 0) return CAIRN_OK;
     if (len > CAIRN_MAX_PAYLOAD)
         return cerr_set(CAIRN_EPAYLOAD, "payload is %zu bytes, limit is %u", len,
                         CAIRN_MAX_PAYLOAD);
-    json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!j)
+    struct cjson_error je;
+    if (cjson_validate_object(text, len, &je)) return CAIRN_OK;
+    if (strcmp(je.what, "not a JSON object") == 0)
         return cerr_set(CAIRN_EPAYLOAD,
-                        "payload is not valid JSON at offset %d: %s", je.position,
-                        je.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return cerr_set(CAIRN_EPAYLOAD, "payload is not a JSON object");
-    }
-    *out = j;
-    return CAIRN_OK;
+                        "payload is not a JSON object (offset %zu holds another value)",
+                        je.offset);
+    return cerr_set(CAIRN_EPAYLOAD, "payload is not valid JSON at offset %zu: %s",
+                    je.offset, je.what);
 }
 
 cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
@@ -150,7 +146,7 @@ void cat_free_all(cairn_db *db) {
 }
 
 cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          json_t *payload, uint32_t payload_len) {
+                          const char *payload, uint32_t payload_len) {
     pthread_rwlock_wrlock(&c->lock);
     cairn_status st = store_upsert(&c->st, id, vec, payload, payload_len);
     pthread_rwlock_unlock(&c->lock);

@@ -26,15 +26,19 @@
 
 /* Dense arrays for a fast flat scan; id -> slot through an open-addressing
  * hash with linear probing and backward-shift deletion. Delete moves the
- * last slot into the hole. */
+ * last slot into the hole. Payloads are kept as the validated JSON text that
+ * was committed (returned byte for byte by cairn_get); the tree a filter
+ * needs is parsed on first use and cached (pjson), under the collection's
+ * read lock, by compare-and-swap. */
 struct store {
     uint32_t dim;
     size_t n, cap;
     float *vecs;       /* cap * dim */
     float *norms;      /* cap */
     uint64_t *ids;     /* cap */
-    json_t **payloads; /* cap; NULL = no payload */
+    char **ptext;      /* cap; NUL-terminated copy, NULL = no payload */
     uint32_t *plens;   /* cap; payload text bytes */
+    json_t *_Atomic *pjson; /* cap; parsed payload cache, NULL until needed */
     uint64_t payload_bytes;
     uint64_t *hkeys;   /* hcap */
     uint32_t *hslots;  /* hcap; UINT32_MAX = empty */
@@ -43,13 +47,16 @@ struct store {
 
 void store_init(struct store *s, uint32_t dim);
 void store_free(struct store *s);
-/* Takes ownership of payload (may be NULL) of payload_len text bytes. */
+/* Copies vec and the payload text (NULL/0 = none). */
 cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
-                          json_t *payload, uint32_t payload_len);
+                          const char *payload, uint32_t payload_len);
 void store_delete(struct store *s, uint64_t id);
 /* Slot of id or SIZE_MAX. */
 size_t store_find(const struct store *s, uint64_t id);
 uint64_t store_bytes(const struct store *s);
+/* The parsed payload of slot (NULL if none), parsed now if not yet. Safe
+ * under the collection's read lock. */
+const json_t *store_payload_json(struct store *s, size_t slot);
 
 /* ---- collections ------------------------------------------------------- */
 
@@ -72,7 +79,6 @@ struct txn_op {
     uint32_t coll_id;
     uint64_t id;
     size_t rec_off;
-    json_t *payload;   /* parsed payload for apply (owned until applied) */
 };
 
 struct cairn_txn {
@@ -149,13 +155,13 @@ cairn_status cat_check_name(const char *name, const char *what);
 /* Validation shared by the API and replay. */
 cairn_status check_vector(const float *v, uint32_t dim, uint32_t want_dim,
                           const char *coll_name);
-/* Parses payload JSON text; CAIRN_EPAYLOAD unless an object <= limit.
- * len 0 / NULL text gives *out = NULL. */
-cairn_status parse_payload(const char *text, size_t len, json_t **out);
+/* CAIRN_EPAYLOAD unless text is a JSON object of at most the limit (see
+ * common/json.h for what is accepted). len 0 is no payload. */
+cairn_status check_payload(const char *text, size_t len);
 
 /* Apply one decoded record to a collection (takes coll->lock). */
 cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          json_t *payload, uint32_t payload_len);
+                          const char *payload, uint32_t payload_len);
 void apply_delete(struct coll *c, uint64_t id);
 
 /* ---- replay engine (engine/replay.c) ------------------------------------ */

@@ -162,12 +162,11 @@ static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r)
         return cerr_set(CAIRN_ECORRUPT,
                         "record at LSN %llu has dimension %u, collection %u has %u",
                         (unsigned long long)r->lsn, u.dim, c->id, c->dim);
-    json_t *payload = NULL;
-    st = parse_payload(u.payload, u.payload_len, &payload);
+    st = check_payload(u.payload, u.payload_len);
     if (st)
         return cerr_wrap(CAIRN_ECORRUPT, "record at LSN %llu",
                          (unsigned long long)r->lsn);
-    return apply_upsert(c, u.id, u.vec, payload, u.payload_len);
+    return apply_upsert(c, u.id, u.vec, u.payload, u.payload_len);
 }
 
 static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r) {

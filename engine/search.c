@@ -89,8 +89,8 @@ CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection, uint64_t 
     } else {
         if (vector_out)
             memcpy(vector_out, c->st.vecs + slot * c->dim, (size_t)c->dim * sizeof(float));
-        if (payload_out && c->st.payloads[slot]) {
-            *payload_out = json_dumps(c->st.payloads[slot], JSON_COMPACT);
+        if (payload_out && c->st.ptext[slot]) {
+            *payload_out = strdup(c->st.ptext[slot]);
             if (!*payload_out) st = cerr_set(CAIRN_ENOMEM, "out of memory");
         }
     }
@@ -101,12 +101,12 @@ CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection, uint64_t 
 
 struct accept_ctx {
     const cairn_filter *f;
-    json_t *const *payloads;
+    struct store *st;
 };
 
 static bool accept_slot(void *ctx, size_t slot) {
     struct accept_ctx *a = ctx;
-    return filter_match(a->f, a->payloads[slot]);
+    return filter_match(a->f, store_payload_json(a->st, slot));
 }
 
 CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
@@ -126,7 +126,7 @@ CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
     cairn_status st = check_vector(query, dim, c->dim, collection);
     if (st == CAIRN_OK) {
         pthread_rwlock_rdlock(&c->lock);
-        struct accept_ctx actx = {.f = filter, .payloads = c->st.payloads};
+        struct accept_ctx actx = {.f = filter, .st = &c->st};
         *n_hits = flat_search(c->st.vecs, c->st.norms, c->st.ids, c->st.n, c->dim,
                               c->metric, query, k, filter ? accept_slot : NULL, &actx,
                               hits);

@@ -4,6 +4,7 @@
  * Points live in dense arrays (vectors, norms, ids, payloads) so that an
  * exact scan streams through memory. An open-addressing hash maps id -> slot
  * (linear probing; deletion shifts later entries back, so no tombstones).
+ * Payload text is copied; its parsed tree is built only when a filter asks.
  * Deleting a point moves the last slot into its hole. Arrays grow by
  * doubling and are never shrunk while the collection lives.
  */
@@ -32,11 +33,15 @@ void store_init(struct store *s, uint32_t dim) {
 
 void store_free(struct store *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) json_decref(s->payloads[i]);
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->ptext[i]);
+        json_decref(atomic_load(&s->pjson[i]));
+    }
     free(s->vecs);
     free(s->norms);
     free(s->ids);
-    free(s->payloads);
+    free(s->ptext);
+    free((void *)s->pjson);
     free(s->plens);
     free(s->hkeys);
     free(s->hslots);
@@ -121,45 +126,50 @@ static cairn_status grow(struct store *s) {
     if (nr) s->norms = nr;
     uint64_t *ids = realloc(s->ids, ncap * sizeof(uint64_t));
     if (ids) s->ids = ids;
-    json_t **p = realloc(s->payloads, ncap * sizeof(json_t *));
-    if (p) s->payloads = p;
+    char **p = realloc(s->ptext, ncap * sizeof(char *));
+    if (p) s->ptext = p;
     uint32_t *pl = realloc(s->plens, ncap * sizeof(uint32_t));
     if (pl) s->plens = pl;
-    if (!v || !nr || !ids || !p || !pl)
+    json_t *_Atomic *pj = realloc((void *)s->pjson, ncap * sizeof(*pj));
+    if (pj) s->pjson = pj;
+    if (!v || !nr || !ids || !p || !pl || !pj)
         return cerr_set(CAIRN_ENOMEM, "could not grow a point store to %zu points", ncap);
     s->cap = ncap;
     return CAIRN_OK;
 }
 
 cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
-                          json_t *payload, uint32_t payload_len) {
+                          const char *payload, uint32_t payload_len) {
+    char *text = NULL;
+    if (payload_len) {
+        text = malloc((size_t)payload_len + 1);
+        if (!text)
+            return cerr_set(CAIRN_ENOMEM, "could not copy a payload of %u bytes", payload_len);
+        memcpy(text, payload, payload_len);
+        text[payload_len] = 0;
+    }
     size_t slot = store_find(s, id);
     if (slot == SIZE_MAX) {
-        if (s->n == s->cap) {
-            cairn_status st = grow(s);
-            if (st) {
-                json_decref(payload);
-                return st;
-            }
-        }
-        if ((s->n + 1) * 4 > s->hcap * 3) { /* load factor <= 0.75 */
-            cairn_status st = hgrow(s);
-            if (st) {
-                json_decref(payload);
-                return st;
-            }
+        cairn_status st = CAIRN_OK;
+        if (s->n == s->cap) st = grow(s);
+        if (!st && (s->n + 1) * 4 > s->hcap * 3) st = hgrow(s); /* load <= 0.75 */
+        if (st) {
+            free(text);
+            return st;
         }
         slot = s->n++;
-        s->payloads[slot] = NULL;
+        s->ptext[slot] = NULL;
         s->plens[slot] = 0;
+        atomic_store(&s->pjson[slot], NULL);
         s->ids[slot] = id;
         hinsert(s, id, (uint32_t)slot);
     }
     memcpy(s->vecs + slot * s->dim, vec, (size_t)s->dim * sizeof(float));
     s->norms[slot] = vec_norm(vec, s->dim);
     s->payload_bytes -= s->plens[slot];
-    json_decref(s->payloads[slot]);
-    s->payloads[slot] = payload;
+    free(s->ptext[slot]);
+    json_decref(atomic_exchange(&s->pjson[slot], NULL));
+    s->ptext[slot] = text;
     s->plens[slot] = payload_len;
     s->payload_bytes += payload_len;
     return CAIRN_OK;
@@ -170,18 +180,38 @@ void store_delete(struct store *s, uint64_t id) {
     if (slot == SIZE_MAX) return;
     hremove(s, id);
     s->payload_bytes -= s->plens[slot];
-    json_decref(s->payloads[slot]);
+    free(s->ptext[slot]);
+    json_decref(atomic_load(&s->pjson[slot]));
     size_t last = s->n - 1;
     if (slot != last) {
         memcpy(s->vecs + slot * s->dim, s->vecs + last * s->dim,
                (size_t)s->dim * sizeof(float));
         s->norms[slot] = s->norms[last];
         s->ids[slot] = s->ids[last];
-        s->payloads[slot] = s->payloads[last];
+        s->ptext[slot] = s->ptext[last];
         s->plens[slot] = s->plens[last];
+        atomic_store(&s->pjson[slot], atomic_load(&s->pjson[last]));
         s->hslots[hpos(s, s->ids[slot])] = (uint32_t)slot;
     }
     s->n--;
+}
+
+const json_t *store_payload_json(struct store *s, size_t slot) {
+    json_t *j = atomic_load_explicit(&s->pjson[slot], memory_order_acquire);
+    if (j || !s->ptext[slot]) return j;
+    /* The text was validated at commit (common/json.h accepts only what
+     * jansson accepts), so this parse succeeds unless memory runs out;
+     * then the point simply matches no condition. */
+    json_t *parsed = json_loadb(s->ptext[slot], s->plens[slot], 0, NULL);
+    if (!parsed) return NULL;
+    json_t *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&s->pjson[slot], &expected, parsed,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        json_decref(parsed); /* another reader won */
+        return expected;
+    }
+    return parsed;
 }
 
 uint64_t store_bytes(const struct store *s) {

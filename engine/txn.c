@@ -50,10 +50,6 @@ static cairn_status ops_reserve(cairn_txn *t) {
 }
 
 static void txn_release_ops(cairn_txn *t) {
-    for (size_t i = 0; i < t->nops; i++) {
-        json_decref(t->ops[i].payload);
-        t->ops[i].payload = NULL;
-    }
     t->nops = 0;
     t->len = 0;
 }
@@ -166,21 +162,16 @@ CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
     if (payload == NULL && payload_len != 0)
         return cerr_set(CAIRN_EINVAL, "payload is NULL but payload_len is %zu",
                         payload_len);
-    json_t *pj = NULL;
-    st = parse_payload(payload, payload_len, &pj);
+    st = check_payload(payload, payload_len);
     if (st) return st;
     size_t need = wal_enc_upsert(NULL, cid, t->txn_id, id, vector, dim, payload,
                                  (uint32_t)payload_len);
-    if ((st = buf_reserve(t, need)) || (st = ops_reserve(t))) {
-        json_decref(pj);
-        return st;
-    }
+    if ((st = buf_reserve(t, need)) || (st = ops_reserve(t))) return st;
     struct txn_op *op = &t->ops[t->nops++];
     op->type = WAL_REC_UPSERT;
     op->coll_id = cid;
     op->id = id;
     op->rec_off = t->len;
-    op->payload = pj;
     t->len += wal_enc_upsert(t->buf + t->len, cid, t->txn_id, id, vector, dim,
                              payload, (uint32_t)payload_len);
     return CAIRN_OK;
@@ -201,7 +192,6 @@ CAIRN_API cairn_status cairn_txn_delete(cairn_txn *t, const char *collection,
     op->coll_id = cid;
     op->id = id;
     op->rec_off = t->len;
-    op->payload = NULL;
     t->len += wal_enc_delete(t->buf + t->len, cid, t->txn_id, id);
     return CAIRN_OK;
 }
@@ -220,13 +210,14 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
             apply_delete(c, op->id);
         } else {
             const uint8_t *rec = t->buf + op->rec_off;
-            const float *vec = (const float *)(const void *)(rec + WAL_REC_HDR + 16);
-            uint32_t plen = ld32(rec + WAL_REC_HDR + 12);
-            if (apply_upsert(c, op->id, vec, op->payload, plen) != CAIRN_OK)
+            const uint8_t *body = rec + WAL_REC_HDR;
+            const float *vec = (const float *)(const void *)(body + 16);
+            uint32_t plen = ld32(body + 12);
+            const char *ptext = (const char *)(body + 16 + 4 * (size_t)ld32(body + 8));
+            if (apply_upsert(c, op->id, vec, ptext, plen) != CAIRN_OK)
                 clog_error("could not apply point %llu of transaction %llu: %s",
                            (unsigned long long)op->id,
                            (unsigned long long)t->txn_id, cairn_last_error());
-            op->payload = NULL; /* owned by the store now */
         }
     }
     pthread_rwlock_unlock(&db->cat_lock);
