@@ -6,9 +6,11 @@
  *   db->commit_mu  >  db->cat_lock  >  coll->lock  >  db->apply_mu
  * commit_mu serializes appends to the WAL (so WAL order = apply order) and
  * DDL; cat_lock guards the collection table; coll->lock a point store.
- * The WAL flusher thread applies committed transactions (SYNC mode) from
- * on_durable while holding no lock but apply_mu/cat_lock/coll->lock; it must
- * never wait for commit_mu.
+ * In SYNC mode committed transactions are applied from the WAL's
+ * on_durable callback, run by whichever thread completed the flush: the WAL
+ * flusher, or a committer that led the group (possibly holding commit_mu,
+ * as DDL does). It takes apply_mu/cat_lock/coll->lock only and never waits
+ * for commit_mu.
  */
 #ifndef CAIRN_ENGINE_INT_H
 #define CAIRN_ENGINE_INT_H

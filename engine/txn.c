@@ -8,7 +8,8 @@
  *      stamp the COMMIT record with a time that never goes backwards;
  *      append the whole transaction to the WAL in one piece;
  *   3. SYNC: queue the transaction for apply and release commit_mu; the WAL
- *      flusher writes + fdatasyncs the group and calls on_durable, which
+ *      the WAL writes + fdatasyncs the group (the first waiting committer
+ *      leads, or the flusher thread) and calls on_durable, which
  *      applies queued transactions in LSN order; the committer returns once
  *      its transaction is durable and applied.
  *      ASYNC/NONE: apply while still holding commit_mu (LSN order), return.
@@ -223,7 +224,8 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
     pthread_rwlock_unlock(&db->cat_lock);
 }
 
-/* WAL flusher callback (SYNC mode): apply, in LSN order, every queued
+/* WAL on_durable callback (SYNC mode; the flusher or a leading committer
+ * runs it, never two at once): apply, in LSN order, every queued
  * transaction that is now durable, then wake the committers. */
 void engine_on_durable(void *ctx, uint64_t durable_lsn) {
     cairn_db *db = ctx;
@@ -246,7 +248,7 @@ void engine_on_durable(void *ctx, uint64_t durable_lsn) {
     pthread_mutex_unlock(&db->apply_mu);
 }
 
-/* Called with commit_mu held, right after t was appended. The flusher may
+/* Called with commit_mu held, right after t was appended. The WAL may
  * already have made t durable and run on_durable past it before t reaches
  * the queue (the append wakes it before this runs): then nothing would ever
  * apply t. on_durable raises applied_lsn only after draining the queue, so
@@ -449,7 +451,7 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
     if (db->opts.durability == CAIRN_DURABILITY_SYNC) {
         st = wal_writer_wait(db->wal, end);
         if (st) return not_durable(db, st, "transaction", (unsigned long long)txn_id, last);
-        /* Earlier commits are applied by the flusher; let them land first so
+        /* Earlier commits are applied from on_durable; let them land first so
          * that a drop never overtakes a commit before it in the log. */
         pthread_mutex_lock(&db->apply_mu);
         while (db->applied_lsn < end) pthread_cond_wait(&db->apply_cv, &db->apply_mu);

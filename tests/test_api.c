@@ -20,6 +20,8 @@
 
 #include "cairn.h"
 
+#include "testutil.h"
+
 static char tmpbase[512];
 static int dbcounter;
 
@@ -29,12 +31,7 @@ static void new_dir(char *out, size_t n) {
 
 static cairn_db *open_db(const char *dir, cairn_durability d, cairn_io_backend io,
                          unsigned jobs) {
-    cairn_options o;
-    cairn_options_init(&o);
-    o.durability = d;
-    o.io_backend = io;
-    o.replay_jobs = jobs;
-    o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
+    cairn_options o = tu_opts(d, io, jobs);
     cairn_db *db = NULL;
     cairn_status st = cairn_open(dir, &o, &db);
     if (st) fprintf(stderr, "open %s: %s\n", dir, cairn_last_error());
@@ -362,11 +359,10 @@ static void test_open_missing(void **state) {
 }
 
 int main(void) {
-    const char *tmp = getenv("CAIRN_TEST_TMP");
-    if (!tmp) tmp = "/tmp";
-    mkdir(tmp, 0755);
-    snprintf(tmpbase, sizeof tmpbase, "%s/api.%d", tmp, (int)getpid());
-    mkdir(tmpbase, 0755);
+    if (tu_tmpbase(tmpbase, sizeof tmpbase, "api") != 0) {
+        perror("api: temporary directory");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_table),
         cmocka_unit_test(test_collections),
@@ -380,8 +376,6 @@ int main(void) {
         cmocka_unit_test(test_open_missing),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpbase);
-    if (rc == 0 && system(cmd) != 0) rc = 1;
+    if (rc == 0 && tu_rm_rf(tmpbase) != 0) rc = 1;
     return rc;
 }

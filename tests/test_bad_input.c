@@ -13,10 +13,8 @@
  *
  *   env CAIRN_SEED=<n>   the data of the fixture (printed at start)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
@@ -37,39 +35,21 @@
 #include "common/crc32c.h"
 #include "wal/wal.h"
 
+#include "testutil.h"
+
 static char tmpbase[512];
 static int dbcounter;
 static uint64_t g_seed;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static float rnd_float(uint64_t *s) {
     /* in [-1, 1), never exactly zero-ish vectors overall */
-    return (float)((double)(splitmix(s) >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
+    return (float)(tu_unit(s) * 2.0 - 1.0);
 }
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static cairn_options default_opts(void) {
-    cairn_options o;
-    cairn_options_init(&o);
-    o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
-    o.replay_jobs = 2;
-    return o;
+    return tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
 }
 
 /* Status check plus substrings the message must hold (NULL-terminated). */
@@ -98,70 +78,10 @@ static void check_err(cairn_status got, cairn_status want, const char *expr, int
 
 /* ---- state digest ------------------------------------------------------- */
 
-struct dig {
-    unsigned char *b;
-    size_t len, cap;
-};
-
-static void dig_add(struct dig *d, const void *p, size_t n) {
-    if (d->len + n > d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 4096;
-        while (nc < d->len + n) nc *= 2;
-        d->b = realloc(d->b, nc);
-        assert_non_null(d->b);
-        d->cap = nc;
-    }
-    memcpy(d->b + d->len, p, n);
-    d->len += n;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Everything a reader can see, in a canonical byte string. */
-static void state_digest(cairn_db *db, struct dig *d) {
-    d->len = 0;
-    cairn_collection_info *list = NULL;
-    size_t n = 0;
-    EXPECT_OK(cairn_collection_list(db, &list, &n));
-    dig_add(d, &n, sizeof n);
-    for (size_t i = 0; i < n; i++) {
-        cairn_collection_info *ci = &list[i];
-        dig_add(d, ci->name, strlen(ci->name) + 1);
-        dig_add(d, &ci->id, sizeof ci->id);
-        dig_add(d, &ci->dim, sizeof ci->dim);
-        dig_add(d, &ci->metric, sizeof ci->metric);
-        dig_add(d, &ci->points, sizeof ci->points);
-        dig_add(d, &ci->bytes, sizeof ci->bytes);
-        uint32_t k = (uint32_t)ci->points;
-        float *q = calloc(ci->dim, sizeof *q);
-        cairn_hit *hits = calloc(k ? k : 1, sizeof *hits);
-        uint64_t *ids = calloc(k ? k : 1, sizeof *ids);
-        float *v = calloc(ci->dim, sizeof *v);
-        assert_true(q && hits && ids && v);
-        for (uint32_t j = 0; j < ci->dim; j++) q[j] = 0.5f;
-        uint32_t nh = 0;
-        EXPECT_OK(cairn_search(db, ci->name, q, ci->dim, k, NULL, hits, &nh));
-        assert_int_equal(nh, k);
-        for (uint32_t j = 0; j < nh; j++) ids[j] = hits[j].id;
-        qsort(ids, nh, sizeof *ids, cmp_u64);
-        for (uint32_t j = 0; j < nh; j++) {
-            char *p = NULL;
-            EXPECT_OK(cairn_get(db, ci->name, ids[j], v, ci->dim, &p));
-            dig_add(d, &ids[j], sizeof ids[j]);
-            dig_add(d, v, ci->dim * sizeof *v);
-            if (p) dig_add(d, p, strlen(p) + 1);
-            else dig_add(d, "\xff(none)", 8);
-            cairn_free(p);
-        }
-        free(q);
-        free(hits);
-        free(ids);
-        free(v);
-    }
-    cairn_free(list);
+/* Everything a reader can see, in a canonical byte string (collection ids
+ * and bytes included). */
+static void state_digest(cairn_db *db, struct tu_dig *d) {
+    if (tu_state_digest(db, d, TU_DIG_ID_BYTES) != 0) fail_msg("%s", tu_error());
 }
 
 /* ---- fixture ------------------------------------------------------------- */
@@ -169,7 +89,7 @@ static void state_digest(cairn_db *db, struct dig *d) {
 struct fx {
     char dir[600];
     cairn_db *db;
-    struct dig before, now;
+    struct tu_dig before, now;
     uint64_t last_lsn, durable_lsn;
 };
 
@@ -183,8 +103,8 @@ static void fill_coll(cairn_db *db, const char *name, uint32_t dim, int npts, ui
     for (int i = 0; i < npts; i++) {
         for (uint32_t j = 0; j < dim; j++) v[j] = rnd_float(rs) + 2.0f;
         int pn = snprintf(pl, sizeof pl, "{\"i\":%d,\"tag\":\"%s-%d\",\"x\":[1,2]}", i, name,
-                          (int)(splitmix(rs) % 1000));
-        bool with_payload = splitmix(rs) % 4 != 0;
+                          (int)(tu_splitmix(rs) % 1000));
+        bool with_payload = tu_splitmix(rs) % 4 != 0;
         cairn_point p = {.id = (uint64_t)i * 7 + 1,
                          .vector = v,
                          .payload = with_payload ? pl : NULL,
@@ -229,9 +149,9 @@ static int fx_teardown(void **state) {
     struct fx *f = *state;
     if (!f) return 0;
     cairn_close(f->db);
-    rm_rf(f->dir);
-    free(f->before.b);
-    free(f->now.b);
+    tu_rm_rf(f->dir);
+    tu_dig_free(&f->before);
+    tu_dig_free(&f->now);
     free(f);
     return 0;
 }
@@ -254,7 +174,7 @@ static void fx_compare(struct fx *f, const char *when) {
     state_digest(f->db, &f->now);
     uint64_t last, durable;
     fx_lsns(f, &last, &durable);
-    if (f->now.len != f->before.len || memcmp(f->now.b, f->before.b, f->now.len) != 0)
+    if (!tu_dig_eq(&f->now, &f->before))
         fail_msg("state changed (%s)", when);
     if (last != f->last_lsn || durable != f->durable_lsn)
         fail_msg("LSNs changed (%s): last %" PRIu64 " -> %" PRIu64 ", durable %" PRIu64
@@ -282,74 +202,18 @@ static void fx_check_unchanged(struct fx *f) {
 
 /* ---- whole-directory byte snapshots (failed opens) ----------------------- */
 
-struct file_img {
-    char path[700];
-    unsigned char *data;
-    size_t len;
-};
-struct dir_img {
-    struct file_img *f;
-    size_t n;
-};
-
-static void img_add_dir(struct dir_img *img, const char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[700];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        assert_int_equal(lstat(p, &sb), 0);
-        if (S_ISDIR(sb.st_mode)) {
-            img_add_dir(img, p);
-            continue;
-        }
-        img->f = realloc(img->f, (img->n + 1) * sizeof *img->f);
-        assert_non_null(img->f);
-        struct file_img *fi = &img->f[img->n++];
-        snprintf(fi->path, sizeof fi->path, "%s", p);
-        fi->len = (size_t)sb.st_size;
-        fi->data = malloc(fi->len ? fi->len : 1);
-        assert_non_null(fi->data);
-        int fd = open(p, O_RDONLY);
-        assert_true(fd >= 0);
-        assert_int_equal(pread(fd, fi->data, fi->len, 0), (ssize_t)fi->len);
-        close(fd);
-    }
-    closedir(d);
+static void img_take(struct tu_tree *img, const char *dir) {
+    if (tu_tree_take(img, dir) != 0) fail_msg("%s", tu_error());
 }
 
-static int cmp_img(const void *a, const void *b) {
-    return strcmp(((const struct file_img *)a)->path, ((const struct file_img *)b)->path);
-}
-
-static void img_take(struct dir_img *img, const char *dir) {
-    memset(img, 0, sizeof *img);
-    img_add_dir(img, dir);
-    qsort(img->f, img->n, sizeof *img->f, cmp_img);
-}
-
-static void img_free(struct dir_img *img) {
-    for (size_t i = 0; i < img->n; i++) free(img->f[i].data);
-    free(img->f);
-    memset(img, 0, sizeof *img);
-}
-
-static void img_assert_same(const struct dir_img *a, const struct dir_img *b) {
+static void img_assert_same(const struct tu_tree *a, const struct tu_tree *b) {
+    char why[1200];
+    if (!tu_tree_diff(a, b, why, sizeof why)) return;
     if (a->n != b->n) {
         for (size_t i = 0; i < a->n; i++) fprintf(stderr, "  before: %s\n", a->f[i].path);
         for (size_t i = 0; i < b->n; i++) fprintf(stderr, "  after:  %s\n", b->f[i].path);
-        fail_msg("failed open changed the set of files (%zu -> %zu)", a->n, b->n);
     }
-    for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->f[i].path, b->f[i].path) != 0)
-            fail_msg("failed open changed the set of files (%s vs %s)", a->f[i].path,
-                     b->f[i].path);
-        if (a->f[i].len != b->f[i].len || memcmp(a->f[i].data, b->f[i].data, a->f[i].len))
-            fail_msg("failed open changed file %s", a->f[i].path);
-    }
+    fail_msg("failed open changed the files: %s", why);
 }
 
 /* ---- cases: vectors ------------------------------------------------------ */
@@ -824,7 +688,7 @@ static void test_locked_by_other_process(void **state) {
     char c = 0;
     assert_int_equal(read(ready[0], &c, 1), 1);
     assert_int_equal(c, 'y');
-    struct dir_img before, after;
+    struct tu_tree before, after;
     img_take(&before, f->dir);
     cairn_options o = default_opts();
     cairn_db *db = (cairn_db *)0x1;
@@ -833,8 +697,8 @@ static void test_locked_by_other_process(void **state) {
     EXPECT(cairn_open(f->dir, NULL, &db), CAIRN_EBUSY, f->dir);
     img_take(&after, f->dir);
     img_assert_same(&before, &after);
-    img_free(&before);
-    img_free(&after);
+    tu_tree_free(&before);
+    tu_tree_free(&after);
     close(release[1]); /* the child closes and exits */
     int wst = 0;
     assert_int_equal(waitpid(pid, &wst, 0), pid);
@@ -868,7 +732,7 @@ static void open_must_fail(struct fx *f, const char *path, uint64_t off, size_t 
     assert_memory_not_equal(dmg, orig, len);
     file_rw(path, dmg, len, off, true);
 
-    struct dir_img before, after;
+    struct tu_tree before, after;
     img_take(&before, f->dir);
     cairn_options o = default_opts();
     for (int round = 0; round < 2; round++) { /* the same answer twice */
@@ -880,8 +744,8 @@ static void open_must_fail(struct fx *f, const char *path, uint64_t off, size_t 
     }
     img_take(&after, f->dir);
     img_assert_same(&before, &after);
-    img_free(&before);
-    img_free(&after);
+    tu_tree_free(&before);
+    tu_tree_free(&after);
 
     file_rw(path, orig, len, off, true);
     fx_reopen(f);
@@ -1045,7 +909,7 @@ static void test_bad_options(void **state) {
         {CAIRN_WAL_SEGMENT_MIN, 0, 7, 10, "io_backend 7"},
         {CAIRN_WAL_SEGMENT_MIN, CAIRN_DURABILITY_ASYNC, 0, 0, "async_flush_ms 0"},
     };
-    struct dir_img before, after;
+    struct tu_tree before, after;
     img_take(&before, f->dir);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_options o = default_opts();
@@ -1067,8 +931,8 @@ static void test_bad_options(void **state) {
     EXPECT(cairn_open(NULL, NULL, NULL), CAIRN_EINVAL, "NULL");
     img_take(&after, f->dir);
     img_assert_same(&before, &after);
-    img_free(&before);
-    img_free(&after);
+    tu_tree_free(&before);
+    tu_tree_free(&after);
     fx_reopen(f);
     fx_compare(f, "after bad options");
 }
@@ -1117,16 +981,9 @@ static void test_open_regular_file(void **state) {
 }
 
 int main(void) {
-    const char *senv = getenv("CAIRN_SEED");
-    g_seed = senv ? strtoull(senv, NULL, 0) : 0x5eedbad1ULL;
-    printf("bad_input: seed=%" PRIu64 " (rerun: CAIRN_SEED=%" PRIu64 ")\n", g_seed, g_seed);
-    fflush(stdout);
-    const char *tmp = getenv("CAIRN_TEST_TMP");
-    if (!tmp || !tmp[0]) tmp = "/tmp";
-    mkdir(tmp, 0755);
-    snprintf(tmpbase, sizeof tmpbase, "%s/bad_input.XXXXXX", tmp);
-    if (!mkdtemp(tmpbase)) {
-        perror("mkdtemp");
+    g_seed = tu_seed("bad_input", 0x5eedbad1ULL);
+    if (tu_tmpbase(tmpbase, sizeof tmpbase, "bad_input") != 0) {
+        perror("bad_input: temporary directory");
         return 1;
     }
     cairn_set_log(NULL, NULL, CAIRN_LOG_ERROR + 1); /* expected failures are noisy */
@@ -1151,6 +1008,6 @@ int main(void) {
     };
 #undef T
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    rm_rf(tmpbase);
+    tu_rm_rf(tmpbase);
     return rc;
 }

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +29,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include "testutil.h"
+
 static char tmpdir[4096];
 static uint64_t rng_state;
 
@@ -47,28 +48,14 @@ static void path_in(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", tmpdir, name);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *base = getenv("CAIRN_TEST_TMP");
-    if (!base || !base[0])
-        base = "/tmp";
-    mkdir(base, 0755);
-    snprintf(tmpdir, sizeof tmpdir, "%s/common-XXXXXX", base);
-    if (!mkdtemp(tmpdir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", tmpdir, strerror(errno));
+    if (tu_tmpbase(tmpdir, sizeof tmpdir, "common") != 0) {
+        fprintf(stderr, "common: temporary directory: %s\n", strerror(errno));
         return -1;
     }
-    const char *s = getenv("CAIRN_TEST_SEED");
-    rng_state = s ? strtoull(s, NULL, 0) : 0x5eed0c0ffee1234ull;
+    rng_state = tu_seed_env("CAIRN_TEST_SEED", 0x5eed0c0ffee1234ull);
     if (rng_state == 0)
         rng_state = 1;
     printf("# seed %llu (CAIRN_TEST_SEED to override)\n", (unsigned long long)rng_state);
@@ -78,7 +65,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(tmpdir);
     return 0;
 }
 

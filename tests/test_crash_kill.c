@@ -30,12 +30,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cairn.h"
+
+#include "testutil.h"
 
 #define NCOLL 3
 #define DIM 16
@@ -51,17 +52,9 @@ static char dbdir[512], oracle_path[512];
 
 /* ---- deterministic generators --------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void gen_vector(uint32_t vseed, float *v) {
     uint64_t s = vseed * 0x100000001b3ULL + 7;
-    for (int i = 0; i < DIM; i++)
-        v[i] = (float)((double)(splitmix(&s) >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
+    tu_fill_vec(&s, v, DIM, -1.0, 1.0);
 }
 
 static int gen_payload(uint32_t vseed, char *buf, size_t n) {
@@ -93,7 +86,7 @@ static void *child_thread(void *p) {
     float vec[DIM];
     char payload[64], line[1024];
     for (uint64_t seq = 0;; seq++) {
-        uint64_t r = splitmix(&rs);
+        uint64_t r = tu_splitmix(&rs);
         if (r % 97 == 0) { /* a restore point now and then */
             char name[32];
             snprintf(name, sizeof name, "rp-%d-%" PRIu64, a->t, seq);
@@ -101,17 +94,17 @@ static void *child_thread(void *p) {
             if (st) die("restore point", st);
             continue;
         }
-        int nops = 1 + (int)(splitmix(&rs) % MAXOPS);
-        bool abort_it = splitmix(&rs) % 13 == 0;
+        int nops = 1 + (int)(tu_splitmix(&rs) % MAXOPS);
+        bool abort_it = tu_splitmix(&rs) % 13 == 0;
         cairn_txn *txn;
         cairn_status st = cairn_txn_begin(a->db, &txn);
         if (st) die("begin", st);
         int off = snprintf(line, sizeof line, "I %d %" PRIu64 " %d", a->t, seq, nops);
         for (int i = 0; i < nops; i++) {
-            int c = (int)(splitmix(&rs) % NCOLL);
-            uint64_t id = (uint64_t)a->t * RANGE + splitmix(&rs) % RANGE;
-            if (splitmix(&rs) % 100 < 85) {
-                uint32_t vs = (uint32_t)splitmix(&rs);
+            int c = (int)(tu_splitmix(&rs) % NCOLL);
+            uint64_t id = (uint64_t)a->t * RANGE + tu_splitmix(&rs) % RANGE;
+            if (tu_splitmix(&rs) % 100 < 85) {
+                uint32_t vs = (uint32_t)tu_splitmix(&rs);
                 gen_vector(vs, vec);
                 int pl = gen_payload(vs, payload, sizeof payload);
                 st = cairn_txn_upsert(txn, coll_names[c], id, vec, DIM, payload, (size_t)pl);
@@ -144,10 +137,7 @@ static void *child_thread(void *p) {
 static void child_main(uint64_t seed) {
     int fd = open(oracle_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (fd < 0) _exit(4);
-    cairn_options o;
-    cairn_options_init(&o);
-    o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
-    o.replay_jobs = 2;
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
     cairn_db *db;
     cairn_status st = cairn_open(dbdir, &o, &db);
     if (st) die("child open", st);
@@ -290,18 +280,14 @@ static bool range_matches(cairn_db *db, int t, struct cell cand[NCOLL][MAXT * RA
 }
 
 static void rm_rf(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "crash_kill: could not remove %s\n", dir);
+    if (tu_rm_rf(dir) != 0) fprintf(stderr, "crash_kill: could not remove %s\n", dir);
 }
 
 int main(int argc, char **argv) {
     long kills = 200;
     const char *env = getenv("CAIRN_CRASH_KILLS");
     if (env) kills = atol(env);
-    uint64_t seed = (uint64_t)time(NULL);
-    const char *senv = getenv("CAIRN_SEED");
-    if (senv) seed = strtoull(senv, NULL, 0);
+    uint64_t seed = tu_seed_env("CAIRN_SEED", (uint64_t)time(NULL));
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--kills") && i + 1 < argc) kills = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 0);
@@ -316,11 +302,11 @@ int main(int argc, char **argv) {
            seed, kills, nthreads, seed);
     fflush(stdout);
 
-    const char *tmp = getenv("CAIRN_TEST_TMP");
     char base[400];
-    snprintf(base, sizeof base, "%s/crash_kill.%d", tmp ? tmp : "/tmp", (int)getpid());
-    mkdir(tmp ? tmp : "/tmp", 0755);
-    mkdir(base, 0755);
+    if (tu_tmpbase(base, sizeof base, "crash_kill") != 0) {
+        perror("crash_kill: temporary directory");
+        return 1;
+    }
     snprintf(oracle_path, sizeof oracle_path, "%s/oracle", base);
 
     uint64_t rng = seed;
@@ -335,10 +321,10 @@ int main(int argc, char **argv) {
                 rm_rf(old);
             }
         }
-        uint64_t round_seed = splitmix(&rng);
+        uint64_t round_seed = tu_splitmix(&rng);
         /* a quarter of the kills come early, inside open/recovery */
-        uint64_t delay_us = splitmix(&rng) % 4 == 0 ? splitmix(&rng) % 8000
-                                                    : 2000 + splitmix(&rng) % 60000;
+        uint64_t delay_us = tu_splitmix(&rng) % 4 == 0 ? tu_splitmix(&rng) % 8000
+                                                       : 2000 + tu_splitmix(&rng) % 60000;
         unlink(oracle_path);
         pid_t pid = fork();
         if (pid < 0) {
@@ -364,10 +350,8 @@ int main(int argc, char **argv) {
             return 1;
         }
 
-        cairn_options o;
-        cairn_options_init(&o);
-        o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
-        o.replay_jobs = 1 + (unsigned)(k % 3);
+        cairn_options o =
+            tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1 + (unsigned)(k % 3));
         cairn_db *db;
         cairn_status st = cairn_open(dbdir, &o, &db);
         if (st) {

@@ -28,10 +28,8 @@
  *   env CAIRN_SEED=<n>        workload data (printed)
  *   env CAIRN_NTH_MAX=<n>     safety bound of the Nth-op loop (default 2000)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,37 +48,18 @@
 #include "common/io.h"
 #include "wal/wal.h"
 
+#include "testutil.h"
+
 static char tmpbase[512];
 static int dbcounter;
 static uint64_t g_seed;
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 static void new_dir(char *out, size_t n) { snprintf(out, n, "%s/db%d", tmpbase, dbcounter++); }
 
 static cairn_options make_opts(cairn_io_backend io) {
-    cairn_options o;
-    cairn_options_init(&o);
-    o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
-    o.io_backend = io;
-    o.replay_jobs = 2;
-    return o;
+    return tu_opts(CAIRN_DURABILITY_SYNC, io, 2);
 }
 
 static cairn_db *must_open(const char *dir, cairn_io_backend io) {
@@ -133,8 +112,7 @@ struct tx {
 
 static void gen_vector(uint32_t vs, float *v, uint32_t dim) {
     uint64_t s = vs * 0x100000001b3ULL + 11;
-    for (uint32_t i = 0; i < dim; i++)
-        v[i] = (float)((double)(splitmix(&s) >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
+    tu_fill_vec(&s, v, dim, -1.0, 1.0);
 }
 
 /* A payload for some seeds, none for others. */
@@ -160,29 +138,29 @@ static void model_apply(struct model *m, const struct tx *t) {
 static void gen_tx(uint64_t seed, uint64_t k, bool big, struct tx *t) {
     uint64_t s = seed ^ (k * 0x9E3779B97F4A7C15ULL);
     memset(t, 0, sizeof *t);
-    unsigned r = (unsigned)(splitmix(&s) % 10);
+    unsigned r = (unsigned)(tu_splitmix(&s) % 10);
     if (big && k % 3 != 2) { /* 2 of 3: 64 points of 4 KiB, ~2.6 segments in all */
         t->kind = TX_BATCH;
         t->coll = 2;
         t->n = MAXOPS;
     } else if (r < 7) {
         t->kind = TX_MULTI;
-        t->n = 1 + (int)(splitmix(&s) % 5);
+        t->n = 1 + (int)(tu_splitmix(&s) % 5);
     } else if (r < 9) {
         t->kind = TX_BATCH;
-        t->coll = (int)(splitmix(&s) % 2);
-        t->n = 1 + (int)(splitmix(&s) % 4);
+        t->coll = (int)(tu_splitmix(&s) % 2);
+        t->n = 1 + (int)(tu_splitmix(&s) % 4);
     } else {
         t->kind = TX_DELETES;
-        t->coll = (int)(splitmix(&s) % 2);
-        t->n = 1 + (int)(splitmix(&s) % 3);
+        t->coll = (int)(tu_splitmix(&s) % 2);
+        t->n = 1 + (int)(tu_splitmix(&s) % 3);
     }
     for (int i = 0; i < t->n; i++) {
         struct op *o = &t->ops[i];
-        o->c = t->kind == TX_MULTI ? (int)(splitmix(&s) % 2) : t->coll;
-        o->id = (uint32_t)(splitmix(&s) % (o->c == 2 ? NIDS : 48));
-        o->del = t->kind == TX_DELETES || (t->kind == TX_MULTI && splitmix(&s) % 6 == 0);
-        o->vs = o->del ? 0 : (uint32_t)splitmix(&s) | 1u;
+        o->c = t->kind == TX_MULTI ? (int)(tu_splitmix(&s) % 2) : t->coll;
+        o->id = (uint32_t)(tu_splitmix(&s) % (o->c == 2 ? NIDS : 48));
+        o->del = t->kind == TX_DELETES || (t->kind == TX_MULTI && tu_splitmix(&s) % 6 == 0);
+        o->vs = o->del ? 0 : (uint32_t)tu_splitmix(&s) | 1u;
     }
 }
 
@@ -483,7 +461,7 @@ static void matrix_case(cairn_io_backend io, const struct fcase *fc, uint64_t nt
     if (!db_matches(db, &acked, why, sizeof why))
         fail_msg("%s: after the second reopen: %s", fc->label, why);
     CHECK_OK(cairn_close(db));
-    rm_rf(dir);
+    tu_rm_rf(dir);
 }
 
 static void run_matrix(cairn_io_backend io) {
@@ -555,7 +533,7 @@ static void absorbed_case(cairn_io_backend io, unsigned ops, enum cio_fault_kind
     CHECK_OK(cairn_stats_get(db, &s));
     assert_int_equal(s.recovery.bytes_truncated, 0);
     CHECK_OK(cairn_close(db));
-    rm_rf(dir);
+    tu_rm_rf(dir);
 }
 
 static void run_absorbed(cairn_io_backend io) {
@@ -734,7 +712,7 @@ verify:;
     if (!db_matches(rdb, &acked, why, sizeof why))
         fail_msg("run %" PRIu64 ": after the post-recovery commit and reopen: %s", n, why);
     CHECK_OK(cairn_close(rdb));
-    rm_rf(dir);
+    tu_rm_rf(dir);
     return fired;
 }
 
@@ -775,21 +753,12 @@ static void test_nth_op_enospc_persistent(void **state) {
 }
 
 int main(void) {
-    const char *senv = getenv("CAIRN_SEED");
-    g_seed = senv ? strtoull(senv, NULL, 0) : 0xfa17ULL;
-    printf("engine_fault: seed=%" PRIu64 " (rerun: CAIRN_SEED=%" PRIu64 ")\n", g_seed, g_seed);
-    fflush(stdout);
-    const char *tmp = getenv("CAIRN_TEST_TMP");
-    if (!tmp || !tmp[0]) tmp = "/tmp";
-    mkdir(tmp, 0755);
-    snprintf(tmpbase, sizeof tmpbase, "%s/engine_fault.XXXXXX", tmp);
-    if (!mkdtemp(tmpbase)) {
-        perror("mkdtemp");
+    g_seed = tu_seed("engine_fault", 0xfa17ULL);
+    if (tu_tmpbase(tmpbase, sizeof tmpbase, "engine_fault") != 0) {
+        perror("engine_fault: temporary directory");
         return 1;
     }
-    /* injected failures log errors by design */
-    cairn_set_log(NULL, NULL, getenv("CAIRN_TEST_VERBOSE") ? CAIRN_LOG_WARN
-                                                           : (cairn_log_level)(CAIRN_LOG_ERROR + 1));
+    tu_quiet_log(); /* injected failures log errors by design */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matrix_posix),
         cmocka_unit_test(test_matrix_uring),
@@ -803,6 +772,6 @@ int main(void) {
     printf("engine_fault: matrix: failed commit durable after reopen %d, not %d, "
            "indistinguishable %d\n",
            matrix_present, matrix_absent, matrix_same);
-    rm_rf(tmpbase);
+    tu_rm_rf(tmpbase);
     return rc;
 }

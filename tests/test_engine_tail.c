@@ -41,7 +41,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,6 +60,8 @@
 #include "cairn.h"
 #include "wal/wal.h"
 
+#include "testutil.h"
+
 #define SEG_SIZE ((uint64_t)CAIRN_WAL_SEGMENT_MIN)
 #define ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
 
@@ -70,22 +71,6 @@ static uint64_t g_seed;
 static int casecounter; /* which test: names the case directories */
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* Cases run in forked workers (the disk's fsync latency dominates; several
  * cases in flight overlap it). In a worker a failure prints and exits; in
@@ -119,11 +104,7 @@ static void fail_here(const char *file, int line, const char *fmt, ...) {
     } while (0)
 
 static cairn_db *open_db(const char *dir, cairn_durability d, unsigned jobs) {
-    cairn_options o;
-    cairn_options_init(&o);
-    o.wal_segment_size = SEG_SIZE;
-    o.durability = d;
-    o.replay_jobs = jobs;
+    cairn_options o = tu_opts(d, CAIRN_IO_DEFAULT, jobs);
     cairn_db *db = NULL;
     cairn_status st = cairn_open(dir, &o, &db);
     if (st) FAIL("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
@@ -174,15 +155,8 @@ static void copy_tree(const char *from, const char *to) {
 }
 
 static unsigned char *read_whole(const char *path, size_t *len) {
-    int fd = open(path, O_RDONLY);
-    REQ(fd >= 0);
-    struct stat sb;
-    REQ(fstat(fd, &sb) == 0);
-    unsigned char *b = malloc((size_t)sb.st_size + 1);
-    REQ((b) != NULL);
-    REQ(pread(fd, b, (size_t)sb.st_size, 0) == sb.st_size);
-    close(fd);
-    *len = (size_t)sb.st_size;
+    unsigned char *b = tu_read_file(path, len);
+    if (!b) FAIL("%s", tu_error());
     return b;
 }
 
@@ -195,77 +169,15 @@ static void write_whole(const char *path, const unsigned char *b, size_t len) {
 
 /* ---- state digest ------------------------------------------------------------- */
 
-struct dig {
-    unsigned char *b;
-    size_t len, cap;
-};
-
-static void dig_add(struct dig *d, const void *p, size_t n) {
-    if (d->len + n > d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 4096;
-        while (nc < d->len + n) nc *= 2;
-        d->b = realloc(d->b, nc);
-        REQ((d->b) != NULL);
-        d->cap = nc;
-    }
-    memcpy(d->b + d->len, p, n);
-    d->len += n;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void state_digest(cairn_db *db, struct dig *d) {
-    d->len = 0;
-    cairn_collection_info *list = NULL;
-    size_t n = 0;
-    CHECK_OK(cairn_collection_list(db, &list, &n));
-    dig_add(d, &n, sizeof n);
-    for (size_t i = 0; i < n; i++) {
-        cairn_collection_info *ci = &list[i];
-        dig_add(d, ci->name, strlen(ci->name) + 1);
-        dig_add(d, &ci->dim, sizeof ci->dim);
-        dig_add(d, &ci->metric, sizeof ci->metric);
-        dig_add(d, &ci->points, sizeof ci->points);
-        uint32_t k = (uint32_t)ci->points;
-        float *q = calloc(ci->dim, sizeof *q);
-        float *v = calloc(ci->dim, sizeof *v);
-        cairn_hit *hits = calloc(k ? k : 1, sizeof *hits);
-        uint64_t *ids = calloc(k ? k : 1, sizeof *ids);
-        REQ(q && v && hits && ids);
-        for (uint32_t j = 0; j < ci->dim; j++) q[j] = 0.25f;
-        uint32_t nh = 0;
-        CHECK_OK(cairn_search(db, ci->name, q, ci->dim, k, NULL, hits, &nh));
-        REQ((nh) == (k));
-        for (uint32_t j = 0; j < nh; j++) ids[j] = hits[j].id;
-        qsort(ids, nh, sizeof *ids, cmp_u64);
-        for (uint32_t j = 0; j < nh; j++) {
-            char *p = NULL;
-            CHECK_OK(cairn_get(db, ci->name, ids[j], v, ci->dim, &p));
-            dig_add(d, &ids[j], sizeof ids[j]);
-            dig_add(d, v, ci->dim * sizeof *v);
-            if (p) dig_add(d, p, strlen(p) + 1);
-            else dig_add(d, "\xff(none)", 8);
-            cairn_free(p);
-        }
-        free(q);
-        free(v);
-        free(hits);
-        free(ids);
-    }
-    cairn_free(list);
-}
-
-static bool dig_eq(const struct dig *a, const struct dig *b) {
-    return a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+/* Everything a reader can see (collection ids and bytes left out). */
+static void state_digest(cairn_db *db, struct tu_dig *d) {
+    if (tu_state_digest(db, d, 0) != 0) FAIL("%s", tu_error());
 }
 
 /* ---- the base database and its oracle ------------------------------------------ */
 
 #define MAXCOMMITS 64
-static struct dig oracle[MAXCOMMITS + 1]; /* [i]: state after the i-th COMMIT */
+static struct tu_dig oracle[MAXCOMMITS + 1]; /* [i]: state after the i-th COMMIT */
 static int ncommits_oracle;
 
 struct rec {
@@ -288,10 +200,7 @@ static void note_commit(cairn_db *db) {
     state_digest(db, &oracle[++ncommits_oracle]);
 }
 
-static void vec(uint64_t *rs, float *v, uint32_t dim) {
-    for (uint32_t i = 0; i < dim; i++)
-        v[i] = (float)((double)(splitmix(rs) >> 11) / (double)(1ULL << 53) * 4.0 - 2.0);
-}
+static void vec(uint64_t *rs, float *v, uint32_t dim) { tu_fill_vec(rs, v, dim, -2.0, 2.0); }
 
 static void upsert(cairn_txn *t, const char *c, uint64_t id, uint32_t dim, uint64_t *rs,
                    const char *payload) {
@@ -364,10 +273,10 @@ static int build_base(void **state) {
     /* The tail, in NONE mode: records appended without a sync in between
      * carry the same durable hint. */
     db = open_db(basedir, CAIRN_DURABILITY_NONE, 1);
-    struct dig chk = {0};
+    struct tu_dig chk = {0};
     state_digest(db, &chk);
-    REQ(dig_eq(&chk, &oracle[ncommits_oracle]));
-    free(chk.b);
+    REQ(tu_dig_eq(&chk, &oracle[ncommits_oracle]));
+    tu_dig_free(&chk);
     /* T1: upsert + delete over two collections */
     CHECK_OK(cairn_txn_begin(db, &t));
     upsert(t, "a", 200, 4, &rs, "{\"t\":1}");
@@ -499,50 +408,13 @@ static void expect_for(const unsigned char *img, size_t img_len, struct expect *
 
 /* Files of a directory tree with their bytes, to prove a failed open changed
  * nothing. */
-struct tree_img {
-    char path[64][800];
-    unsigned char *data[64];
-    size_t len[64];
-    int n;
-};
-
-static void tree_take(struct tree_img *t, const char *dir, bool top) {
-    if (top) t->n = 0;
-    DIR *d = opendir(dir);
-    REQ((d) != NULL);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[800];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        REQ(lstat(p, &sb) == 0);
-        if (S_ISDIR(sb.st_mode)) {
-            tree_take(t, p, false);
-            continue;
-        }
-        REQ(t->n < 64);
-        snprintf(t->path[t->n], sizeof t->path[t->n], "%s", p);
-        t->data[t->n] = read_whole(p, &t->len[t->n]);
-        t->n++;
-    }
-    closedir(d);
+static void tree_take(struct tu_tree *t, const char *dir) {
+    if (tu_tree_take(t, dir) != 0) FAIL("%s", tu_error());
 }
 
-static void tree_free(struct tree_img *t) {
-    for (int i = 0; i < t->n; i++) free(t->data[i]);
-    t->n = 0;
-}
-
-static void tree_same(const struct tree_img *a, const struct tree_img *b) {
-    if (a->n != b->n) FAIL("failed open changed the number of files (%d -> %d)", a->n, b->n);
-    for (int i = 0; i < a->n; i++) {
-        int j = 0;
-        while (j < b->n && strcmp(a->path[i], b->path[j]) != 0) j++;
-        if (j == b->n) FAIL("failed open removed %s", a->path[i]);
-        if (a->len[i] != b->len[j] || memcmp(a->data[i], b->data[j], a->len[i]) != 0)
-            FAIL("failed open changed %s", a->path[i]);
-    }
+static void tree_same(const struct tu_tree *a, const struct tu_tree *b) {
+    char why[1200];
+    if (tu_tree_diff(a, b, why, sizeof why)) FAIL("failed open %s", why);
 }
 
 /* counters shared with the workers (MAP_SHARED) */
@@ -565,10 +437,7 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     TALLY(cases, 1);
     unsigned jobs = 1 + (unsigned)(idx % 3);
 
-    cairn_options o;
-    cairn_options_init(&o);
-    o.wal_segment_size = SEG_SIZE;
-    o.replay_jobs = jobs;
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, jobs);
     cairn_db *db = NULL;
     /* A segment file of another size than the segment size is damage, not a
      * torn tail (segments are created full size, wal/reader.c): refused. */
@@ -576,8 +445,8 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     if (e.corrupt || short_file) {
         TALLY(corrupt, 1);
         TALLY(short_file, short_file);
-        struct tree_img before, after;
-        tree_take(&before, dir, true);
+        struct tu_tree before, after;
+        tree_take(&before, dir);
         cairn_status st = cairn_open(dir, &o, &db);
         if (st != CAIRN_ECORRUPT)
             FAIL("%s: open gave %s (%s), expected CAIRN_ECORRUPT", label,
@@ -588,11 +457,11 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
             !strstr(cairn_last_error(), off))
             FAIL("%s: message does not name the segment and %s: %s", label, off,
                      cairn_last_error());
-        tree_take(&after, dir, true);
+        tree_take(&after, dir);
         tree_same(&before, &after);
-        tree_free(&before);
-        tree_free(&after);
-        rm_rf(dir);
+        tu_tree_free(&before);
+        tu_tree_free(&after);
+        tu_rm_rf(dir);
         return;
     }
     cairn_status st = cairn_open(dir, &o, &db);
@@ -600,9 +469,9 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
         FAIL("%s: open failed: %s: %s", label, cairn_status_name(st), cairn_last_error());
     cairn_stats s;
     CHECK_OK(cairn_stats_get(db, &s));
-    struct dig d = {0};
+    struct tu_dig d = {0};
     state_digest(db, &d);
-    if (!dig_eq(&d, &oracle[e.state]))
+    if (!tu_dig_eq(&d, &oracle[e.state]))
         FAIL("%s: state after recovery is not the state after commit %d of %d", label,
                  e.state, ncommits_oracle);
     if (s.last_lsn != e.end)
@@ -638,7 +507,8 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     if (s.last_lsn != e.end)
         FAIL("%s: second reopen ends at %" PRIu64, label, s.last_lsn);
     state_digest(db, &d);
-    if (!dig_eq(&d, &oracle[e.state])) FAIL("%s: state changed at the second reopen", label);
+    if (!tu_dig_eq(&d, &oracle[e.state]))
+        FAIL("%s: state changed at the second reopen", label);
 
     /* new commits work and survive another reopen */
     cairn_collection_info *list = NULL;
@@ -657,7 +527,7 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     CHECK_OK(cairn_txn_commit(t, NULL));
     cairn_txn_free(t);
     CHECK_OK(cairn_restore_point(db, "after-recovery", NULL));
-    struct dig d2 = {0};
+    struct tu_dig d2 = {0};
     state_digest(db, &d2);
     CHECK_OK(cairn_close(db));
     CHECK_OK(cairn_open(dir, &o, &db));
@@ -666,11 +536,11 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
         FAIL("%s: third reopen truncated %" PRIu64 " bytes", label,
                  s.recovery.bytes_truncated);
     state_digest(db, &d);
-    if (!dig_eq(&d, &d2)) FAIL("%s: the commit after recovery did not survive", label);
+    if (!tu_dig_eq(&d, &d2)) FAIL("%s: the commit after recovery did not survive", label);
     CHECK_OK(cairn_close(db));
-    free(d.b);
-    free(d2.b);
-    rm_rf(dir);
+    tu_dig_free(&d);
+    tu_dig_free(&d2);
+    tu_rm_rf(dir);
 }
 
 /* ---- damages: case generators and the worker pool ------------------------------- */
@@ -928,17 +798,12 @@ static void test_middle_corruption(void **state) {
 }
 
 int main(void) {
-    const char *senv = getenv("CAIRN_SEED");
-    g_seed = senv ? strtoull(senv, NULL, 0) : 0x7a11ULL;
+    g_seed = tu_seed_env("CAIRN_SEED", 0x7a11ULL);
     printf("engine_tail: seed=%" PRIu64 " (rerun: CAIRN_SEED=%" PRIu64 "), %d workers\n",
            g_seed, g_seed, nworkers());
     fflush(stdout);
-    const char *tmp = getenv("CAIRN_TEST_TMP");
-    if (!tmp || !tmp[0]) tmp = "/tmp";
-    mkdir(tmp, 0755);
-    snprintf(tmpbase, sizeof tmpbase, "%s/engine_tail.XXXXXX", tmp);
-    if (!mkdtemp(tmpbase)) {
-        perror("mkdtemp");
+    if (tu_tmpbase(tmpbase, sizeof tmpbase, "engine_tail") != 0) {
+        perror("engine_tail: temporary directory");
         return 1;
     }
     tally = mmap(NULL, sizeof *tally, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -947,9 +812,7 @@ int main(void) {
         return 1;
     }
     memset(tally, 0, sizeof *tally);
-    /* torn tails are logged as warnings by design */
-    cairn_set_log(NULL, NULL, getenv("CAIRN_TEST_VERBOSE") ? CAIRN_LOG_WARN
-                                                           : (cairn_log_level)(CAIRN_LOG_ERROR + 1));
+    tu_quiet_log(); /* torn tails are logged as warnings by design */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_truncation),
         cmocka_unit_test(test_tail_bitflips),
@@ -963,8 +826,8 @@ int main(void) {
            "corrupt (%ld of them a segment file cut short); %ld cut transactions discarded\n",
            tally->cases, tally->torn, tally->clean, tally->corrupt, tally->short_file,
            tally->discarded);
-    for (int i = 0; i <= ncommits_oracle; i++) free(oracle[i].b);
+    for (int i = 0; i <= ncommits_oracle; i++) tu_dig_free(&oracle[i]);
     free(seg_orig);
-    rm_rf(tmpbase);
+    tu_rm_rf(tmpbase);
     return rc;
 }

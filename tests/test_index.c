@@ -23,18 +23,15 @@
 
 #include "index/index.h"
 
+#include "testutil.h"
+
 #define MAX_DIM 1031
 #define KERNEL_RTOL 1e-5
 
 static uint64_t g_seed = 0x5eedca1e2024ull;
 static uint64_t g_rng;
 
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return tu_splitmix(&g_rng); }
 
 /* Uniform in [-1, 1). */
 static float rng_float(void) {

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,8 @@
 #include "common/err.h"
 #include "common/io.h"
 
+#include "testutil.h"
+
 static char tmpdir[4096];
 static int name_seq;
 
@@ -33,24 +34,11 @@ struct fx {
     int fd;
 };
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *base = getenv("CAIRN_TEST_TMP");
-    if (!base || !base[0])
-        base = "/tmp";
-    mkdir(base, 0755);
-    snprintf(tmpdir, sizeof tmpdir, "%s/iofault-XXXXXX", base);
-    if (!mkdtemp(tmpdir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", tmpdir, strerror(errno));
+    if (tu_tmpbase(tmpdir, sizeof tmpdir, "io_fault") != 0) {
+        fprintf(stderr, "io_fault: temporary directory: %s\n", strerror(errno));
         return -1;
     }
     return 0;
@@ -60,7 +48,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     cio_fault_set(NULL);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(tmpdir);
     return 0;
 }
 

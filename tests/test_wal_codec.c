@@ -3,7 +3,6 @@
  * segment headers and segment listing (wal/record.c, wal/segment.c).
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -19,6 +17,8 @@
 #include "common/crc32c.h"
 #include "common/util.h"
 #include "wal/wal.h"
+
+#include "testutil.h"
 
 #define SALT 0x5EEDF00Du
 #define LSN 4096u
@@ -422,26 +422,11 @@ static void test_seg_header(void **state)
     assert_int_equal(wal_seg_header_decode(b2, &g, "s"), CAIRN_ECORRUPT);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    (void)sb;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void test_seg_list(void **state)
 {
     (void)state;
-    const char *base = getenv("CAIRN_TEST_TMP");
     char dir[512];
-    if (base && base[0]) {
-        mkdir(base, 0755);
-        snprintf(dir, sizeof dir, "%s/walcodecXXXXXX", base);
-    } else {
-        snprintf(dir, sizeof dir, "/tmp/walcodecXXXXXX");
-    }
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(tu_tmpbase(dir, sizeof dir, "wal_codec"), 0);
     const uint64_t starts[] = {3ull << 21, 0, 1ull << 21, 10ull << 21};
     char p[640], name[64];
     for (size_t i = 0; i < CAIRN_ARRAY_LEN(starts); i++) {
@@ -475,7 +460,7 @@ static void test_seg_list(void **state)
     snprintf(p, sizeof p, "%s/nonexistent", dir);
     assert_int_equal(wal_seg_list(p, 1, &v, &n), CAIRN_ENOTFOUND);
     assert_non_null(strstr(cairn_last_error(), "nonexistent"));
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(dir);
 }
 
 int main(void)

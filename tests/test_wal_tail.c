@@ -18,7 +18,6 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,6 +32,8 @@
 #include "common/io.h"
 #include "common/util.h"
 #include "wal/wal.h"
+
+#include "testutil.h"
 
 #define SHIFT 21u
 #define SEG (1ull << SHIFT)
@@ -64,24 +64,9 @@ struct snapfile {
 static struct snapfile snap[16];
 static size_t nsnap;
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    (void)sb;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void make_dir(void)
 {
-    const char *base = getenv("CAIRN_TEST_TMP");
-    if (base && base[0]) {
-        mkdir(base, 0755);
-        snprintf(g_dir, sizeof g_dir, "%s/waltailXXXXXX", base);
-    } else {
-        snprintf(g_dir, sizeof g_dir, "/tmp/waltailXXXXXX");
-    }
-    assert_non_null(mkdtemp(g_dir));
+    assert_int_equal(tu_tmpbase(g_dir, sizeof g_dir, "wal_tail"), 0);
 }
 
 static void seg_file(char *buf, size_t n, uint64_t lsn)
@@ -109,6 +94,19 @@ static void write_at(uint64_t lsn, const void *p, size_t n)
 }
 
 /* ---- building the log ------------------------------------------------- */
+
+static struct wal_writer_opts writer_opts(cairn_durability dur)
+{
+    struct wal_writer_opts o = {
+        .waldir = g_dir,
+        .timeline = 1,
+        .seg_shift = SHIFT,
+        .db_id = DB_ID,
+        .io = CAIRN_IO_DEFAULT,
+        .durability = dur,
+    };
+    return o;
+}
 
 static void append_one(wal_writer *w, const uint8_t *b, size_t n, uint64_t id)
 {
@@ -139,14 +137,7 @@ static uint64_t seg_left(uint64_t pos)
 static void build_log(int layout)
 {
     nrecs = 0;
-    struct wal_writer_opts o = {
-        .waldir = g_dir,
-        .timeline = 1,
-        .seg_shift = SHIFT,
-        .db_id = DB_ID,
-        .io = CAIRN_IO_DEFAULT,
-        .durability = CAIRN_DURABILITY_NONE,
-    };
+    struct wal_writer_opts o = writer_opts(CAIRN_DURABILITY_NONE);
     wal_writer *w = NULL;
     assert_int_equal(wal_writer_open(&o, 0, &w), CAIRN_OK);
     static uint8_t b[8192];
@@ -199,14 +190,9 @@ static void snapshot(void)
         snprintf(f->name, sizeof f->name, "%.63s", de->d_name);
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", g_dir, f->name);
-        FILE *fp = fopen(p, "rb");
-        assert_non_null(fp);
-        fseek(fp, 0, SEEK_END);
-        f->len = (size_t)ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        f->data = malloc(f->len);
-        assert_int_equal(fread(f->data, 1, f->len, fp), f->len);
-        fclose(fp);
+        f->data = tu_read_file(p, &f->len);
+        if (!f->data)
+            fail_msg("%s", tu_error());
     }
     closedir(d);
 }
@@ -404,14 +390,7 @@ static void expect_end(uint64_t at, bool full, const char *what)
         assert_int_equal(e2.garbage_bytes, 0);
         assert_int_equal(e2.segments_after, 0);
         /* and it takes appends where it ended */
-        struct wal_writer_opts o = {
-            .waldir = g_dir,
-            .timeline = 1,
-            .seg_shift = SHIFT,
-            .db_id = DB_ID,
-            .io = CAIRN_IO_DEFAULT,
-            .durability = CAIRN_DURABILITY_SYNC,
-        };
+        struct wal_writer_opts o = writer_opts(CAIRN_DURABILITY_SYNC);
         wal_writer *w = NULL;
         assert_int_equal(wal_writer_open(&o, at, &w), CAIRN_OK);
         uint8_t b[1024];
@@ -579,7 +558,7 @@ static void run_corpus(int layout)
     print_message("layout %s: %u damaged logs checked, %u truncated and appended to\n",
                   layout ? "cross" : "inside", g_cases, g_truncated);
     snapshot_free();
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(g_dir);
 }
 
 static void test_corpus_inside(void **state)
@@ -665,7 +644,7 @@ static void test_segments(void **state)
         assert_int_equal(wal_reader_open(g_dir, 2, 0, &r), CAIRN_ENOTFOUND);
     }
     snapshot_free();
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(g_dir);
 }
 
 int main(void)

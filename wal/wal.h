@@ -134,8 +134,11 @@ struct wal_writer_opts {
     cairn_io_backend io;
     cairn_durability durability;
     uint32_t async_flush_ms;
-    /* Called by the flusher thread, in LSN order, after everything before
-     * `durable_lsn` is on stable storage (or, in ASYNC/NONE mode, written). */
+    /* Called after everything before `durable_lsn` is on stable storage
+     * (or, in ASYNC/NONE mode, written), in increasing LSN order, never two
+     * at once, by the thread that completed the flush: the flusher, or in
+     * SYNC mode a thread in wal_writer_wait() that led the group. It must
+     * not call wait, flush or close. */
     void (*on_durable)(void *ctx, uint64_t durable_lsn);
     void *ctx;
 };

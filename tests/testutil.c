@@ -1,0 +1,334 @@
+/* testutil.c — helpers shared by the test programs; see testutil.h. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static _Thread_local char tu_err[1024];
+
+static void set_err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tu_err, sizeof tu_err, fmt, ap);
+    va_end(ap);
+}
+
+const char *tu_error(void) { return tu_err; }
+
+/* ---- seeded generators --------------------------------------------------- */
+
+uint64_t tu_splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double tu_unit(uint64_t *s) { return (double)(tu_splitmix(s) >> 11) / (double)(1ULL << 53); }
+
+void tu_fill_vec(uint64_t *s, float *v, uint32_t dim, double lo, double hi) {
+    for (uint32_t i = 0; i < dim; i++) v[i] = (float)(tu_unit(s) * (hi - lo) + lo);
+}
+
+uint64_t tu_seed_env(const char *var, uint64_t def) {
+    const char *s = getenv(var);
+    return s ? strtoull(s, NULL, 0) : def;
+}
+
+uint64_t tu_seed(const char *name, uint64_t def) {
+    uint64_t seed = tu_seed_env("CAIRN_SEED", def);
+    printf("%s: seed=%" PRIu64 " (rerun: CAIRN_SEED=%" PRIu64 ")\n", name, seed, seed);
+    fflush(stdout);
+    return seed;
+}
+
+/* ---- files and directories ------------------------------------------------ */
+
+int tu_tmpbase(char *out, size_t cap, const char *name) {
+    const char *base = getenv("CAIRN_TEST_TMP");
+    if (!base || !base[0]) base = "/tmp";
+    mkdir(base, 0755); /* may exist */
+    int n = snprintf(out, cap, "%s/%s.XXXXXX", base, name);
+    if (n < 0 || (size_t)n >= cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+int tu_rm_rf(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+unsigned char *tu_read_file(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        set_err("open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    unsigned char *b = NULL;
+    if (fstat(fd, &sb) != 0) {
+        set_err("fstat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    size_t size = (size_t)sb.st_size;
+    b = malloc(size + 1);
+    if (!b) {
+        set_err("read %s: out of memory", path);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, b + got, size - got, (off_t)got);
+        if (r <= 0) {
+            set_err("read %s: %s", path, r < 0 ? strerror(errno) : "file shrank");
+            free(b);
+            b = NULL;
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    *len = size;
+out:
+    close(fd);
+    return b;
+}
+
+static int tree_add_dir(struct tu_tree *t, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        set_err("opendir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        size_t plen = strlen(dir) + strlen(de->d_name) + 2;
+        char *p = malloc(plen);
+        if (!p) {
+            set_err("tree %s: out of memory", dir);
+            rc = -1;
+            break;
+        }
+        snprintf(p, plen, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) != 0) {
+            set_err("lstat %s: %s", p, strerror(errno));
+            rc = -1;
+        } else if (S_ISDIR(sb.st_mode)) {
+            rc = tree_add_dir(t, p);
+        } else {
+            struct tu_tree_file *nf = realloc(t->f, (t->n + 1) * sizeof *t->f);
+            if (!nf) {
+                set_err("tree %s: out of memory", dir);
+                rc = -1;
+            } else {
+                t->f = nf;
+                struct tu_tree_file *fi = &t->f[t->n];
+                fi->data = tu_read_file(p, &fi->len);
+                if (!fi->data) {
+                    rc = -1;
+                } else {
+                    fi->path = p;
+                    p = NULL;
+                    t->n++;
+                }
+            }
+        }
+        free(p);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_tree_file(const void *a, const void *b) {
+    return strcmp(((const struct tu_tree_file *)a)->path,
+                  ((const struct tu_tree_file *)b)->path);
+}
+
+int tu_tree_take(struct tu_tree *t, const char *dir) {
+    t->f = NULL;
+    t->n = 0;
+    if (tree_add_dir(t, dir) != 0) return -1;
+    if (t->n) qsort(t->f, t->n, sizeof *t->f, cmp_tree_file);
+    return 0;
+}
+
+int tu_tree_diff(const struct tu_tree *a, const struct tu_tree *b, char *why, size_t n) {
+    size_t i = 0, j = 0;
+    while (i < a->n || j < b->n) {
+        int c = i == a->n ? 1 : j == b->n ? -1 : strcmp(a->f[i].path, b->f[j].path);
+        if (c < 0) {
+            snprintf(why, n, "removed %s (%zu -> %zu files)", a->f[i].path, a->n, b->n);
+            return 1;
+        }
+        if (c > 0) {
+            snprintf(why, n, "added %s (%zu -> %zu files)", b->f[j].path, a->n, b->n);
+            return 1;
+        }
+        if (a->f[i].len != b->f[j].len || memcmp(a->f[i].data, b->f[j].data, a->f[i].len)) {
+            snprintf(why, n, "changed %s", a->f[i].path);
+            return 1;
+        }
+        i++;
+        j++;
+    }
+    return 0;
+}
+
+void tu_tree_free(struct tu_tree *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->f[i].path);
+        free(t->f[i].data);
+    }
+    free(t->f);
+    t->f = NULL;
+    t->n = 0;
+}
+
+/* ---- database state ------------------------------------------------------- */
+
+cairn_options tu_opts(cairn_durability d, cairn_io_backend io, unsigned jobs) {
+    cairn_options o;
+    cairn_options_init(&o);
+    o.wal_segment_size = CAIRN_WAL_SEGMENT_MIN;
+    o.durability = d;
+    o.io_backend = io;
+    o.replay_jobs = jobs;
+    return o;
+}
+
+static int dig_add(struct tu_dig *d, const void *p, size_t n) {
+    if (d->len + n > d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 4096;
+        while (nc < d->len + n) nc *= 2;
+        unsigned char *nb = realloc(d->b, nc);
+        if (!nb) {
+            set_err("state digest: out of memory");
+            return -1;
+        }
+        d->b = nb;
+        d->cap = nc;
+    }
+    memcpy(d->b + d->len, p, n);
+    d->len += n;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One collection's points by ascending id. */
+static int digest_points(cairn_db *db, const cairn_collection_info *ci, struct tu_dig *d) {
+    uint32_t k = (uint32_t)ci->points;
+    float *q = calloc(ci->dim, sizeof *q);
+    float *v = calloc(ci->dim, sizeof *v);
+    cairn_hit *hits = calloc(k ? k : 1, sizeof *hits);
+    uint64_t *ids = calloc(k ? k : 1, sizeof *ids);
+    int rc = -1;
+    if (!q || !v || !hits || !ids) {
+        set_err("state digest: out of memory");
+        goto out;
+    }
+    /* k = all points: the exact search returns every one whatever the query */
+    for (uint32_t j = 0; j < ci->dim; j++) q[j] = 0.5f;
+    uint32_t nh = 0;
+    cairn_status st = cairn_search(db, ci->name, q, ci->dim, k, NULL, hits, &nh);
+    if (st != CAIRN_OK) {
+        set_err("state digest: cairn_search \"%s\": %s: %s", ci->name, cairn_status_name(st),
+                cairn_last_error());
+        goto out;
+    }
+    if (nh != k) {
+        set_err("state digest: search of \"%s\" found %" PRIu32 " of %" PRIu32 " points",
+                ci->name, nh, k);
+        goto out;
+    }
+    for (uint32_t j = 0; j < nh; j++) ids[j] = hits[j].id;
+    qsort(ids, nh, sizeof *ids, cmp_u64);
+    for (uint32_t j = 0; j < nh; j++) {
+        char *p = NULL;
+        st = cairn_get(db, ci->name, ids[j], v, ci->dim, &p);
+        if (st != CAIRN_OK) {
+            set_err("state digest: cairn_get \"%s\" id %" PRIu64 ": %s: %s", ci->name, ids[j],
+                    cairn_status_name(st), cairn_last_error());
+            goto out;
+        }
+        int bad = dig_add(d, &ids[j], sizeof ids[j]) || dig_add(d, v, ci->dim * sizeof *v) ||
+                  (p ? dig_add(d, p, strlen(p) + 1) : dig_add(d, "\xff(none)", 8));
+        cairn_free(p);
+        if (bad) goto out;
+    }
+    rc = 0;
+out:
+    free(q);
+    free(v);
+    free(hits);
+    free(ids);
+    return rc;
+}
+
+int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags) {
+    d->len = 0;
+    cairn_collection_info *list = NULL;
+    size_t n = 0;
+    cairn_status st = cairn_collection_list(db, &list, &n);
+    if (st != CAIRN_OK) {
+        set_err("state digest: cairn_collection_list: %s: %s", cairn_status_name(st),
+                cairn_last_error());
+        return -1;
+    }
+    const bool ib = flags & TU_DIG_ID_BYTES;
+    int bad = dig_add(d, &n, sizeof n);
+    for (size_t i = 0; i < n && !bad; i++) {
+        const cairn_collection_info *ci = &list[i];
+        bad = dig_add(d, ci->name, strlen(ci->name) + 1) ||
+              (ib && dig_add(d, &ci->id, sizeof ci->id)) ||
+              dig_add(d, &ci->dim, sizeof ci->dim) ||
+              dig_add(d, &ci->metric, sizeof ci->metric) ||
+              dig_add(d, &ci->points, sizeof ci->points) ||
+              (ib && dig_add(d, &ci->bytes, sizeof ci->bytes)) || digest_points(db, ci, d);
+    }
+    cairn_free(list);
+    return bad ? -1 : 0;
+}
+
+bool tu_dig_eq(const struct tu_dig *a, const struct tu_dig *b) {
+    return a->len == b->len && (a->len == 0 || memcmp(a->b, b->b, a->len) == 0);
+}
+
+void tu_dig_free(struct tu_dig *d) {
+    free(d->b);
+    d->b = NULL;
+    d->len = d->cap = 0;
+}
+
+/* ---- messages --------------------------------------------------------------- */
+
+void tu_quiet_log(void) {
+    cairn_set_log(NULL, NULL,
+                  getenv("CAIRN_TEST_VERBOSE") ? CAIRN_LOG_WARN
+                                               : (cairn_log_level)(CAIRN_LOG_ERROR + 1));
+}
