@@ -378,6 +378,33 @@ static void batch_reset(struct batch *b)
     b->pay_len = 0;
 }
 
+/* The vector-file options `import` and `cat` share (--format, --start-id,
+ * --limit). Returns -1 when ch is not one of them, else 0 or the status of
+ * the usage error. */
+static int file_opt(const struct command *c, int ch, struct vf_opts *vo,
+                    bool *start_id_set, uint64_t *limit, bool *limit_set)
+{
+    switch (ch) {
+    case 'f':
+        if (!vf_format_parse(optarg, &vo->format))
+            return usage_error(c, "--format must be auto, jsonl, fvecs, npy "
+                                  "or idx");
+        return 0;
+    case 's':
+        if (!cli_parse_u64(optarg, &vo->start_id))
+            return usage_error(c, "--start-id must be an unsigned integer");
+        *start_id_set = true;
+        return 0;
+    case 'l':
+        if (!cli_parse_u64(optarg, limit))
+            return usage_error(c, "--limit must be an unsigned integer");
+        *limit_set = true;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 static int cmd_import(const struct command *c, int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -400,23 +427,14 @@ static int cmd_import(const struct command *c, int argc, char **argv)
             if (!cli_parse_u32_range(optarg, 1, 10000000, &batch_size))
                 return usage_error(c, "--batch must be an integer in 1..10000000");
             break;
-        case 'f':
-            if (!vf_format_parse(optarg, &vo.format))
-                return usage_error(c, "--format must be auto, jsonl, fvecs, npy "
-                                      "or idx");
-            break;
-        case 's':
-            if (!cli_parse_u64(optarg, &vo.start_id))
-                return usage_error(c, "--start-id must be an unsigned integer");
-            start_id_set = true;
-            break;
-        case 'l':
-            if (!cli_parse_u64(optarg, &limit))
-                return usage_error(c, "--limit must be an unsigned integer");
-            limit_set = true;
-            break;
         case OPT_HELP: return print_help(c);
-        default: return rc;
+        default: {
+            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set);
+            if (r < 0)
+                return rc;
+            if (r)
+                return r;
+        }
         }
     }
     if (argc - optind != 3)
@@ -971,27 +989,18 @@ static int cmd_cat(const struct command *c, int argc, char **argv)
     reset_getopt();
     while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
         switch (ch) {
-        case 'f':
-            if (!vf_format_parse(optarg, &vo.format))
-                return usage_error(c, "--format must be auto, jsonl, fvecs, npy "
-                                      "or idx");
-            break;
-        case 's':
-            if (!cli_parse_u64(optarg, &vo.start_id))
-                return usage_error(c, "--start-id must be an unsigned integer");
-            start_id_set = true;
-            break;
         case 'r':
             if (!cli_parse_u64(optarg, &row))
                 return usage_error(c, "--row must be an unsigned integer");
             break;
-        case 'l':
-            if (!cli_parse_u64(optarg, &limit))
-                return usage_error(c, "--limit must be an unsigned integer");
-            limit_set = true;
-            break;
         case OPT_HELP: return print_help(c);
-        default: return rc;
+        default: {
+            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set);
+            if (r < 0)
+                return rc;
+            if (r)
+                return r;
+        }
         }
     }
     if (argc - optind != 1)

@@ -389,6 +389,32 @@ static cairn_status check_ctx(cio *c, const char *verb, const char *path)
     return CAIRN_OK;
 }
 
+/* Judges one write attempt that returned r (bytes, or -errno) at file
+ * offset `at`: 1 to take the progress, 0 to try again (EAGAIN/EINTR or no
+ * progress, at most CIO_RETRIES times), -1 with *st set to give up. */
+static int write_verdict(int64_t r, const char *path, uint64_t at, unsigned *retries,
+                         cairn_status *st)
+{
+    if (r > 0)
+        return 1;
+    if (r < 0 && !retryable((int)-r)) {
+        *st = write_error((int)-r, path, at, *retries);
+        return -1;
+    }
+    if (*retries < CIO_RETRIES) {
+        (*retries)++;
+        return 0;
+    }
+    if (r < 0)
+        *st = write_error((int)-r, path, at, *retries);
+    else
+        *st = cerr_set(CAIRN_EIO,
+                       "could not write file \"%s\" at offset %llu: no progress after %u "
+                       "retries",
+                       pname(path), (unsigned long long)at, *retries);
+    return -1;
+}
+
 cairn_status cio_write(cio *c, int fd, const void *buf, size_t len, uint64_t off,
                        const char *path)
 {
@@ -411,23 +437,12 @@ cairn_status cio_write(cio *c, int fd, const void *buf, size_t len, uint64_t off
             if (r == INT64_MIN)
                 return uring_broken("write", path, EIO);
         }
-        if (r < 0) {
-            if (retryable((int)-r) && retries < CIO_RETRIES) {
-                retries++;
-                continue;
-            }
-            return write_error((int)-r, path, off + done, retries);
-        }
-        if (r == 0) {
-            if (retries < CIO_RETRIES) {
-                retries++;
-                continue;
-            }
-            return cerr_set(CAIRN_EIO,
-                            "could not write file \"%s\" at offset %llu: no progress after "
-                            "%u retries",
-                            pname(path), (unsigned long long)(off + done), retries);
-        }
+        cairn_status st;
+        int v = write_verdict(r, path, off + done, &retries, &st);
+        if (v < 0)
+            return st;
+        if (v == 0)
+            continue;
         done += (size_t)r;
     }
     return CAIRN_OK;
@@ -557,23 +572,12 @@ static cairn_status uring_write_sync(cio *c, int fd, const unsigned char *p, siz
                     sres = -fault_errno(skind);
             }
         }
-        if (wres < 0) {
-            if (retryable((int)-wres) && retries < CIO_RETRIES) {
-                retries++;
-                continue;
-            }
-            return write_error((int)-wres, path, off + done, retries);
-        }
-        if (wres == 0) {
-            if (retries < CIO_RETRIES) {
-                retries++;
-                continue;
-            }
-            return cerr_set(CAIRN_EIO,
-                            "could not write file \"%s\" at offset %llu: no progress after "
-                            "%u retries",
-                            pname(path), (unsigned long long)(off + done), retries);
-        }
+        cairn_status st;
+        int v = write_verdict(wres, path, off + done, &retries, &st);
+        if (v < 0)
+            return st;
+        if (v == 0)
+            continue;
         done += (size_t)wres;
         if (sres < 0 && sres != -ECANCELED && !retryable(-sres))
             return cerr_errno(-sres, "could not fdatasync file \"%s\"", pname(path));
