@@ -254,6 +254,13 @@ static bool has_duplicate(struct keyspan *k, size_t n, char *arena) {
         k[i].len = len;
         arena += len;
     }
+    if (n <= 8) { /* the usual payload: pairwise beats sorting */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (k[i].len == k[j].len && memcmp(k[i].p, k[j].p, k[i].len) == 0)
+                    return true;
+        return false;
+    }
     qsort(k, n, sizeof *k, cmp_span);
     for (size_t i = 1; i < n; i++)
         if (k[i].len == k[i - 1].len && memcmp(k[i].p, k[i - 1].p, k[i].len) == 0)

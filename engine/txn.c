@@ -148,17 +148,11 @@ static cairn_status lookup_coll(cairn_db *db, const char *name, uint32_t *id,
     return CAIRN_OK;
 }
 
-CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
-                                        uint64_t id, const float *vector,
-                                        uint32_t dim, const char *payload,
-                                        size_t payload_len) {
-    cerr_clear();
-    cairn_status st = txn_check_active(t);
-    if (st) return st;
-    uint32_t cid = 0, cdim = 0;
-    st = lookup_coll(t->db, collection, &cid, &cdim);
-    if (st) return st;
-    st = check_vector(vector, dim, cdim, collection);
+/* Adds a validated upsert to t for collection cid (of dimension cdim). */
+static cairn_status txn_add_upsert(cairn_txn *t, const char *collection, uint32_t cid,
+                                   uint32_t cdim, uint64_t id, const float *vector,
+                                   uint32_t dim, const char *payload, size_t payload_len) {
+    cairn_status st = check_vector(vector, dim, cdim, collection);
     if (st) return st;
     if (payload == NULL && payload_len != 0)
         return cerr_set(CAIRN_EINVAL, "payload is NULL but payload_len is %zu",
@@ -176,6 +170,19 @@ CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
     t->len += wal_enc_upsert(t->buf + t->len, cid, t->txn_id, id, vector, dim,
                              payload, (uint32_t)payload_len);
     return CAIRN_OK;
+}
+
+CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
+                                        uint64_t id, const float *vector,
+                                        uint32_t dim, const char *payload,
+                                        size_t payload_len) {
+    cerr_clear();
+    cairn_status st = txn_check_active(t);
+    if (st) return st;
+    uint32_t cid = 0, cdim = 0;
+    st = lookup_coll(t->db, collection, &cid, &cdim);
+    if (st) return st;
+    return txn_add_upsert(t, collection, cid, cdim, id, vector, dim, payload, payload_len);
 }
 
 CAIRN_API cairn_status cairn_txn_delete(cairn_txn *t, const char *collection,
@@ -202,25 +209,35 @@ CAIRN_API cairn_status cairn_txn_delete(cairn_txn *t, const char *collection,
 /* Applies a committed transaction's operations. Catalog changes cannot race
  * (DDL holds commit_mu until applied, and this txn was validated under it). */
 static void txn_apply(cairn_db *db, cairn_txn *t) {
+    /* A collection's write lock is held across a run of operations on it:
+     * fewer lock round trips, and a reader never sees part of a
+     * transaction's changes to one collection. */
+    struct coll *held = NULL;
     pthread_rwlock_rdlock(&db->cat_lock);
     for (size_t i = 0; i < t->nops; i++) {
         struct txn_op *op = &t->ops[i];
-        struct coll *c = cat_find_id(db, op->coll_id);
+        struct coll *c = held && held->id == op->coll_id ? held : cat_find_id(db, op->coll_id);
         if (!c) continue; /* impossible: checked under commit_mu */
+        if (c != held) {
+            if (held) pthread_rwlock_unlock(&held->lock);
+            pthread_rwlock_wrlock(&c->lock);
+            held = c;
+        }
         if (op->type == WAL_REC_DELETE) {
-            apply_delete(c, op->id);
+            store_delete(&c->st, op->id);
         } else {
             const uint8_t *rec = t->buf + op->rec_off;
             const uint8_t *body = rec + WAL_REC_HDR;
             const float *vec = (const float *)(const void *)(body + 16);
             uint32_t plen = ld32(body + 12);
             const char *ptext = (const char *)(body + 16 + 4 * (size_t)ld32(body + 8));
-            if (apply_upsert(c, op->id, vec, ptext, plen) != CAIRN_OK)
+            if (store_upsert(&c->st, op->id, vec, ptext, plen) != CAIRN_OK)
                 clog_error("could not apply point %llu of transaction %llu: %s",
                            (unsigned long long)op->id,
                            (unsigned long long)t->txn_id, cairn_last_error());
         }
     }
+    if (held) pthread_rwlock_unlock(&held->lock);
     pthread_rwlock_unlock(&db->cat_lock);
 }
 
@@ -409,9 +426,11 @@ CAIRN_API cairn_status cairn_upsert_batch(cairn_db *db, const char *collection,
             t->capops = n;
         }
     }
+    uint32_t cid = 0, cdim = 0;
+    st = lookup_coll(db, collection, &cid, &cdim); /* once for the batch */
     for (size_t i = 0; i < n && st == CAIRN_OK; i++) {
-        st = cairn_txn_upsert(t, collection, points[i].id, points[i].vector, dim,
-                              points[i].payload, points[i].payload_len);
+        st = txn_add_upsert(t, collection, cid, cdim, points[i].id, points[i].vector, dim,
+                            points[i].payload, points[i].payload_len);
         if (st) cerr_wrap(st, "point %zu (id %llu)", i,
                           (unsigned long long)points[i].id);
     }
