@@ -148,6 +148,16 @@ static cairn_status lookup_coll(cairn_db *db, const char *name, uint32_t *id,
     return CAIRN_OK;
 }
 
+/* What every operation starts with: a fresh error message, an active
+ * transaction, and the collection's id and dimension. */
+static cairn_status txn_op_prepare(cairn_txn *t, const char *collection, uint32_t *cid,
+                                   uint32_t *cdim) {
+    cerr_clear();
+    cairn_status st = txn_check_active(t);
+    if (st) return st;
+    return lookup_coll(t->db, collection, cid, cdim);
+}
+
 /* Adds a validated upsert to t for collection cid (of dimension cdim). */
 static cairn_status txn_add_upsert(cairn_txn *t, const char *collection, uint32_t cid,
                                    uint32_t cdim, uint64_t id, const float *vector,
@@ -176,22 +186,16 @@ CAIRN_API cairn_status cairn_txn_upsert(cairn_txn *t, const char *collection,
                                         uint64_t id, const float *vector,
                                         uint32_t dim, const char *payload,
                                         size_t payload_len) {
-    cerr_clear();
-    cairn_status st = txn_check_active(t);
-    if (st) return st;
     uint32_t cid = 0, cdim = 0;
-    st = lookup_coll(t->db, collection, &cid, &cdim);
+    cairn_status st = txn_op_prepare(t, collection, &cid, &cdim);
     if (st) return st;
     return txn_add_upsert(t, collection, cid, cdim, id, vector, dim, payload, payload_len);
 }
 
 CAIRN_API cairn_status cairn_txn_delete(cairn_txn *t, const char *collection,
                                         uint64_t id) {
-    cerr_clear();
-    cairn_status st = txn_check_active(t);
-    if (st) return st;
     uint32_t cid = 0, cdim = 0;
-    st = lookup_coll(t->db, collection, &cid, &cdim);
+    cairn_status st = txn_op_prepare(t, collection, &cid, &cdim);
     if (st) return st;
     size_t need = wal_enc_delete(NULL, cid, t->txn_id, id);
     if ((st = buf_reserve(t, need)) || (st = ops_reserve(t))) return st;

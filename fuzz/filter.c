@@ -50,20 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-struct gen {
-    uint64_t *rng;
-    uint8_t *out;
-    size_t cap, n;
-};
-
-static void put(struct gen *g, const char *s) {
-    size_t l = strlen(s);
-    if (g->n + l < g->cap) {
-        memcpy(g->out + g->n, s, l);
-        g->n += l;
-    }
-}
-
 static const char *const keys[] = {"\"color\"", "\"n\"", "\"ok\"", "\"x\"", "\"a.b\"",
                                    "\"a.b.c\"", "\"\"", "\"a..b\"", "\"missing\"", "7"};
 static const char *const values[] = {"\"red\"", "7", "-3", "true", "false", "1.5", "null",
@@ -71,53 +57,53 @@ static const char *const values[] = {"\"red\"", "7", "-3", "true", "false", "1.5
 static const char *const bounds[] = {"\"gt\"", "\"gte\"", "\"lt\"", "\"lte\"", "\"eq\""};
 static const char *const nums[] = {"0", "7", "-3.5", "1e300", "\"7\"", "null", "9223372036854775807"};
 
-static void filter_obj(struct gen *g, int depth);
+static void filter_obj(struct fuzz_gen *g, int depth);
 
-static void cond(struct gen *g, int depth) {
+static void cond(struct fuzz_gen *g, int depth) {
     uint64_t r = fuzz_rand(g->rng) % 10;
     if (r < 2 && depth < 5) {
         filter_obj(g, depth + 1);
         return;
     }
-    put(g, "{\"key\":");
-    put(g, keys[fuzz_rand(g->rng) % (sizeof keys / sizeof *keys)]);
+    fuzz_puts(g, "{\"key\":");
+    fuzz_puts(g, keys[fuzz_rand(g->rng) % (sizeof keys / sizeof *keys)]);
     if (r < 6) {
-        put(g, ",\"match\":{\"value\":");
-        put(g, values[fuzz_rand(g->rng) % (sizeof values / sizeof *values)]);
-        put(g, "}}");
+        fuzz_puts(g, ",\"match\":{\"value\":");
+        fuzz_puts(g, values[fuzz_rand(g->rng) % (sizeof values / sizeof *values)]);
+        fuzz_puts(g, "}}");
     } else {
-        put(g, ",\"range\":{");
+        fuzz_puts(g, ",\"range\":{");
         unsigned n = (unsigned)(fuzz_rand(g->rng) % 4);
         for (unsigned i = 0; i < n; i++) {
-            if (i) put(g, ",");
-            put(g, bounds[fuzz_rand(g->rng) % (sizeof bounds / sizeof *bounds)]);
-            put(g, ":");
-            put(g, nums[fuzz_rand(g->rng) % (sizeof nums / sizeof *nums)]);
+            if (i) fuzz_puts(g, ",");
+            fuzz_puts(g, bounds[fuzz_rand(g->rng) % (sizeof bounds / sizeof *bounds)]);
+            fuzz_puts(g, ":");
+            fuzz_puts(g, nums[fuzz_rand(g->rng) % (sizeof nums / sizeof *nums)]);
         }
-        put(g, "}}");
+        fuzz_puts(g, "}}");
     }
 }
 
-static void filter_obj(struct gen *g, int depth) {
+static void filter_obj(struct fuzz_gen *g, int depth) {
     static const char *const clauses[] = {"\"must\"", "\"should\"", "\"must_not\"", "\"other\""};
-    put(g, "{");
+    fuzz_puts(g, "{");
     unsigned n = (unsigned)(fuzz_rand(g->rng) % 4);
     for (unsigned i = 0; i < n; i++) {
-        if (i) put(g, ",");
-        put(g, clauses[fuzz_rand(g->rng) % (fuzz_rand(g->rng) % 8 ? 3 : 4)]);
-        put(g, ":[");
+        if (i) fuzz_puts(g, ",");
+        fuzz_puts(g, clauses[fuzz_rand(g->rng) % (fuzz_rand(g->rng) % 8 ? 3 : 4)]);
+        fuzz_puts(g, ":[");
         unsigned m = (unsigned)(fuzz_rand(g->rng) % 4);
         for (unsigned j = 0; j < m; j++) {
-            if (j) put(g, ",");
+            if (j) fuzz_puts(g, ",");
             cond(g, depth);
         }
-        put(g, "]");
+        fuzz_puts(g, "]");
     }
-    put(g, "}");
+    fuzz_puts(g, "}");
 }
 
 size_t fuzz_generate(uint64_t *rng, uint8_t *out, size_t cap) {
-    struct gen g = {rng, out, cap, 0};
+    struct fuzz_gen g = {rng, out, cap, 0};
     filter_obj(&g, 0);
     unsigned muts = fuzz_rand(rng) % 4 == 0 ? (unsigned)(1 + fuzz_rand(rng) % 2) : 0;
     for (unsigned i = 0; i < muts && g.n; i++)

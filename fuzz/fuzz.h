@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Writes one input of at most cap bytes to out; returns its size. */
@@ -16,5 +17,21 @@ static inline uint64_t fuzz_rand(uint64_t *s) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
+
+/* Output buffer of a generator: appends what fits, drops the rest. */
+struct fuzz_gen {
+    uint64_t *rng;
+    uint8_t *out;
+    size_t cap, n;
+};
+
+static inline void fuzz_put(struct fuzz_gen *g, const void *p, size_t l) {
+    if (g->n + l <= g->cap) {
+        memcpy(g->out + g->n, p, l);
+        g->n += l;
+    }
+}
+
+static inline void fuzz_puts(struct fuzz_gen *g, const char *s) { fuzz_put(g, s, strlen(s)); }
 
 #endif

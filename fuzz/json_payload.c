@@ -49,20 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-struct gen {
-    uint64_t *rng;
-    uint8_t *out;
-    size_t cap, n;
-};
-
-static void put(struct gen *g, const char *s) {
-    size_t l = strlen(s);
-    if (g->n + l < g->cap) {
-        memcpy(g->out + g->n, s, l);
-        g->n += l;
-    }
-}
-
 static const char *const numbers[] = {
     "0", "-0", "7", "-12", "3.25", "1e5", "-2.5E-3", "1e-400", "1e400", "-1e400",
     "9223372036854775807", "-9223372036854775808", "9223372036854775808",
@@ -76,47 +62,47 @@ static const char *const strings[] = {
     "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xff\"", "\"tab\there\"", "\"\\x\"",
 };
 
-static void value(struct gen *g, int depth);
+static void value(struct fuzz_gen *g, int depth);
 
-static void object(struct gen *g, int depth) {
-    put(g, "{");
+static void object(struct fuzz_gen *g, int depth) {
+    fuzz_puts(g, "{");
     int n = (int)(fuzz_rand(g->rng) % 5);
     for (int i = 0; i < n; i++) {
-        if (i) put(g, fuzz_rand(g->rng) % 30 ? "," : " , ");
+        if (i) fuzz_puts(g, fuzz_rand(g->rng) % 30 ? "," : " , ");
         /* keys: a small set, so duplicates (also escaped ones) happen */
         static const char *const keys[] = {"\"a\"", "\"b\"", "\"\\u0061\"", "\"c\\n\"", "\"\""};
-        put(g, fuzz_rand(g->rng) % 3 ? keys[fuzz_rand(g->rng) % 5]
+        fuzz_puts(g, fuzz_rand(g->rng) % 3 ? keys[fuzz_rand(g->rng) % 5]
                                       : strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]);
-        put(g, fuzz_rand(g->rng) % 10 ? ":" : " :\n");
+        fuzz_puts(g, fuzz_rand(g->rng) % 10 ? ":" : " :\n");
         value(g, depth + 1);
     }
-    put(g, "}");
+    fuzz_puts(g, "}");
 }
 
-static void value(struct gen *g, int depth) {
+static void value(struct fuzz_gen *g, int depth) {
     unsigned k = (unsigned)(fuzz_rand(g->rng) % (depth > 4 ? 5 : 7));
     switch (k) {
-    case 0: put(g, numbers[fuzz_rand(g->rng) % (sizeof numbers / sizeof *numbers)]); break;
-    case 1: put(g, strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]); break;
-    case 2: put(g, "true"); break;
-    case 3: put(g, fuzz_rand(g->rng) % 2 ? "null" : "false"); break;
-    case 4: put(g, fuzz_rand(g->rng) % 2 ? "[]" : "{}"); break;
+    case 0: fuzz_puts(g, numbers[fuzz_rand(g->rng) % (sizeof numbers / sizeof *numbers)]); break;
+    case 1: fuzz_puts(g, strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]); break;
+    case 2: fuzz_puts(g, "true"); break;
+    case 3: fuzz_puts(g, fuzz_rand(g->rng) % 2 ? "null" : "false"); break;
+    case 4: fuzz_puts(g, fuzz_rand(g->rng) % 2 ? "[]" : "{}"); break;
     case 5: object(g, depth); break;
     default:
-        put(g, "[");
+        fuzz_puts(g, "[");
         for (int i = 0, n = (int)(fuzz_rand(g->rng) % 4); i < n; i++) {
-            if (i) put(g, ",");
+            if (i) fuzz_puts(g, ",");
             value(g, depth + 1);
         }
-        put(g, "]");
+        fuzz_puts(g, "]");
     }
 }
 
 size_t fuzz_generate(uint64_t *rng, uint8_t *out, size_t cap) {
-    struct gen g = {rng, out, cap, 0};
+    struct fuzz_gen g = {rng, out, cap, 0};
     if (fuzz_rand(rng) % 10 == 0) value(&g, 0); /* sometimes not an object */
     else object(&g, 0);
-    if (fuzz_rand(rng) % 8 == 0) put(&g, fuzz_rand(rng) % 2 ? " \n" : " x");
+    if (fuzz_rand(rng) % 8 == 0) fuzz_puts(&g, fuzz_rand(rng) % 2 ? " \n" : " x");
     unsigned muts = fuzz_rand(rng) % 3 == 0 ? (unsigned)(fuzz_rand(rng) % 3) : 0;
     for (unsigned i = 0; i < muts && g.n; i++)
         out[fuzz_rand(rng) % g.n] = (uint8_t)fuzz_rand(rng);

@@ -57,28 +57,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-struct gen {
-    uint64_t *rng;
-    uint8_t *out;
-    size_t cap, n;
-};
-
-static void put(struct gen *g, const void *p, size_t l) {
-    if (g->n + l <= g->cap) {
-        memcpy(g->out + g->n, p, l);
-        g->n += l;
-    }
-}
-static void puts_(struct gen *g, const char *s) { put(g, s, strlen(s)); }
-static void put_be32(struct gen *g, uint32_t v) {
+static void put_be32(struct fuzz_gen *g, uint32_t v) {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    put(g, b, 4);
+    fuzz_put(g, b, 4);
 }
 
 size_t fuzz_generate(uint64_t *rng, uint8_t *out, size_t cap) {
-    struct gen g = {rng, out, cap, 0};
+    struct fuzz_gen g = {rng, out, cap, 0};
     uint8_t kind = (uint8_t)(fuzz_rand(rng) % 4);
-    put(&g, &kind, 1);
+    fuzz_put(&g, &kind, 1);
     uint32_t rows = (uint32_t)(fuzz_rand(rng) % 5), dim = 1 + (uint32_t)(fuzz_rand(rng) % 6);
     /* sometimes a header that lies about the shape */
     uint32_t hdim = fuzz_rand(rng) % 6 ? dim : (uint32_t)fuzz_rand(rng);
@@ -88,54 +75,54 @@ size_t fuzz_generate(uint64_t *rng, uint8_t *out, size_t cap) {
     case 0: /* jsonl */
         for (uint32_t r = 0; r < rows; r++) {
             snprintf(buf, sizeof buf, "{\"id\":%u,\"vector\":[", r);
-            puts_(&g, buf);
+            fuzz_puts(&g, buf);
             uint32_t d = fuzz_rand(rng) % 8 ? dim : dim + 1;
             for (uint32_t i = 0; i < d; i++) {
                 snprintf(buf, sizeof buf, "%s%d.5", i ? "," : "", (int)(fuzz_rand(rng) % 100) - 50);
-                puts_(&g, buf);
+                fuzz_puts(&g, buf);
             }
-            puts_(&g, fuzz_rand(rng) % 2 ? "],\"payload\":{\"k\":1}}\n" : "]}\n");
-            if (fuzz_rand(rng) % 10 == 0) puts_(&g, "\n");
+            fuzz_puts(&g, fuzz_rand(rng) % 2 ? "],\"payload\":{\"k\":1}}\n" : "]}\n");
+            if (fuzz_rand(rng) % 10 == 0) fuzz_puts(&g, "\n");
         }
         break;
     case 1: /* fvecs */
         for (uint32_t r = 0; r < rows; r++) {
             uint32_t d = fuzz_rand(rng) % 8 ? hdim : dim + 1;
-            put(&g, &d, 4);
+            fuzz_put(&g, &d, 4);
             for (uint32_t i = 0; i < dim; i++) {
                 float f = (float)(fuzz_rand(rng) % 1000) / 8.0f;
-                put(&g, &f, 4);
+                fuzz_put(&g, &f, 4);
             }
         }
         break;
     case 2: { /* npy */
-        puts_(&g, "\x93NUMPY");
+        fuzz_puts(&g, "\x93NUMPY");
         uint8_t ver[2] = {(uint8_t)(fuzz_rand(rng) % 8 ? 1 : 1 + fuzz_rand(rng) % 3), 0};
-        put(&g, ver, 2);
+        fuzz_put(&g, ver, 2);
         static const char *const descr[] = {"'<f4'", "'<f4'", "'<f8'", "'>f4'", "'|u1'"};
         int hl = snprintf(buf, sizeof buf, "{'descr': %s, 'fortran_order': %s, 'shape': (%u, %u), }",
                           descr[fuzz_rand(rng) % 5], fuzz_rand(rng) % 6 ? "False" : "True", hrows, hdim);
         size_t total = CAIRN_ALIGN_UP((size_t)(10 + hl + 1), (size_t)64);
         uint16_t hlen = (uint16_t)(total - 10);
-        put(&g, &hlen, 2);
-        put(&g, buf, (size_t)hl);
-        while (g.n - 1 < total - 1) puts_(&g, " ");
-        puts_(&g, "\n");
+        fuzz_put(&g, &hlen, 2);
+        fuzz_put(&g, buf, (size_t)hl);
+        while (g.n - 1 < total - 1) fuzz_puts(&g, " ");
+        fuzz_puts(&g, "\n");
         for (uint32_t i = 0; i < rows * dim; i++) {
             float f = (float)(fuzz_rand(rng) % 1000) / 8.0f;
-            put(&g, &f, 4);
+            fuzz_put(&g, &f, 4);
         }
         break;
     }
     default: { /* idx */
         uint8_t magic[4] = {0, 0, 8, (uint8_t)(fuzz_rand(rng) % 8 ? 3 : fuzz_rand(rng) % 5)};
-        put(&g, magic, 4);
+        fuzz_put(&g, magic, 4);
         put_be32(&g, hrows);
         put_be32(&g, hdim);
         if (magic[3] >= 3) put_be32(&g, 1);
         for (uint32_t i = 0; i < rows * dim; i++) {
             uint8_t b = (uint8_t)fuzz_rand(rng);
-            put(&g, &b, 1);
+            fuzz_put(&g, &b, 1);
         }
     }
     }
