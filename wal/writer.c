@@ -1088,8 +1088,10 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
         *last_lsn = last;
     if (end_lsn)
         *end_lsn = w->pos;
-    if (w->flusher_idle &&
-        (w->mode == CAIRN_DURABILITY_SYNC || w->pend->len >= WAL_WRITE_BATCH))
+    /* SYNC: the appender's wal_writer_wait() leads or wakes the flusher, so
+     * waking it here would only make it run for nothing when the appender
+     * leads. Large pending data still goes out without a waiter. */
+    if (w->flusher_idle && w->pend->len >= WAL_WRITE_BATCH)
         pthread_cond_signal(&w->flush_cv);
 out:
     pthread_mutex_unlock(&w->mu);
