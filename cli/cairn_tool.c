@@ -379,29 +379,29 @@ static void batch_reset(struct batch *b)
 }
 
 /* The vector-file options `import` and `cat` share (--format, --start-id,
- * --limit). Returns -1 when ch is not one of them, else 0 or the status of
- * the usage error. */
+ * --limit). Returns -1 when ch was one of them and is fine, else the status
+ * to exit with: a usage error, or unknown_rc when ch is none of them. */
 static int file_opt(const struct command *c, int ch, struct vf_opts *vo,
-                    bool *start_id_set, uint64_t *limit, bool *limit_set)
+                    bool *start_id_set, uint64_t *limit, bool *limit_set, int unknown_rc)
 {
     switch (ch) {
     case 'f':
         if (!vf_format_parse(optarg, &vo->format))
             return usage_error(c, "--format must be auto, jsonl, fvecs, npy "
                                   "or idx");
-        return 0;
+        return -1;
     case 's':
         if (!cli_parse_u64(optarg, &vo->start_id))
             return usage_error(c, "--start-id must be an unsigned integer");
         *start_id_set = true;
-        return 0;
+        return -1;
     case 'l':
         if (!cli_parse_u64(optarg, limit))
             return usage_error(c, "--limit must be an unsigned integer");
         *limit_set = true;
-        return 0;
-    default:
         return -1;
+    default:
+        return unknown_rc;
     }
 }
 
@@ -429,10 +429,8 @@ static int cmd_import(const struct command *c, int argc, char **argv)
             break;
         case OPT_HELP: return print_help(c);
         default: {
-            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set);
-            if (r < 0)
-                return rc;
-            if (r)
+            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set, rc);
+            if (r >= 0)
                 return r;
         }
         }
@@ -995,10 +993,8 @@ static int cmd_cat(const struct command *c, int argc, char **argv)
             break;
         case OPT_HELP: return print_help(c);
         default: {
-            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set);
-            if (r < 0)
-                return rc;
-            if (r)
+            int r = file_opt(c, ch, &vo, &start_id_set, &limit, &limit_set, rc);
+            if (r >= 0)
                 return r;
         }
         }

@@ -173,7 +173,9 @@ CAIRN_API cairn_status cairn_collection_list(cairn_db *db,
 /* ---------------------------------------------------------------------
  * Transactions. Operations are validated when added; nothing is visible
  * or logged before commit. commit/abort end the transaction; the handle
- * stays valid (later calls give CAIRN_ETXN) until cairn_txn_free().
+ * stays valid (later calls give CAIRN_ETXN) until cairn_txn_free(). Free
+ * every transaction before cairn_close() of its database (freeing returns
+ * its buffers to the database for reuse).
  * ------------------------------------------------------------------- */
 typedef struct cairn_commit_info {
     uint64_t txn_id;
@@ -215,8 +217,9 @@ CAIRN_API cairn_status cairn_delete_batch(cairn_db *db, const char *collection,
  * Reading
  * ------------------------------------------------------------------- */
 /* vector_out: dim floats (dim must equal the collection's), may be NULL.
- * payload_out: set to a NUL-terminated copy of the payload JSON (or NULL if
- * the point has none); free with cairn_free(). May be NULL. */
+ * payload_out: set to a NUL-terminated copy of the payload text exactly as
+ * it was committed (or NULL if the point has none); free with cairn_free().
+ * May be NULL. */
 CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection,
                                  uint64_t id, float *vector_out, uint32_t dim,
                                  char **payload_out);
