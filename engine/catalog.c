@@ -6,6 +6,7 @@
  * commit or in replay), under db->cat_lock held exclusively.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +87,7 @@ cairn_status check_payload(const char *text, size_t len) {
 
 cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
                               cairn_metric metric, const char *name,
-                              size_t name_len) {
+                              size_t name_len, uint64_t lsn) {
     struct coll *c = calloc(1, sizeof *c);
     if (!c) return cerr_set(CAIRN_ENOMEM, "could not allocate a collection");
     c->id = id;
@@ -94,8 +95,12 @@ cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
     c->metric = metric;
     memcpy(c->name, name, name_len);
     c->name[name_len] = 0;
+    cairn_status st = store_init(&c->st, id, dim, lsn);
+    if (st) {
+        free(c);
+        return st;
+    }
     pthread_rwlock_init(&c->lock, NULL);
-    store_init(&c->st, dim);
 
     pthread_rwlock_wrlock(&db->cat_lock);
     if (db->ncolls == db->capcolls) {
@@ -104,6 +109,7 @@ cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
         if (!n) {
             pthread_rwlock_unlock(&db->cat_lock);
             pthread_rwlock_destroy(&c->lock);
+            store_free(&c->st);
             free(c);
             return cerr_set(CAIRN_ENOMEM, "could not grow the catalog");
         }
@@ -115,10 +121,35 @@ cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
     return CAIRN_OK;
 }
 
-static void coll_free(struct coll *c) {
+void cat_coll_free(struct coll *c) {
     store_free(&c->st);
     pthread_rwlock_destroy(&c->lock);
     free(c);
+}
+
+cairn_status cat_load_coll(cairn_db *db, uint32_t id, uint32_t dim, cairn_metric metric,
+                           const char *name, struct coll **out) {
+    struct coll *c = calloc(1, sizeof *c);
+    if (!c) return cerr_set(CAIRN_ENOMEM, "could not allocate a collection");
+    c->id = id;
+    c->dim = dim;
+    c->metric = metric;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    store_prepare(&c->st, id, dim);
+    pthread_rwlock_init(&c->lock, NULL);
+    if (db->ncolls == db->capcolls) {
+        size_t ncap = db->capcolls ? db->capcolls * 2 : 8;
+        struct coll **n = realloc(db->colls, ncap * sizeof *n);
+        if (!n) {
+            cat_coll_free(c);
+            return cerr_set(CAIRN_ENOMEM, "could not grow the catalog");
+        }
+        db->colls = n;
+        db->capcolls = ncap;
+    }
+    db->colls[db->ncolls++] = c;
+    *out = c;
+    return CAIRN_OK;
 }
 
 void cat_apply_drop(cairn_db *db, uint32_t id) {
@@ -133,28 +164,34 @@ void cat_apply_drop(cairn_db *db, uint32_t id) {
             break;
         }
     }
+    /* A running checkpoint still reads its snapshot: it frees the victim. */
+    if (victim && victim->ckpt_hold) {
+        victim->dropped = true;
+        victim = NULL;
+    }
     pthread_rwlock_unlock(&db->cat_lock);
     /* No reader can hold it: readers hold cat_lock while using a coll. */
-    if (victim) coll_free(victim);
+    if (victim) cat_coll_free(victim);
 }
 
 void cat_free_all(cairn_db *db) {
-    for (size_t i = 0; i < db->ncolls; i++) coll_free(db->colls[i]);
+    for (size_t i = 0; i < db->ncolls; i++) cat_coll_free(db->colls[i]);
     free(db->colls);
     db->colls = NULL;
     db->ncolls = db->capcolls = 0;
 }
 
 cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          const char *payload, uint32_t payload_len) {
+                          const char *payload, uint32_t payload_len, uint64_t lsn) {
     pthread_rwlock_wrlock(&c->lock);
-    cairn_status st = store_upsert(&c->st, id, vec, payload, payload_len);
+    cairn_status st = store_upsert(&c->st, id, vec, payload, payload_len, lsn);
     pthread_rwlock_unlock(&c->lock);
     return st;
 }
 
-void apply_delete(struct coll *c, uint64_t id) {
+cairn_status apply_delete(struct coll *c, uint64_t id, uint64_t lsn) {
     pthread_rwlock_wrlock(&c->lock);
-    store_delete(&c->st, id);
+    cairn_status st = store_delete(&c->st, id, lsn);
     pthread_rwlock_unlock(&c->lock);
+    return st;
 }

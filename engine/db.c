@@ -51,6 +51,8 @@ CAIRN_API void cairn_options_init(cairn_options *o) {
     o->wal_segment_size = CAIRN_WAL_SEGMENT_DEFAULT;
     o->io_backend = CAIRN_IO_DEFAULT;
     o->replay_jobs = 0;
+    o->checkpoint_wal_bytes = 0;   /* 64 MiB */
+    o->checkpoint_interval_s = 300;
 }
 
 static char *path_join(const char *a, const char *b) {
@@ -199,22 +201,37 @@ static unsigned default_jobs(void) {
     return (unsigned)n;
 }
 
-/* Crash recovery: replays the whole log; returns the end of the valid log. */
+/* Crash recovery: loads the last checkpoint, replays the log from its redo
+ * LSN; returns the end of the valid log. */
 static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
     uint64_t t0 = cairn_mono_us();
     cairn_recovery_report *rep = &db->recovery;
     memset(rep, 0, sizeof *rep);
     *end_lsn = 0;
+    uint64_t redo = 0;
+    cairn_status cst = ckpt_open(db, &redo);
+    if (cst) return cst;
+    rep->start_lsn = redo;
+    *end_lsn = redo;
 
     uint64_t *starts = NULL;
     size_t nseg = 0;
     cairn_status st = wal_seg_list(db->waldir, db->timeline, &starts, &nseg);
     if (st) return st;
     free(starts);
-    if (nseg == 0) return CAIRN_OK; /* a new log */
+    if (nseg == 0) {
+        if (redo)
+            return cerr_set(CAIRN_ECORRUPT,
+                            "database \"%s\": checkpoint %llu starts replay at LSN %llu, "
+                            "but \"%s\" holds no WAL segment",
+                            db->path, (unsigned long long)rep->checkpoint,
+                            (unsigned long long)redo, db->waldir);
+        rep->duration_us = cairn_mono_us() - t0;
+        return CAIRN_OK; /* a new log */
+    }
 
     wal_reader *r = NULL;
-    st = wal_reader_open(db->waldir, db->timeline, 0, &r);
+    st = wal_reader_open(db->waldir, db->timeline, redo, &r);
     if (st) return st;
     unsigned jobs = db->opts.replay_jobs ? db->opts.replay_jobs : default_jobs();
     struct replay_result res;
@@ -224,7 +241,6 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
         return cerr_wrap(st, "could not recover database \"%s\"", db->path);
     }
     const struct wal_end *end = wal_reader_end(r);
-    rep->start_lsn = 0;
     rep->end_lsn = end->end_lsn;
     rep->records_replayed = res.records;
     rep->txns_applied = res.txns_applied;
@@ -249,12 +265,16 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
     if (res.max_txn_id >= atomic_load(&db->next_txn_id))
         atomic_store(&db->next_txn_id, res.max_txn_id + 1);
     if (res.max_coll_id >= db->next_coll_id) db->next_coll_id = res.max_coll_id + 1;
-    db->last_commit_us = res.last_commit_time_us;
+    if (res.last_commit_time_us > db->last_commit_us)
+        db->last_commit_us = res.last_commit_time_us;
+    if (res.txns_applied) db->applied_txn = res.last_txn_id;
+    db->applied_end = *end_lsn;
     rep->duration_us = cairn_mono_us() - t0;
     return CAIRN_OK;
 }
 
 static void db_free(cairn_db *db) {
+    ckpt_close(db);
     cat_free_all(db);
     txn_pool_free(db);
     pthread_mutex_destroy(&db->pool_mu);
@@ -262,6 +282,7 @@ static void db_free(cairn_db *db) {
     pthread_mutex_destroy(&db->apply_mu);
     pthread_cond_destroy(&db->apply_cv);
     pthread_rwlock_destroy(&db->cat_lock);
+    pthread_rwlock_destroy(&db->gate);
     if (db->lock_fd >= 0) cfs_unlock(db->lock_fd);
     free(db->path);
     free(db->waldir);
@@ -302,6 +323,7 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
     pthread_mutex_init(&db->pool_mu, NULL);
     pthread_cond_init(&db->apply_cv, NULL);
     pthread_rwlock_init(&db->cat_lock, NULL);
+    pthread_rwlock_init(&db->gate, NULL);
     atomic_store(&db->next_txn_id, 1);
     db->next_coll_id = 1;
     db->path = strdup(path);
@@ -336,6 +358,9 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
     st = wal_writer_open(&wo, end_lsn, &db->wal);
     if (st) goto fail;
     db->applied_lsn = wal_writer_durable_lsn(db->wal);
+    if (!db->applied_end) db->applied_end = end_lsn;
+    st = ckpt_start(db);
+    if (st) goto fail;
     *out = db;
     return CAIRN_OK;
 
@@ -347,6 +372,7 @@ fail:
 CAIRN_API cairn_status cairn_close(cairn_db *db) {
     if (!db) return CAIRN_OK;
     cerr_clear();
+    ckpt_close(db); /* a checkpoint in progress completes first */
     cairn_status st = wal_writer_close(db->wal);
     db_free(db);
     return st;

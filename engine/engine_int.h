@@ -3,7 +3,7 @@
  * collections and their point stores, transactions, and the replay engine.
  *
  * Locking order (never take an earlier lock while holding a later one):
- *   db->commit_mu  >  db->cat_lock  >  coll->lock  >  db->apply_mu
+ *   ckpt run_mu > db->commit_mu > db->gate > db->cat_lock > coll->lock > db->apply_mu
  * commit_mu serializes appends to the WAL (so WAL order = apply order) and
  * DDL; cat_lock guards the collection table; coll->lock a point store.
  * In SYNC mode committed transactions are applied from the WAL's
@@ -26,39 +26,116 @@
 
 /* ---- point store (engine/store.c) ------------------------------------- */
 
-/* Dense arrays for a fast flat scan; id -> slot through an open-addressing
- * hash with linear probing and backward-shift deletion. Delete moves the
- * last slot into the hole. Payloads are kept as the validated JSON text that
- * was committed (returned byte for byte by cairn_get); the tree a filter
- * needs is parsed on first use and cached (pjson), under the collection's
- * read lock, by compare-and-swap. */
-struct store {
-    uint32_t dim;
-    size_t n, cap;
-    float *vecs;       /* cap * dim */
-    float *norms;      /* cap */
-    uint64_t *ids;     /* cap */
-    char **ptext;      /* cap; NUL-terminated copy, NULL = no payload */
-    uint32_t *plens;   /* cap; payload text bytes */
-    json_t *_Atomic *pjson; /* cap; parsed payload cache, NULL until needed */
-    uint64_t payload_bytes;
-    uint64_t *hkeys;   /* hcap */
-    uint32_t *hslots;  /* hcap; UINT32_MAX = empty */
-    size_t hcap;       /* power of two */
+#include "engine/pager.h"
+
+/* The points of a collection, in the pages of its buffer pool (s->pg):
+ * PSPACE_GROUP page 0 is the header; slots [0, n) are dense (a delete
+ * moves the last slot into the hole) and grouped: a slot page (id, norm,
+ * payload reference per slot), then the vector pages of its slots;
+ * payload text, kept byte for byte as committed, lives in PSPACE_HEAP
+ * (records in heap pages, chains of overflow pages for large ones). Byte
+ * tables: the top of engine/store.c and docs/format.md, "Point pages".
+ *
+ * In memory only, rebuilt by store_load(): the id -> slot hash (open
+ * addressing, linear probing, backward-shift deletion), the parsed payload
+ * cache (pjson: the tree a filter needs, parsed on first use under the read
+ * lock and published by compare-and-swap), the free heap page numbers.
+ *
+ * Every mutation is all-or-nothing: on failure (CAIRN_ENOMEM, CAIRN_ENOSPC)
+ * nothing changed, pages included. Mutations hold the collection's write
+ * lock, reads its read lock. No frame pointer is kept between calls. */
+
+/* The mutation in progress (store.c): pages written so far, how to undo. */
+struct store_op {
+    uint64_t lsn;
+    struct store_op_page *pages;
+    size_t npages, cappages;
+    struct store_op_undo *undo;
+    size_t nundo, capundo;
+    uint8_t *bytes; /* before-images of what undo restores */
+    size_t nbytes, capbytes;
+    struct store_op_drop *drops; /* pages dropped when the mutation ends */
+    size_t ndrops, capdrops;
+    uint32_t heap_open, heap_next, hfree_n, hfree_lo; /* saved at begin */
 };
 
-void store_init(struct store *s, uint32_t dim);
+struct store {
+    uint32_t coll_id;
+    uint32_t dim;
+    /* layout, a function of dim (store.c) */
+    uint32_t vpp;    /* vectors per vector page; 0 when a vector spans pages */
+    uint32_t ppv;    /* pages per vector when it spans; 0 otherwise */
+    uint32_t spg;    /* slots per group */
+    uint32_t gpages; /* pages per group: the slot page + its vector pages */
+    size_t n;                 /* points */
+    uint64_t payload_bytes;   /* sum of payload lengths */
+    uint32_t heap_open;       /* heap page new records go to; UINT32_MAX: none */
+    struct pager pg;          /* every page (the checkpointer's view) */
+    uint64_t *hkeys;          /* hcap */
+    uint32_t *hslots;         /* hcap; UINT32_MAX = empty */
+    size_t hcap;              /* power of two */
+    json_t *_Atomic *pjson;   /* pjcap; parsed payload per slot, NULL until needed */
+    size_t pjcap;
+    uint64_t *hfree;          /* bit p: heap page number p < heap_next is free */
+    size_t hfree_words;
+    uint32_t heap_next;       /* heap page numbers >= this were never used */
+    uint32_t hfree_n;         /* free numbers below heap_next */
+    uint32_t hfree_lo;        /* no free bit in words below this one */
+    struct store_op op;
+    /* Test seam: when nonzero, counts fallible steps of mutations down and
+     * fails the one that reaches zero with CAIRN_ENOMEM (then stays 0). */
+    unsigned fault_in;
+};
+
+/* An empty store without pages, for a loader: pager_install() the pages of
+ * the collection into s->pg, then store_load(). */
+void store_prepare(struct store *s, uint32_t coll_id, uint32_t dim);
+/* A new empty store: store_prepare() and the header page, stamped lsn. */
+cairn_status store_init(struct store *s, uint32_t coll_id, uint32_t dim, uint64_t lsn);
+/* Frees the memory and the pages. NULL or a zeroed store is a no-op. */
 void store_free(struct store *s);
-/* Copies vec and the payload text (NULL/0 = none). */
+/* After pager_install() of every page: validates the header and every
+ * structure (CAIRN_ECORRUPT naming collection, space and page of the first
+ * problem; CAIRN_EVERSION for a newer header version) and rebuilds the
+ * in-memory state. On failure the store holds no points (store_free it). */
+cairn_status store_load(struct store *s);
+/* One problem found by store_check (a line naming the collection, the page
+ * space and the page). Return false to stop the walk. */
+typedef bool (*store_report_fn)(void *ctx, const char *problem);
+/* Walks every page and structure, as store_load does and more (payloads
+ * are JSON objects, norms match vectors), reporting every problem found;
+ * *problems (may be NULL) gets their number. CAIRN_OK if none,
+ * CAIRN_ECORRUPT (message: the first) otherwise, CAIRN_ENOMEM if the walk
+ * could not run. Changes nothing; works on installed pages before
+ * store_load as well as after. */
+cairn_status store_check(const struct store *s, store_report_fn report, void *ctx,
+                         uint64_t *problems);
+
+/* Copies vec (dim floats) and the payload text (NULL/0 = none) into the
+ * store; pages changed get page LSN lsn. */
 cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
-                          const char *payload, uint32_t payload_len);
-void store_delete(struct store *s, uint64_t id);
+                          const char *payload, uint32_t payload_len, uint64_t lsn);
+/* Removes id (absent: CAIRN_OK, nothing changes). */
+cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn);
 /* Slot of id or SIZE_MAX. */
 size_t store_find(const struct store *s, uint64_t id);
+static inline size_t store_count(const struct store *s) { return s->n; }
+/* Vector + id bytes of every point, plus the payload bytes. */
 uint64_t store_bytes(const struct store *s);
+uint64_t store_get_id(const struct store *s, size_t slot);
+/* dim floats. */
+void store_get_vector(const struct store *s, size_t slot, float *out);
+/* *out: a malloc'd NUL-terminated copy of the payload, NULL if none. */
+cairn_status store_get_payload(const struct store *s, size_t slot, char **out);
 /* The parsed payload of slot (NULL if none), parsed now if not yet. Safe
  * under the collection's read lock. */
 const json_t *store_payload_json(struct store *s, size_t slot);
+/* Exact top-k over every point, page by page, with the kernels of index/:
+ * the same hits, distances and order as flat_search() over the same points
+ * in slot order (accept: as flat_search's, may be NULL). */
+cairn_status store_search(const struct store *s, cairn_metric m, const float *query,
+                          uint32_t k, bool (*accept)(void *ctx, size_t slot), void *ctx,
+                          cairn_hit *hits, uint32_t *n_hits);
 
 /* ---- collections ------------------------------------------------------- */
 
@@ -69,6 +146,11 @@ struct coll {
     char name[CAIRN_MAX_NAME + 1];
     pthread_rwlock_t lock;
     struct store st;
+    /* checkpointer (under cat_lock held exclusively to change): a running
+     * checkpoint reads this collection's snapshot; a drop then leaves the
+     * freeing to the checkpointer (dropped). */
+    bool ckpt_hold;
+    bool dropped;
 };
 
 /* ---- transactions ------------------------------------------------------ */
@@ -138,6 +220,15 @@ struct cairn_db {
     unsigned npool;
 
     cairn_recovery_report recovery;
+
+    /* checkpoints (engine/ckpt.c). gate: applying a transaction or DDL
+     * holds it shared; a checkpoint's snapshot holds it exclusively, so it
+     * never sees a unit half-applied. applied_end/applied_txn (under gate):
+     * end LSN and txn id of the last unit applied. */
+    pthread_rwlock_t gate;
+    uint64_t applied_end;
+    uint64_t applied_txn;
+    struct ckpt *ck;
 };
 
 void txn_pool_free(cairn_db *db);
@@ -146,10 +237,17 @@ void txn_pool_free(cairn_db *db);
 struct coll *cat_find_name(cairn_db *db, const char *name); /* any lock */
 struct coll *cat_find_id(cairn_db *db, uint32_t id);        /* any lock */
 /* Apply a CREATE/DROP (writers hold cat_lock exclusively inside). */
+/* lsn: the commit LSN of the CREATE (the header page's LSN). */
 cairn_status cat_apply_create(cairn_db *db, uint32_t id, uint32_t dim,
                               cairn_metric metric, const char *name,
-                              size_t name_len);
+                              size_t name_len, uint64_t lsn);
 void cat_apply_drop(cairn_db *db, uint32_t id);
+/* Frees a collection no longer in the table. */
+void cat_coll_free(struct coll *c);
+/* Open: adds a collection of a checkpoint with an empty store (its pages
+ * are installed next, then store_load). Caller is single-threaded. */
+cairn_status cat_load_coll(cairn_db *db, uint32_t id, uint32_t dim, cairn_metric metric,
+                           const char *name, struct coll **out);
 void cat_free_all(cairn_db *db);
 /* Validates a collection or restore-point name. */
 cairn_status cat_check_name(const char *name, const char *what);
@@ -161,10 +259,11 @@ cairn_status check_vector(const float *v, uint32_t dim, uint32_t want_dim,
  * common/json.h for what is accepted). len 0 is no payload. */
 cairn_status check_payload(const char *text, size_t len);
 
-/* Apply one decoded record to a collection (takes coll->lock). */
+/* Apply one decoded record to a collection (takes coll->lock). lsn: the
+ * commit LSN of its transaction (the LSN of the pages it changes). */
 cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          const char *payload, uint32_t payload_len);
-void apply_delete(struct coll *c, uint64_t id);
+                          const char *payload, uint32_t payload_len, uint64_t lsn);
+cairn_status apply_delete(struct coll *c, uint64_t id, uint64_t lsn);
 
 /* ---- replay engine (engine/replay.c) ------------------------------------ */
 
@@ -191,6 +290,7 @@ struct replay_result {
     uint64_t txns_discarded;/* began but never committed in the range */
     uint64_t last_commit_lsn;
     int64_t last_commit_time_us;
+    uint64_t last_txn_id;   /* txn id of the last commit applied */
     uint64_t max_txn_id;    /* highest txn id seen in any record */
     uint32_t max_coll_id;   /* highest collection id seen */
     bool target_reached;
@@ -204,5 +304,20 @@ struct replay_result {
 cairn_status replay_run(cairn_db *db, wal_reader *r,
                         const struct replay_target *target, unsigned jobs,
                         struct replay_result *res);
+
+/* ---- checkpoints (engine/ckpt.c) --------------------------------------- */
+
+/* Open: loads the newest valid checkpoint (superblock, catalog, every
+ * collection's pages) into db; *redo_lsn = where WAL replay must start (0
+ * without a checkpoint). Removes page files no checkpoint references. */
+cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn);
+/* Starts the background checkpointer (after recovery). */
+cairn_status ckpt_start(cairn_db *db);
+/* Stops the thread and frees the checkpointer. */
+void ckpt_close(cairn_db *db);
+/* A commit ended at `end_lsn`: wakes the checkpointer if the WAL grew by
+ * the configured amount since the last checkpoint. */
+void ckpt_note_wal(cairn_db *db, uint64_t end_lsn);
+cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info);
 
 #endif

@@ -97,7 +97,10 @@ static cairn_status chunk_append(struct chunk *c, const struct wal_record *r) {
         c->cap = ncap;
     }
     /* Keep the record as it was in the log: header fields are re-read from
-     * the decoded view, the body from the copy. */
+     * the decoded view, the body from the copy. Bytes CHUNK_COMMIT_LSN..+8
+     * (the durable hint, which apply does not use) get the LSN of the
+     * transaction's COMMIT once it is accepted: the LSN of the pages the
+     * record changes. */
     uint8_t *dst = c->buf + c->len;
     st32(dst, 0);
     st32(dst + 4, r->len);
@@ -126,6 +129,8 @@ static cairn_status chunk_assign(struct chunk *c, unsigned worker, size_t off) {
     return CAIRN_OK;
 }
 
+#define CHUNK_COMMIT_LSN 32
+
 /* Decoded view of a record copied into a chunk. */
 static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r) {
     const uint8_t *p = c->buf + off;
@@ -142,7 +147,8 @@ static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r
 
 /* Applies one point record. The catalog is not changing while workers run
  * (DDL is a barrier), so the lookup needs no lock of its own. */
-static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r) {
+static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r,
+                                       uint64_t commit_lsn) {
     struct coll *c = cat_find_id(db, r->coll_id);
     if (!c)
         return cerr_set(CAIRN_ECORRUPT,
@@ -152,8 +158,7 @@ static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r)
         uint64_t id;
         cairn_status st = wal_dec_delete(r, &id);
         if (st) return st;
-        apply_delete(c, id);
-        return CAIRN_OK;
+        return apply_delete(c, id, commit_lsn);
     }
     struct wal_upsert u;
     cairn_status st = wal_dec_upsert(r, &u);
@@ -166,10 +171,11 @@ static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r)
     if (st)
         return cerr_wrap(CAIRN_ECORRUPT, "record at LSN %llu",
                          (unsigned long long)r->lsn);
-    return apply_upsert(c, u.id, u.vec, u.payload, u.payload_len);
+    return apply_upsert(c, u.id, u.vec, u.payload, u.payload_len, commit_lsn);
 }
 
-static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r) {
+static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
+                                     uint64_t commit_lsn) {
     if (r->type == WAL_REC_CREATE_COLL) {
         struct wal_create_coll cc;
         cairn_status st = wal_dec_create_coll(r, &cc);
@@ -179,7 +185,7 @@ static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r) {
                             "record at LSN %llu creates collection %u, which exists",
                             (unsigned long long)r->lsn, r->coll_id);
         return cat_apply_create(db, r->coll_id, cc.dim, (cairn_metric)cc.metric,
-                                cc.name, cc.name_len);
+                                cc.name, cc.name_len, commit_lsn);
     }
     cat_apply_drop(db, r->coll_id);
     return CAIRN_OK;
@@ -190,7 +196,8 @@ static cairn_status apply_chunk_part(struct replay *rp, struct chunk *c,
     for (size_t i = 0; i < c->noffs[worker]; i++) {
         struct wal_record r;
         chunk_record(c, c->offs[worker][i], &r);
-        cairn_status st = apply_point_record(rp->db, &r);
+        cairn_status st = apply_point_record(
+            rp->db, &r, ld64(c->buf + c->offs[worker][i] + CHUNK_COMMIT_LSN));
         if (st) return st;
     }
     return CAIRN_OK;
@@ -453,6 +460,10 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
             res->stop_lsn = rec.lsn;
             goto done;
         }
+        for (size_t off = txn_start; off < c->len;) {
+            st64(c->buf + off + CHUNK_COMMIT_LSN, rec.lsn);
+            off += CAIRN_ALIGN_UP((size_t)ld32(c->buf + off + 4), WAL_REC_ALIGN);
+        }
         if (txn_ddl) {
             /* Barrier: everything before applies first, then the DDL and the
              * rest of this transaction, in order, here. */
@@ -482,9 +493,9 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
                 struct wal_record dr;
                 chunk_record(c, off, &dr);
                 if (dr.type == WAL_REC_CREATE_COLL || dr.type == WAL_REC_DROP_COLL)
-                    st = apply_ddl_record(db, &dr);
+                    st = apply_ddl_record(db, &dr, rec.lsn);
                 else
-                    st = apply_point_record(db, &dr);
+                    st = apply_point_record(db, &dr, rec.lsn);
                 if (st) goto done;
                 off += CAIRN_ALIGN_UP((size_t)dr.len, WAL_REC_ALIGN);
             }
@@ -502,6 +513,7 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
         res->txns_applied++;
         res->last_commit_lsn = rec.lsn;
         res->last_commit_time_us = cm.time_us;
+        res->last_txn_id = rec.txn_id;
         if (last) {
             res->target_reached = true;
             res->stop_lsn = rec.lsn;

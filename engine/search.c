@@ -17,7 +17,7 @@ static void fill_info(const struct coll *c, cairn_collection_info *out) {
     out->id = c->id;
     out->dim = c->dim;
     out->metric = c->metric;
-    out->points = c->st.n;
+    out->points = store_count(&c->st);
     out->bytes = store_bytes(&c->st);
 }
 
@@ -87,12 +87,8 @@ CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection, uint64_t 
         st = cerr_set(CAIRN_EDIM, "buffer has dimension %u, collection \"%s\" has %u",
                       dim, collection, c->dim);
     } else {
-        if (vector_out)
-            memcpy(vector_out, c->st.vecs + slot * c->dim, (size_t)c->dim * sizeof(float));
-        if (payload_out && c->st.ptext[slot]) {
-            *payload_out = strdup(c->st.ptext[slot]);
-            if (!*payload_out) st = cerr_set(CAIRN_ENOMEM, "out of memory");
-        }
+        if (vector_out) store_get_vector(&c->st, slot, vector_out);
+        if (payload_out) st = store_get_payload(&c->st, slot, payload_out);
     }
     pthread_rwlock_unlock(&c->lock);
     pthread_rwlock_unlock(&db->cat_lock);
@@ -127,9 +123,8 @@ CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
     if (st == CAIRN_OK) {
         pthread_rwlock_rdlock(&c->lock);
         struct accept_ctx actx = {.f = filter, .st = &c->st};
-        *n_hits = flat_search(c->st.vecs, c->st.norms, c->st.ids, c->st.n, c->dim,
-                              c->metric, query, k, filter ? accept_slot : NULL, &actx,
-                              hits);
+        st = store_search(&c->st, c->metric, query, k, filter ? accept_slot : NULL, &actx,
+                          hits, n_hits);
         pthread_rwlock_unlock(&c->lock);
     }
     pthread_rwlock_unlock(&db->cat_lock);

@@ -217,6 +217,11 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
      * fewer lock round trips, and a reader never sees part of a
      * transaction's changes to one collection. */
     struct coll *held = NULL;
+    /* Pages changed get the commit LSN: the COMMIT record ends the
+     * transaction (records never span segments), as replay sees it. */
+    uint64_t lsn = t->end_lsn - wal_enc_commit(NULL, 0, 0, 0);
+    /* A checkpoint's snapshot never sees a transaction half-applied. */
+    pthread_rwlock_rdlock(&db->gate);
     pthread_rwlock_rdlock(&db->cat_lock);
     for (size_t i = 0; i < t->nops; i++) {
         struct txn_op *op = &t->ops[i];
@@ -228,14 +233,17 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
             held = c;
         }
         if (op->type == WAL_REC_DELETE) {
-            store_delete(&c->st, op->id);
+            if (store_delete(&c->st, op->id, lsn) != CAIRN_OK)
+                clog_error("could not apply the delete of point %llu of transaction %llu: %s",
+                           (unsigned long long)op->id,
+                           (unsigned long long)t->txn_id, cairn_last_error());
         } else {
             const uint8_t *rec = t->buf + op->rec_off;
             const uint8_t *body = rec + WAL_REC_HDR;
             const float *vec = (const float *)(const void *)(body + 16);
             uint32_t plen = ld32(body + 12);
             const char *ptext = (const char *)(body + 16 + 4 * (size_t)ld32(body + 8));
-            if (store_upsert(&c->st, op->id, vec, ptext, plen) != CAIRN_OK)
+            if (store_upsert(&c->st, op->id, vec, ptext, plen, lsn) != CAIRN_OK)
                 clog_error("could not apply point %llu of transaction %llu: %s",
                            (unsigned long long)op->id,
                            (unsigned long long)t->txn_id, cairn_last_error());
@@ -243,6 +251,9 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
     }
     if (held) pthread_rwlock_unlock(&held->lock);
     pthread_rwlock_unlock(&db->cat_lock);
+    db->applied_end = t->end_lsn;
+    db->applied_txn = t->txn_id;
+    pthread_rwlock_unlock(&db->gate);
 }
 
 /* WAL on_durable callback (SYNC mode; the flusher or a leading committer
@@ -355,6 +366,7 @@ static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
         return st;
     }
     t->end_lsn = end;
+    ckpt_note_wal(db, end);
     if (db->opts.durability == CAIRN_DURABILITY_SYNC) {
         queue_push(db, t);
         pthread_mutex_unlock(&db->commit_mu);
@@ -480,12 +492,18 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
         while (db->applied_lsn < end) pthread_cond_wait(&db->apply_cv, &db->apply_mu);
         pthread_mutex_unlock(&db->apply_mu);
     }
+    pthread_rwlock_rdlock(&db->gate);
     if (create) {
-        st = cat_apply_create(db, coll_id, dim, metric, name, strlen(name));
-        if (st) return st;
+        st = cat_apply_create(db, coll_id, dim, metric, name, strlen(name), last);
     } else {
         cat_apply_drop(db, coll_id);
     }
+    if (!st) {
+        db->applied_end = end;
+        db->applied_txn = txn_id;
+    }
+    pthread_rwlock_unlock(&db->gate);
+    if (st) return st;
     atomic_fetch_add(&db->commits, 1);
     return CAIRN_OK;
 }

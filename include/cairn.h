@@ -136,6 +136,21 @@ typedef struct cairn_options {
                                     fixed at creation, ignored afterwards */
     cairn_io_backend io_backend; /* default CAIRN_IO_DEFAULT */
     uint32_t replay_jobs;        /* recovery workers; 0 = number of CPUs */
+    /* Checkpoints fold the WAL into the page store so that an open replays
+     * only the log written since the last one. A background checkpoint
+     * starts when this many WAL bytes were written since the last one
+     * (default 64 MiB; UINT64_MAX: never by size)... */
+    uint64_t checkpoint_wal_bytes;
+    /* ...or when this many seconds passed since the last one and something
+     * changed (default 300; 0: never by time). cairn_checkpoint() runs one
+     * now. */
+    uint32_t checkpoint_interval_s;
+    /* WAL retention hook (the WAL archiver plugs in here): called after a
+     * checkpoint, it returns the lowest LSN whose segment must be kept
+     * (UINT64_MAX: no constraint). Segments wholly below both that and the
+     * checkpoint's redo LSN are removed. NULL: no constraint. */
+    uint64_t (*wal_retain)(void *ctx);
+    void *wal_retain_ctx;
 } cairn_options;
 
 CAIRN_API void cairn_options_init(cairn_options *opts);
@@ -256,7 +271,10 @@ CAIRN_API cairn_status cairn_restore_point(cairn_db *db, const char *name,
                                            uint64_t *lsn_out);
 
 typedef struct cairn_recovery_report {
-    uint64_t start_lsn;        /* where replay began */
+    uint64_t checkpoint;       /* generation of the checkpoint opened, 0 = none */
+    uint64_t pages_read;       /* pages loaded from the page store */
+    uint64_t pages_us;         /* time spent loading pages */
+    uint64_t start_lsn;        /* where replay began (the checkpoint's redo LSN) */
     uint64_t end_lsn;          /* end of the valid log */
     uint64_t records_replayed; /* records read and validated */
     uint64_t txns_applied;     /* committed transactions applied */
@@ -280,6 +298,25 @@ typedef struct cairn_stats {
 } cairn_stats;
 
 CAIRN_API cairn_status cairn_stats_get(cairn_db *db, cairn_stats *out);
+
+/* ---------------------------------------------------------------------
+ * Checkpoints
+ * ------------------------------------------------------------------- */
+typedef struct cairn_checkpoint_info {
+    uint64_t generation;    /* 1, 2, ...: the checkpoint's number */
+    uint64_t redo_lsn;      /* replay after a crash starts here */
+    int64_t time_us;        /* when it was taken */
+    uint64_t last_txn_id;   /* highest transaction folded into it */
+    uint32_t timeline;
+    uint64_t pages_written; /* data + map + catalog pages it wrote */
+    uint64_t wal_segments_removed;
+    uint64_t duration_us;
+} cairn_checkpoint_info;
+
+/* Runs a checkpoint now (waiting for one in progress first) and returns
+ * when its superblock is durable. info may be NULL. Writers keep
+ * committing meanwhile. */
+CAIRN_API cairn_status cairn_checkpoint(cairn_db *db, cairn_checkpoint_info *info);
 
 /* Frees memory returned by cairn (payload copies, collection lists). */
 CAIRN_API void cairn_free(void *p);

@@ -138,6 +138,8 @@ static void child_main(uint64_t seed) {
     int fd = open(oracle_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (fd < 0) _exit(4);
     cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
+    /* Background checkpoints every 128 KiB of WAL: kills land in them. */
+    o.checkpoint_wal_bytes = (uint64_t)128 << 10;
     cairn_db *db;
     cairn_status st = cairn_open(dbdir, &o, &db);
     if (st) die("child open", st);
@@ -310,7 +312,7 @@ int main(int argc, char **argv) {
     snprintf(oracle_path, sizeof oracle_path, "%s/oracle", base);
 
     uint64_t rng = seed;
-    long in_flight_kept = 0, acked_total = 0, recovered_torn = 0;
+    long in_flight_kept = 0, acked_total = 0, recovered_torn = 0, from_ckpt = 0;
     for (long k = 0; k < kills; k++) {
         if (k % ROUNDS_PER_DB == 0) {
             snprintf(dbdir, sizeof dbdir, "%s/db%ld", base, k / ROUNDS_PER_DB);
@@ -362,6 +364,7 @@ int main(int argc, char **argv) {
         cairn_stats stats;
         cairn_stats_get(db, &stats);
         if (stats.recovery.bytes_truncated) recovered_torn++;
+        if (stats.recovery.checkpoint) from_ckpt++;
 
         static struct cell cand_a[NCOLL][MAXT * RANGE], cand_b[NCOLL][MAXT * RANGE];
         memcpy(cand_a, model, sizeof model);
@@ -421,8 +424,9 @@ int main(int argc, char **argv) {
     }
     rm_rf(base);
     printf("crash_kill: %ld kills survived; %ld acknowledged commits checked; "
-           "%ld in-flight commits found durable; %ld recoveries truncated a torn tail\n",
-           kills, acked_total, in_flight_kept, recovered_torn);
+           "%ld in-flight commits found durable; %ld recoveries truncated a torn tail; "
+           "%ld started from a checkpoint\n",
+           kills, acked_total, in_flight_kept, recovered_torn, from_ckpt);
     printf("%ld passed, 0 failed\n", kills);
     return 0;
 }

@@ -1,0 +1,524 @@
+/*
+ * test_ckpt.c — checkpoints and the page store: a checkpoint reopens to the
+ * same state with replay bounded by its redo LSN; what a checkpoint holds is
+ * exactly the state at its redo LSN even while writers commit; WAL segments
+ * go away behind checkpoints unless the retention hook holds them; dropped
+ * collections lose their page files; damaged pages and superblocks are
+ * reported (file and page) or fallen back from; a failing I/O in a
+ * checkpoint publishes nothing and the next one works.
+ *
+ * Seeded: CAIRN_SEED replays a run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "common/io.h"
+#include "testutil.h"
+
+static char tmpbase[512];
+static int dbcounter;
+static uint64_t g_seed;
+
+static void new_dir(char *out, size_t n)
+{
+    snprintf(out, n, "%s/db%d", tmpbase, dbcounter++);
+}
+
+static cairn_db *must_open_o(const char *dir, const cairn_options *o)
+{
+    cairn_db *db = NULL;
+    cairn_status st = cairn_open(dir, o, &db);
+    if (st != CAIRN_OK)
+        fail_msg("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
+    return db;
+}
+
+static cairn_options opts(void)
+{
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
+    o.checkpoint_wal_bytes = UINT64_MAX; /* only explicit checkpoints */
+    o.checkpoint_interval_s = 0;
+    return o;
+}
+
+static cairn_db *must_open(const char *dir)
+{
+    cairn_options o = opts();
+    return must_open_o(dir, &o);
+}
+
+static void must(cairn_status st, const char *what)
+{
+    if (st != CAIRN_OK)
+        fail_msg("%s: %s: %s", what, cairn_status_name(st), cairn_last_error());
+}
+
+/* ---- a seeded workload ----------------------------------------------------- */
+
+#define NCOLL 3
+static const char *cname[NCOLL] = {"small", "mid", "wide"};
+static const uint32_t cdim[NCOLL] = {4, 128, 2100}; /* 2100: a vector spans pages */
+static const cairn_metric cmetric[NCOLL] = {CAIRN_METRIC_L2, CAIRN_METRIC_COSINE,
+                                            CAIRN_METRIC_DOT};
+
+static void create_all(cairn_db *db)
+{
+    for (int c = 0; c < NCOLL; c++)
+        must(cairn_collection_create(db, cname[c], cdim[c], cmetric[c]), "create");
+}
+
+/* One transaction of up to 8 operations over the collections; ids in a
+ * small range so that updates and deletes hit existing points. Payloads
+ * from none to ~20 KB (several heap pages). Returns the commit info. */
+static cairn_status one_txn(cairn_db *db, uint64_t *rng, cairn_commit_info *ci)
+{
+    static _Thread_local float vec[2100];
+    static _Thread_local char pay[24000];
+    cairn_txn *t = NULL;
+    cairn_status st = cairn_txn_begin(db, &t);
+    if (st)
+        return st;
+    unsigned nops = 1 + (unsigned)(tu_splitmix(rng) % 8);
+    for (unsigned i = 0; i < nops && !st; i++) {
+        int c = (int)(tu_splitmix(rng) % NCOLL);
+        uint64_t id = tu_splitmix(rng) % (c == 2 ? 40 : 400);
+        if (tu_splitmix(rng) % 5 == 0) {
+            st = cairn_txn_delete(t, cname[c], id);
+            continue;
+        }
+        tu_fill_vec(rng, vec, cdim[c], -1, 1);
+        size_t plen = 0;
+        uint64_t r = tu_splitmix(rng) % 20;
+        if (r > 2) {
+            size_t want = r < 18 ? 10 + tu_splitmix(rng) % 200 : 5000 + tu_splitmix(rng) % 15000;
+            plen = (size_t)snprintf(pay, sizeof pay, "{\"k\":%llu,\"s\":\"",
+                                    (unsigned long long)(tu_splitmix(rng) % 1000));
+            while (plen < want)
+                pay[plen++] = (char)('a' + tu_splitmix(rng) % 26);
+            pay[plen++] = '"';
+            pay[plen++] = '}';
+            pay[plen] = 0;
+        }
+        st = cairn_txn_upsert(t, cname[c], id, vec, cdim[c], plen ? pay : NULL, plen);
+    }
+    if (!st)
+        st = cairn_txn_commit(t, ci);
+    else
+        cairn_txn_abort(t);
+    cairn_txn_free(t);
+    return st;
+}
+
+static void run_txns(cairn_db *db, uint64_t *rng, int n)
+{
+    for (int i = 0; i < n; i++)
+        must(one_txn(db, rng, NULL), "commit");
+}
+
+static void digest(cairn_db *db, struct tu_dig *d)
+{
+    if (tu_state_digest(db, d, TU_DIG_ID_BYTES) != 0)
+        fail_msg("digest: %s", tu_error());
+}
+
+static size_t count_segments(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/wal", dir);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strstr(e->d_name, ".wal") != NULL && strstr(e->d_name, ".tmp") == NULL;
+    closedir(d);
+    return n;
+}
+
+static bool file_exists(const char *dir, const char *rel)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+/* A checkpoint then more commits: reopen equals the state before close,
+ * replay starts at the redo LSN and reads only the log after it. */
+static void test_reopen_same_state(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    uint64_t rng = g_seed;
+    cairn_db *db = must_open(dir);
+    create_all(db);
+    run_txns(db, &rng, 300);
+    cairn_checkpoint_info ci;
+    must(cairn_checkpoint(db, &ci), "checkpoint");
+    assert_int_equal(ci.generation, 1);
+    assert_true(ci.redo_lsn > 0);
+    assert_true(ci.pages_written > 0);
+    run_txns(db, &rng, 50);
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    cairn_stats s0;
+    must(cairn_stats_get(db, &s0), "stats");
+    must(cairn_close(db), "close");
+
+    db = must_open(dir);
+    cairn_stats s;
+    must(cairn_stats_get(db, &s), "stats");
+    assert_int_equal(s.recovery.checkpoint, 1);
+    assert_int_equal(s.recovery.start_lsn, ci.redo_lsn);
+    assert_true(s.recovery.pages_read > 0);
+    assert_true(s.recovery.txns_applied <= 50);
+    assert_true(s.recovery.txns_applied >= 1);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    /* A second checkpoint on the reopened database, then reopen again. */
+    run_txns(db, &rng, 40);
+    must(cairn_checkpoint(db, &ci), "checkpoint 2");
+    assert_int_equal(ci.generation, 2);
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    db = must_open(dir);
+    must(cairn_stats_get(db, &s), "stats");
+    assert_int_equal(s.recovery.checkpoint, 2);
+    assert_int_equal(s.recovery.txns_applied, 0);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    must(cairn_close(db), "close");
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+}
+
+/* Checkpoints while 3 threads commit: every reopen equals the last state. */
+struct wargs {
+    cairn_db *db;
+    uint64_t seed;
+    _Atomic int *stop;
+    int done;
+};
+
+static void *writer(void *arg)
+{
+    struct wargs *a = arg;
+    uint64_t rng = a->seed;
+    while (!*a->stop) {
+        cairn_status st = one_txn(a->db, &rng, NULL);
+        if (st) {
+            fprintf(stderr, "writer: %s: %s\n", cairn_status_name(st), cairn_last_error());
+            return NULL;
+        }
+        a->done++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    cairn_db *db = must_open(dir);
+    create_all(db);
+    _Atomic int stop = 0;
+    struct wargs wa[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        wa[i] = (struct wargs){.db = db, .seed = g_seed + 17 * (uint64_t)i + 1, .stop = &stop};
+        assert_int_equal(pthread_create(&th[i], NULL, writer, &wa[i]), 0);
+    }
+    for (int k = 0; k < 12; k++) {
+        usleep(20000);
+        must(cairn_checkpoint(db, NULL), "checkpoint under load");
+    }
+    stop = 1;
+    int total = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        total += wa[i].done;
+    }
+    assert_true(total > 0);
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    db = must_open(dir);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    must(cairn_close(db), "close");
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+}
+
+/* WAL segments go away behind checkpoints (kept from the previous one's
+ * redo), unless the retention hook holds them. */
+static uint64_t g_retain = UINT64_MAX;
+static int g_retain_calls;
+static uint64_t retain_hook(void *ctx)
+{
+    assert_ptr_equal(ctx, &g_retain);
+    g_retain_calls++;
+    return g_retain;
+}
+
+static void test_wal_removal_and_hook(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    cairn_options o = opts();
+    o.wal_retain = retain_hook;
+    o.wal_retain_ctx = &g_retain;
+    g_retain = 0; /* a holder that needs everything */
+    g_retain_calls = 0;
+    uint64_t rng = g_seed ^ 0x55;
+    cairn_db *db = must_open_o(dir, &o);
+    create_all(db);
+    /* ~3 segments of 2 MiB per round */
+    cairn_checkpoint_info ci;
+    for (int round = 0; round < 3; round++) {
+        run_txns(db, &rng, 500);
+        must(cairn_checkpoint(db, &ci), "checkpoint");
+        assert_int_equal(ci.wal_segments_removed, 0);
+    }
+    assert_true(g_retain_calls >= 2);
+    size_t held = count_segments(dir);
+    assert_true(held >= 4);
+    g_retain = UINT64_MAX; /* the holder lets go */
+    run_txns(db, &rng, 10);
+    must(cairn_checkpoint(db, &ci), "checkpoint");
+    assert_true(ci.wal_segments_removed > 0);
+    assert_true(count_segments(dir) < held);
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    db = must_open_o(dir, &o);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    must(cairn_close(db), "close");
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+}
+
+/* A dropped collection's page file goes away two checkpoints later. */
+static void test_drop_removes_file(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    uint64_t rng = g_seed ^ 0x99;
+    cairn_db *db = must_open(dir);
+    create_all(db);
+    run_txns(db, &rng, 50);
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    cairn_collection_info info;
+    must(cairn_collection_stat(db, "mid", &info), "stat");
+    char rel[64];
+    snprintf(rel, sizeof rel, "collections/%u.pages", info.id);
+    assert_true(file_exists(dir, rel));
+    must(cairn_collection_drop(db, "mid"), "drop");
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    assert_false(file_exists(dir, rel));
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    db = must_open(dir);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    must(cairn_close(db), "close");
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+}
+
+/* Damage at `off` of file `rel`: the open fails with CAIRN_ECORRUPT naming
+ * the file, or (superblock) falls back. */
+static void flip(const char *dir, const char *rel, long off)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 0x5a;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+static void test_corrupt_page_reported(void **state)
+{
+    (void)state;
+    for (int where = 0; where < 3; where++) {
+        char dir[600];
+        new_dir(dir, sizeof dir);
+        uint64_t rng = g_seed ^ 0x77;
+        cairn_db *db = must_open(dir);
+        create_all(db);
+        run_txns(db, &rng, 100);
+        must(cairn_checkpoint(db, NULL), "checkpoint");
+        cairn_collection_info info;
+        must(cairn_collection_stat(db, "mid", &info), "stat");
+        must(cairn_close(db), "close");
+        char rel[64];
+        if (where == 2)
+            snprintf(rel, sizeof rel, "catalog.pages");
+        else
+            snprintf(rel, sizeof rel, "collections/%u.pages", info.id);
+        /* page 1 is the first data page written; the last page is a map page */
+        long off = 8192 + 100;
+        if (where == 1) {
+            char p[700];
+            snprintf(p, sizeof p, "%s/%s", dir, rel);
+            struct stat sb;
+            assert_int_equal(stat(p, &sb), 0);
+            off = (long)sb.st_size - 8192 + 40;
+        }
+        flip(dir, rel, off);
+        cairn_db *bad = NULL;
+        cairn_options o = opts();
+        cairn_status st = cairn_open(dir, &o, &bad);
+        assert_int_equal(st, CAIRN_ECORRUPT);
+        assert_null(bad);
+        const char *msg = cairn_last_error();
+        if (!strstr(msg, rel) || !strstr(msg, "page"))
+            fail_msg("case %d: message does not name the file and page: %s", where, msg);
+    }
+}
+
+/* The newest superblock slot damaged: the open falls back to the previous
+ * checkpoint and replays from its redo LSN to the same state. */
+static void test_superblock_fallback(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    uint64_t rng = g_seed ^ 0x31;
+    cairn_db *db = must_open(dir);
+    create_all(db);
+    run_txns(db, &rng, 200);
+    must(cairn_checkpoint(db, NULL), "checkpoint 1");
+    run_txns(db, &rng, 200);
+    cairn_checkpoint_info ci;
+    must(cairn_checkpoint(db, &ci), "checkpoint 2");
+    run_txns(db, &rng, 20);
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    flip(dir, "superblock", (long)(ci.generation % 2) * 8192 + 60);
+    db = must_open(dir);
+    cairn_stats s;
+    must(cairn_stats_get(db, &s), "stats");
+    assert_int_equal(s.recovery.checkpoint, 1);
+    digest(db, &after);
+    assert_true(tu_dig_eq(&before, &after));
+    must(cairn_close(db), "close");
+    /* both slots damaged after WAL was removed: refused, never wrong data */
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+}
+
+/* An I/O failure at each operation of a checkpoint: the checkpoint fails
+ * (or the fault lands after its publication), the database keeps working,
+ * a later checkpoint succeeds (after a reopen if the superblock write
+ * failed), and reopening gives the state of the last commit. */
+static void test_fault_each_op(void **state)
+{
+    (void)state;
+    int failed = 0, poisoned = 0, ran = 0;
+    for (uint64_t nth = 1;; nth++) {
+        char dir[600];
+        new_dir(dir, sizeof dir);
+        uint64_t rng = g_seed ^ nth;
+        cairn_options o = opts();
+        o.io_backend = (nth & 1) ? CAIRN_IO_POSIX : CAIRN_IO_DEFAULT;
+        cairn_db *db = must_open_o(dir, &o);
+        create_all(db);
+        run_txns(db, &rng, 60);
+        must(cairn_checkpoint(db, NULL), "checkpoint 1");
+        run_txns(db, &rng, 30);
+        struct cio_fault_plan plan = {.ops = CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_META,
+                                      .nth = nth,
+                                      .kind = (nth % 3) ? CIO_FAULT_EIO : CIO_FAULT_ENOSPC,
+                                      .persistent = 0};
+        cio_fault_set(&plan);
+        cairn_status st = cairn_checkpoint(db, NULL);
+        uint64_t fired = cio_fault_fired();
+        cio_fault_set(NULL);
+        ran++;
+        if (!fired) {
+            must(st, "checkpoint without a fault");
+            must(cairn_close(db), "close");
+            tu_rm_rf(dir);
+            break;
+        }
+        if (st != CAIRN_OK)
+            failed++;
+        /* the database still commits */
+        run_txns(db, &rng, 5);
+        st = cairn_checkpoint(db, NULL);
+        if (st == CAIRN_EPOISONED || (st != CAIRN_OK && strstr(cairn_last_error(), "disabled"))) {
+            poisoned++;
+        } else if (st != CAIRN_OK) {
+            fail_msg("nth %llu: retry failed: %s: %s", (unsigned long long)nth,
+                     cairn_status_name(st), cairn_last_error());
+        }
+        struct tu_dig before = {0}, after = {0};
+        digest(db, &before);
+        must(cairn_close(db), "close");
+        db = must_open_o(dir, &o);
+        digest(db, &after);
+        if (!tu_dig_eq(&before, &after))
+            fail_msg("nth %llu: state after reopen differs", (unsigned long long)nth);
+        must(cairn_checkpoint(db, NULL), "checkpoint after reopen");
+        must(cairn_close(db), "close");
+        tu_dig_free(&before);
+        tu_dig_free(&after);
+        tu_rm_rf(dir);
+        if (nth > 400)
+            fail_msg("a checkpoint does more than 400 I/O operations?");
+    }
+    print_message("fault loop: %d runs, %d checkpoints failed, %d poisoned\n", ran, failed,
+                  poisoned);
+    assert_true(failed > 3);
+}
+
+int main(void)
+{
+    tu_quiet_log();
+    g_seed = tu_seed("ckpt", 20261121);
+    if (tu_tmpbase(tmpbase, sizeof tmpbase, "ckpt") != 0) {
+        perror("tmpdir");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reopen_same_state),
+        cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_wal_removal_and_hook),
+        cmocka_unit_test(test_drop_removes_file),
+        cmocka_unit_test(test_corrupt_page_reported),
+        cmocka_unit_test(test_superblock_fallback),
+        cmocka_unit_test(test_fault_each_op),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (rc == 0)
+        tu_rm_rf(tmpbase);
+    return rc;
+}
