@@ -23,6 +23,12 @@
  * written); SHORT issues the real write/read with half the length (at least
  * one byte) and reports that count. SHORT does not apply to syncs or
  * metadata operations: there it is counted but not fired.
+ *
+ * Crash simulator (simio.c): while it runs, every system call below that
+ * touches a file goes through its hooks (backend_op, the sys_* wrappers),
+ * whatever backend a context has: io_uring is not used, so it sees every
+ * operation. The fault seam is asked first, as without it: an injected
+ * failure replaces the system call, so the simulator does not see it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +45,7 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/simio.h"
 #include "common/util.h"
 
 #define CIO_RETRIES 1000u
@@ -215,7 +222,7 @@ cairn_status cio_ctx_open(cio **out, cairn_io_backend want, unsigned depth)
     cio *c = calloc(1, sizeof *c);
     if (!c)
         return cerr_set(CAIRN_ENOMEM, "could not open I/O context: out of memory");
-    if (want == CAIRN_IO_POSIX) {
+    if (want == CAIRN_IO_POSIX || sim_on()) {
         c->backend = CIO_POSIX;
         *out = c;
         return CAIRN_OK;
@@ -343,9 +350,25 @@ static int64_t uring_one(cio *c, int op, int fd, void *buf, size_t n, uint64_t o
     return res;
 }
 
-/* Backend dispatch for one attempt. INT64_MIN: the ring broke. */
-static int64_t backend_op(cio *c, int op, int fd, void *buf, size_t n, uint64_t off)
+/* Simulated posix call for one attempt (the crash simulator runs). */
+static int64_t sim_op(int op, int fd, void *buf, size_t n, uint64_t off, const char *path)
 {
+    switch (op) {
+    case OP_READ:
+        return sim_pread(fd, buf, n, off, path);
+    case OP_WRITE:
+        return sim_pwrite(fd, buf, n, off, path);
+    default:
+        return sim_sync(fd, op == OP_FDATASYNC, path);
+    }
+}
+
+/* Backend dispatch for one attempt. INT64_MIN: the ring broke. */
+static int64_t backend_op(cio *c, int op, int fd, void *buf, size_t n, uint64_t off,
+                          const char *path)
+{
+    if (sim_on())
+        return sim_op(op, fd, buf, n, off, path);
     if (c->backend == CIO_URING)
         return uring_one(c, op, fd, buf, n, off);
     ssize_t r;
@@ -433,7 +456,7 @@ cairn_status cio_write(cio *c, int fd, const void *buf, size_t len, uint64_t off
         } else {
             if (kind == CIO_FAULT_SHORT)
                 want = short_len(want);
-            r = backend_op(c, OP_WRITE, fd, (void *)(p + done), want, off + done);
+            r = backend_op(c, OP_WRITE, fd, (void *)(p + done), want, off + done, path);
             if (r == INT64_MIN)
                 return uring_broken("write", path, EIO);
         }
@@ -470,7 +493,7 @@ cairn_status cio_read(cio *c, int fd, void *buf, size_t len, uint64_t off,
         } else {
             if (kind == CIO_FAULT_SHORT)
                 want = short_len(want);
-            r = backend_op(c, OP_READ, fd, p + done, want, off + done);
+            r = backend_op(c, OP_READ, fd, p + done, want, off + done, path);
             if (r == INT64_MIN) {
                 *got = done;
                 return uring_broken("read", path, EIO);
@@ -502,7 +525,7 @@ static cairn_status do_sync(cio *c, int fd, const char *path, int op)
     unsigned retries = 0;
     for (;;) {
         int kind = cio_fault_take(CIO_FOP_SYNC, 0);
-        int64_t r = kind ? -fault_errno(kind) : backend_op(c, op, fd, NULL, 0, 0);
+        int64_t r = kind ? -fault_errno(kind) : backend_op(c, op, fd, NULL, 0, 0, path);
         if (r == INT64_MIN)
             return uring_broken(verb, path, EIO);
         if (r >= 0)
@@ -597,7 +620,7 @@ cairn_status cio_write_sync(cio *c, int fd, const void *buf, size_t len, uint64_
     cairn_status st = check_ctx(c, "write", path);
     if (st)
         return st;
-    if (c->backend == CIO_URING && len > 0)
+    if (c->backend == CIO_URING && len > 0 && !sim_on())
         return uring_write_sync(c, fd, buf, len, off, path);
     st = cio_write(c, fd, buf, len, off, path);
     if (st)
@@ -608,6 +631,49 @@ cairn_status cio_write_sync(cio *c, int fd, const void *buf, size_t len, uint64_
 /* ------------------------------------------------------------------------
  * Primitive file operations (synchronous system calls)
  * ---------------------------------------------------------------------- */
+
+/* The system calls of the file operations: through the crash simulator
+ * while it runs. They return like the system calls (-1 and errno). */
+static int sys_ret(int r)
+{
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    return r;
+}
+
+static int sys_open(const char *path, int flags, mode_t mode)
+{
+    if (sim_on())
+        return sys_ret(sim_open(path, flags, mode));
+    return open(path, flags | O_CLOEXEC, mode);
+}
+
+static int sys_ftruncate(int fd, uint64_t size, const char *path)
+{
+    return sim_on() ? sys_ret(sim_ftruncate(fd, size, path)) : ftruncate(fd, (off_t)size);
+}
+
+static int sys_rename(const char *from, const char *to)
+{
+    return sim_on() ? sys_ret(sim_rename(from, to)) : rename(from, to);
+}
+
+static int sys_unlink(const char *path)
+{
+    return sim_on() ? sys_ret(sim_unlink(path)) : unlink(path);
+}
+
+static int sys_mkdir(const char *path, mode_t mode)
+{
+    return sim_on() ? sys_ret(sim_mkdir(path, mode)) : mkdir(path, mode);
+}
+
+static int sys_fsync_dir(int fd, const char *dir)
+{
+    return sim_on() ? sys_ret(sim_fsync_dir(fd, dir)) : fsync(fd);
+}
 
 /* Asks the seam before a META/SYNC system call. Returns 0 to go ahead,
  * EAGAIN/EINTR to retry, or the errno to fail with. */
@@ -627,7 +693,7 @@ cairn_status cfs_open(const char *path, int flags, mode_t mode, int *fd_out)
     for (;;) {
         int e = (flags & O_CREAT) ? meta_fault(CIO_FOP_META) : 0;
         if (e == 0) {
-            int fd = open(path, flags | O_CLOEXEC, mode);
+            int fd = sys_open(path, flags, mode);
             if (fd >= 0) {
                 *fd_out = fd;
                 return CAIRN_OK;
@@ -656,7 +722,7 @@ cairn_status cfs_ftruncate(int fd, uint64_t size, const char *path)
     for (;;) {
         int e = meta_fault(CIO_FOP_META);
         if (e == 0) {
-            if (ftruncate(fd, (off_t)size) == 0)
+            if (sys_ftruncate(fd, size, path) == 0)
                 return CAIRN_OK;
             e = errno;
         }
@@ -673,7 +739,7 @@ cairn_status cfs_rename(const char *from, const char *to)
     for (;;) {
         int e = meta_fault(CIO_FOP_META);
         if (e == 0) {
-            if (rename(from, to) == 0)
+            if (sys_rename(from, to) == 0)
                 return CAIRN_OK;
             e = errno;
         }
@@ -690,7 +756,7 @@ cairn_status cfs_unlink(const char *path)
     for (;;) {
         int e = meta_fault(CIO_FOP_META);
         if (e == 0) {
-            if (unlink(path) == 0)
+            if (sys_unlink(path) == 0)
                 return CAIRN_OK;
             e = errno;
         }
@@ -706,7 +772,7 @@ cairn_status cfs_mkdir(const char *path, mode_t mode)
     for (;;) {
         int e = meta_fault(CIO_FOP_META);
         if (e == 0) {
-            if (mkdir(path, mode) == 0)
+            if (sys_mkdir(path, mode) == 0)
                 return CAIRN_OK;
             e = errno;
             if (e == EEXIST) {
@@ -734,7 +800,7 @@ cairn_status cfs_fsync_dir(const char *dir)
     for (;;) {
         int e = meta_fault(CIO_FOP_SYNC);
         if (e == 0) {
-            if (fsync(fd) == 0)
+            if (sys_fsync_dir(fd, dir) == 0)
                 break;
             e = errno;
             /* Some file systems cannot sync a directory: nothing to do. */

@@ -105,4 +105,61 @@ uint64_t cio_fault_count(void);
 /* Faults injected since the plan was set. */
 uint64_t cio_fault_fired(void);
 
+/* ---- crash simulator (tests) -------------------------------------------
+ * A power-loss simulator for one process (the model and its choices are
+ * described at the top of common/simio.c). While it runs, every operation
+ * of this layer is serialized under one mutex and done for real on the files
+ * (reads see the "page cache"), io_uring is not used, syncs are modeled
+ * instead of issued, and the simulator keeps what it needs to undo whatever
+ * is not durable yet. Operations are counted (1-based) in the order the
+ * simulator sees them: every write system call, fdatasync/fsync, open with
+ * O_CREAT or O_TRUNC, ftruncate, rename, unlink, mkdir and directory fsync.
+ * Reads, plain opens and closes are not counted.
+ *
+ * At op number crash_at (or at cio_sim_crash()) the power fails: every
+ * write not yet made durable by a sync of its file is kept, reverted (in
+ * whole or to an earlier version) or filled with garbage, sector by sector;
+ * every create, rename, unlink and mkdir not yet made durable by an fsync of
+ * its directory is kept or lost; then the process _exit()s with exit_code.
+ * Every choice comes from (seed, crash point).
+ */
+enum cio_sim_data_policy {
+    CIO_SIM_DATA_RANDOM = 0, /* per file and sector, from the seed */
+    CIO_SIM_DATA_KEEP,       /* every unsynced write reaches the disk */
+    CIO_SIM_DATA_REVERT,     /* every unsynced write is lost */
+    CIO_SIM_DATA_GARBAGE     /* every sector of an unsynced write is garbage */
+};
+enum cio_sim_dir_policy {
+    CIO_SIM_DIR_RANDOM = 0, /* each unsynced entry change kept or lost, from the seed */
+    CIO_SIM_DIR_KEEP,
+    CIO_SIM_DIR_LOSE
+};
+struct cio_sim_config {
+    uint64_t seed;
+    uint64_t crash_at;     /* 1-based op index; 0: only cio_sim_crash() */
+    unsigned sector;       /* 512 or 4096; 0: picked from the seed */
+    const char *stash_dir; /* existing directory on the same file system as the
+                              files: keeps unlinked and replaced files (links) */
+    int exit_code;         /* _exit status after a crash */
+    enum cio_sim_data_policy data;
+    enum cio_sim_dir_policy dir;
+    int torn_neighbours;   /* garbage covers whole sectors, durable bytes beside
+                              an unsynced write included (no powersafe overwrite) */
+    int atomic_sectors;    /* a sector is written whole or not at all: the random
+                              policy never draws garbage */
+    int verbose;           /* 1: the crash and its choices on stderr; 2: every op */
+};
+/* Starts simulating (CAIRN_EBUSY if one runs already). */
+cairn_status cio_sim_start(const struct cio_sim_config *cfg);
+/* Operations counted since cio_sim_start. Blocks (until the process exits)
+ * while a crash is being applied: a test calls it before reporting a
+ * failure from a thread that may have seen the crash half done. */
+uint64_t cio_sim_ops(void);
+/* The power fails now: the crash is applied and the process _exit()s. */
+_Noreturn void cio_sim_crash(void);
+/* Applies a crash now and ends the simulation, without exiting (unit tests). */
+cairn_status cio_sim_crash_apply(void);
+/* Ends the simulation without a crash (everything counts as durable). */
+void cio_sim_stop(void);
+
 #endif

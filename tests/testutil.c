@@ -325,6 +325,252 @@ void tu_dig_free(struct tu_dig *d) {
     d->len = d->cap = 0;
 }
 
+/* ---- a model of the database (oracle) ------------------------------------- */
+
+void tu_gen_vector(uint32_t vseed, float *v, uint32_t dim) {
+    uint64_t s = vseed * 0x100000001b3ULL + 7;
+    tu_fill_vec(&s, v, dim, -1.0, 1.0);
+}
+
+char *tu_gen_payload(uint32_t vseed, uint32_t pad, size_t *len) {
+    if (pad == TU_NO_PAYLOAD) return NULL;
+    size_t cap = (size_t)pad + 40;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    int k = snprintf(b, cap, "{\"s\":%" PRIu32 ",\"p\":\"", vseed);
+    for (uint32_t i = 0, c = vseed % 26u; i < pad; i++) {
+        b[k + i] = (char)('a' + c);
+        c = c + 7u < 26u ? c + 7u : c + 7u - 26u;
+    }
+    size_t n = (size_t)k + pad;
+    memcpy(b + n, "\"}", 3);
+    *len = n + 2;
+    return b;
+}
+
+/* Room for one more element in *v (n used of *cap, each sz bytes). 0, or
+ * -1 when out of memory. */
+static int grow(void *pv, size_t n, size_t *cap, size_t sz) {
+    void **v = pv;
+    if (n < *cap) return 0;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *nv = realloc(*v, nc * sz);
+    if (!nv) {
+        set_err("model: out of memory");
+        return -1;
+    }
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
+static struct tu_mcoll *model_find(const struct tu_model *m, const char *name) {
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->c[i].name, name) == 0) return &m->c[i];
+    return NULL;
+}
+
+int tu_model_create(struct tu_model *m, const char *name, uint32_t dim, cairn_metric metric) {
+    if (model_find(m, name)) {
+        set_err("model: collection \"%s\" exists", name);
+        return -1;
+    }
+    if (grow(&m->c, m->n, &m->cap, sizeof *m->c)) return -1;
+    size_t at = 0; /* sorted by name */
+    while (at < m->n && strcmp(m->c[at].name, name) < 0) at++;
+    memmove(&m->c[at + 1], &m->c[at], (m->n - at) * sizeof *m->c);
+    struct tu_mcoll *c = &m->c[at];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->dim = dim;
+    c->metric = metric;
+    m->n++;
+    return 0;
+}
+
+int tu_model_drop(struct tu_model *m, const char *name) {
+    struct tu_mcoll *c = model_find(m, name);
+    if (!c) {
+        set_err("model: no collection \"%s\"", name);
+        return -1;
+    }
+    free(c->p);
+    size_t at = (size_t)(c - m->c);
+    memmove(&m->c[at], &m->c[at + 1], (m->n - at - 1) * sizeof *m->c);
+    m->n--;
+    return 0;
+}
+
+/* Index of id in c (or where it would go); *found says which. */
+static size_t mpoint_at(const struct tu_mcoll *c, uint64_t id, bool *found) {
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->p[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = lo < c->n && c->p[lo].id == id;
+    return lo;
+}
+
+/* Collection coll and where point id is (or would go) in it; NULL (error
+ * set) when there is no such collection. */
+static struct tu_mcoll *model_point(struct tu_model *m, const char *coll, uint64_t id,
+                                    size_t *at, bool *found) {
+    struct tu_mcoll *c = model_find(m, coll);
+    if (!c) {
+        set_err("model: no collection \"%s\"", coll);
+        return NULL;
+    }
+    *at = mpoint_at(c, id, found);
+    return c;
+}
+
+int tu_model_upsert(struct tu_model *m, const char *coll, uint64_t id, uint32_t vseed,
+                    uint32_t pad) {
+    bool found;
+    size_t at;
+    struct tu_mcoll *c = model_point(m, coll, id, &at, &found);
+    if (!c) return -1;
+    if (!found) {
+        if (grow(&c->p, c->n, &c->cap, sizeof *c->p)) return -1;
+        memmove(&c->p[at + 1], &c->p[at], (c->n - at) * sizeof *c->p);
+        c->n++;
+    }
+    c->p[at] = (struct tu_mpoint){id, vseed, pad};
+    return 0;
+}
+
+int tu_model_delete(struct tu_model *m, const char *coll, uint64_t id) {
+    bool found;
+    size_t at;
+    struct tu_mcoll *c = model_point(m, coll, id, &at, &found);
+    if (!c) return -1;
+    if (found) {
+        memmove(&c->p[at], &c->p[at + 1], (c->n - at - 1) * sizeof *c->p);
+        c->n--;
+    }
+    return 0;
+}
+
+void tu_model_free(struct tu_model *m) {
+    for (size_t i = 0; i < m->n; i++) free(m->c[i].p);
+    free(m->c);
+    memset(m, 0, sizeof *m);
+}
+
+/* The same bytes as tu_state_digest (flags 0) and digest_points. */
+int tu_model_digest(const struct tu_model *m, struct tu_dig *d) {
+    d->len = 0;
+    size_t n = m->n;
+    if (dig_add(d, &n, sizeof n)) return -1;
+    float *v = NULL;
+    int rc = -1;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct tu_mcoll *c = &m->c[i];
+        uint64_t points = c->n;
+        float *nv = realloc(v, (c->dim ? c->dim : 1) * sizeof *v);
+        if (!nv) {
+            set_err("model digest: out of memory");
+            goto out;
+        }
+        v = nv;
+        if (dig_add(d, c->name, strlen(c->name) + 1) || dig_add(d, &c->dim, sizeof c->dim) ||
+            dig_add(d, &c->metric, sizeof c->metric) || dig_add(d, &points, sizeof points))
+            goto out;
+        for (size_t j = 0; j < c->n; j++) {
+            const struct tu_mpoint *p = &c->p[j];
+            tu_gen_vector(p->vseed, v, c->dim);
+            if (dig_add(d, &p->id, sizeof p->id) || dig_add(d, v, c->dim * sizeof *v)) goto out;
+            if (p->pad == TU_NO_PAYLOAD) {
+                if (dig_add(d, "\xff(none)", 8)) goto out;
+                continue;
+            }
+            size_t len;
+            char *pl = tu_gen_payload(p->vseed, p->pad, &len);
+            if (!pl) {
+                set_err("model digest: out of memory");
+                goto out;
+            }
+            int bad = dig_add(d, pl, len + 1);
+            free(pl);
+            if (bad) goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(v);
+    return rc;
+}
+
+/* Whether a point of model collection c differs in the database (then
+ * why says which). */
+static bool explain_coll(cairn_db *db, const struct tu_mcoll *c, char *why, size_t n) {
+    bool differs = true;
+    float *v = calloc(c->dim, sizeof *v), *want = calloc(c->dim, sizeof *want);
+    if (!v || !want) {
+        snprintf(why, n, "explain: out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < c->n; j++) {
+        const struct tu_mpoint *p = &c->p[j];
+        char *got = NULL;
+        cairn_status st = cairn_get(db, c->name, p->id, v, c->dim, &got);
+        if (st != CAIRN_OK) {
+            snprintf(why, n, "%s id %" PRIu64 ": %s, expected present", c->name, p->id,
+                     cairn_status_name(st));
+            goto out;
+        }
+        size_t len = 0;
+        char *pl = tu_gen_payload(p->vseed, p->pad, &len);
+        tu_gen_vector(p->vseed, want, c->dim);
+        bool same_pl = (!pl && !got) || (pl && got && strcmp(pl, got) == 0);
+        bool same_v = memcmp(v, want, c->dim * sizeof *v) == 0;
+        free(pl);
+        cairn_free(got);
+        if (!same_pl || !same_v) {
+            snprintf(why, n, "%s id %" PRIu64 ": other %s than committed (seed %" PRIu32 ")",
+                     c->name, p->id, same_v ? "payload" : "vector", p->vseed);
+            goto out;
+        }
+    }
+    differs = false;
+out:
+    free(v);
+    free(want);
+    return differs;
+}
+
+void tu_model_explain(cairn_db *db, const struct tu_model *m, char *why, size_t n) {
+    cairn_collection_info *list = NULL;
+    size_t nl = 0;
+    cairn_status st = cairn_collection_list(db, &list, &nl);
+    if (st != CAIRN_OK) {
+        snprintf(why, n, "cairn_collection_list: %s", cairn_status_name(st));
+        return;
+    }
+    snprintf(why, n, "no difference found");
+    for (size_t i = 0; i < nl || i < m->n; i++) {
+        const cairn_collection_info *ci = i < nl ? &list[i] : NULL;
+        const struct tu_mcoll *c = i < m->n ? &m->c[i] : NULL;
+        if (!ci || !c || strcmp(ci->name, c->name) != 0) {
+            snprintf(why, n, "collection %s in the database, %s in the model",
+                     ci ? ci->name : "(none)", c ? c->name : "(none)");
+            break;
+        }
+        if (ci->dim != c->dim || ci->metric != c->metric || ci->points != c->n) {
+            snprintf(why, n,
+                     "collection %s: dim %" PRIu32 " metric %d points %" PRIu64
+                     " in the database, dim %" PRIu32 " metric %d points %zu in the model",
+                     c->name, ci->dim, (int)ci->metric, ci->points, c->dim, (int)c->metric,
+                     c->n);
+            break;
+        }
+        if (explain_coll(db, c, why, n)) break;
+    }
+    cairn_free(list);
+}
+
 /* ---- messages --------------------------------------------------------------- */
 
 void tu_quiet_log(void) {

@@ -92,6 +92,57 @@ int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags);
 bool tu_dig_eq(const struct tu_dig *a, const struct tu_dig *b);
 void tu_dig_free(struct tu_dig *d);
 
+/* ---- a model of the database (oracle) ------------------------------------- */
+
+/* A point is described by a seed: its vector and payload are generated from
+ * it (and the payload's padding length), so a model is small. */
+
+/* dim floats in [-1, 1) from vseed. */
+void tu_gen_vector(uint32_t vseed, float *v, uint32_t dim);
+
+/* TU_NO_PAYLOAD as pad: a point without payload. */
+#define TU_NO_PAYLOAD UINT32_MAX
+
+/* The payload of (vseed, pad): the JSON object {"s":<vseed>,"p":"<pad
+ * letters>"}, in a malloc'd NUL-terminated buffer, *len its length (pad +
+ * about 20 bytes). NULL when out of memory or pad == TU_NO_PAYLOAD. */
+char *tu_gen_payload(uint32_t vseed, uint32_t pad, size_t *len);
+
+struct tu_mpoint {
+    uint64_t id;
+    uint32_t vseed, pad;
+};
+struct tu_mcoll {
+    char name[CAIRN_MAX_NAME + 1];
+    uint32_t dim;
+    cairn_metric metric;
+    struct tu_mpoint *p; /* sorted by id */
+    size_t n, cap;
+};
+/* What a reader should see: collections sorted by name (as
+ * cairn_collection_list gives them). Zero-initialized is empty. */
+struct tu_model {
+    struct tu_mcoll *c;
+    size_t n, cap;
+};
+
+/* 0, or -1 (tu_error() says why: exists / unknown collection / memory). */
+int tu_model_create(struct tu_model *m, const char *name, uint32_t dim, cairn_metric metric);
+int tu_model_drop(struct tu_model *m, const char *name);
+int tu_model_upsert(struct tu_model *m, const char *coll, uint64_t id, uint32_t vseed,
+                    uint32_t pad);
+int tu_model_delete(struct tu_model *m, const char *coll, uint64_t id);
+void tu_model_free(struct tu_model *m);
+
+/* The model as tu_state_digest(db, d, 0) renders a database holding
+ * exactly it. 0, or -1. */
+int tu_model_digest(const struct tu_model *m, struct tu_dig *d);
+
+/* Says (in why, n bytes) where the database first differs from the model:
+ * a collection missing, extra or different, a point missing, extra or with
+ * other contents. For messages after the digests differ. */
+void tu_model_explain(cairn_db *db, const struct tu_model *m, char *why, size_t n);
+
 /* ---- messages --------------------------------------------------------------- */
 
 /* What the last failing helper of this thread reported. */

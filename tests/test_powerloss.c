@@ -1,0 +1,815 @@
+/*
+ * test_powerloss.c — power lost at every I/O operation of a workload, with
+ * the crash simulator of common/simio.c (model: top of that file), checked
+ * against an oracle.
+ *
+ * A forked child runs the workload (steps[], built by build_workload():
+ * collections created, dropped and created again under the same name,
+ * transactions spanning collections with upserts and deletes, a batch, an
+ * aborted transaction, a restore point, a close and reopen, wide vectors
+ * that roll the WAL into its next 2 MiB segment) on one thread in SYNC
+ * durability, with the simulator told to cut the power at op N. It writes
+ * "B k" to the oracle file before step k and "A k" once step k returned,
+ * with plain write(2), which the simulator does not see. At op N the
+ * simulator applies the crash to the files and _exit()s the child.
+ *
+ * The parent then opens the database with the normal I/O layer and checks
+ * that it opens and that everything a reader sees (tu_state_digest) is the
+ * model after the last acknowledged step or after the one in flight (a
+ * commit may be durable before it is acknowledged): every acknowledged
+ * commit is there, no transaction is there in part, nothing else is.
+ *
+ * Chained crashes (--only N,M; half of the random points): after the crash
+ * at N a second child opens the crashed database under the simulator (so
+ * crash recovery itself runs under it), checks what it finds like the
+ * parent would, writes "R k" (the step it found; acknowledged from then on:
+ * a recovered commit must not disappear later), goes on from step k+1 and
+ * loses power at its op M. The parent checks the end state as above.
+ *
+ *   test_powerloss [--exhaustive] [--random R] [--seed S] [--sector 512|4096]
+ *                  [--only N[,M]] [--verbose]... [--keep]
+ *                  [--torn-neighbours] [--atomic-sectors] [--engine-mkdir]
+ *   --exhaustive   a dry run counts the T ops of the workload and is itself
+ *                  a crash point (power lost after the last op); then every
+ *                  N in 1..T.
+ *   --random R     R points drawn from the seed: point i has its own seed s_i
+ *                  and N_i in 1..T+1; half are chained, with M_i in 1..T+1.
+ *   --only N[,M]   one point: what a failure message tells to rerun. N may
+ *                  be "end": power lost after the last op (the dry run).
+ *   --seed S       default 1, or env CAIRN_SEED. The simulator draws every
+ *                  choice from (S, N), stage 2 from (S ^ STAGE2_SALT, M).
+ *   --sector B     512 or 4096 for every point (default: drawn per point).
+ *   --verbose      show the children's logs (the simulator's report of each
+ *                  crash: op cut, fate of every undurable change) for every
+ *                  point, not only for a failed one; twice: also every op.
+ *   --keep         keep the directory of a failed point.
+ *   --torn-neighbours  garbage may also hit durable bytes beside an unsynced
+ *                  write in the same sector (a device without powersafe
+ *                  overwrite), see common/README.md.
+ *   --atomic-sectors  no garbage: each sector is kept or reverted whole (a
+ *                  device that writes sectors atomically).
+ *   --engine-mkdir let cairn_open create the database directory (by default
+ *                  the test creates it, durably, before the child runs).
+ * Without flags (meson test): --exhaustive --random 500.
+ *
+ * Threads. The WAL flusher and the segment preallocator do I/O too; their
+ * ops take turns with the committer's in the order they reach the
+ * simulator's mutex, so which op is number N may change between runs (the
+ * preallocator races the first commits after an open and the commits after
+ * a segment switch). Every crash point must pass whatever the order. The
+ * count varies too: the workload can end (and the power go) while the
+ * preallocator still creates a segment, so the exhaustive loop runs to the
+ * largest count a run reported, and a child that ends its workload before
+ * its N loses power after its last op instead.
+ *
+ * Adding a step (e.g. the page store's checkpoint): an enum value, a case in
+ * run_step() (what the child does) and in model_step() (what it does to the
+ * model: nothing, for a checkpoint), and its place in build_workload().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "common/io.h"
+
+#include "testutil.h"
+
+#define EXIT_CRASHED 75  /* the simulator cut the power */
+#define EXIT_FAILED 76   /* the child found something wrong (message on stderr) */
+#define STAGE2_SALT UINT64_C(0x5ca1ab1e0ddba11)
+#define MAXOPS 6
+#define MAXSTEPS 64
+#define DEFAULT_RANDOM 500
+
+/* ---- the workload ------------------------------------------------------- */
+
+enum step_kind {
+    ST_CREATE,        /* coll */
+    ST_DROP,          /* coll */
+    ST_TXN,           /* ops, across collections */
+    ST_ABORT,         /* ops, then abort: changes nothing */
+    ST_BATCH,         /* ops (upserts, all in coll) with cairn_upsert_batch */
+    ST_RESTORE_POINT, /* name */
+    ST_REOPEN         /* close and open again */
+};
+
+struct wop {
+    bool del;
+    int coll;
+    uint64_t id;
+    uint32_t vseed, pad;
+};
+
+struct step {
+    enum step_kind kind;
+    int coll;
+    int nops;
+    struct wop ops[MAXOPS];
+    char name[32];
+};
+
+/* Collections by index; "alpha" comes back with another shape after its
+ * drop; "wide" (128 KiB vectors) fills the log cheaply (replaying big
+ * payloads costs JSON validation, vectors only a finiteness check). */
+static const struct {
+    const char *name;
+    uint32_t dim;
+    cairn_metric metric;
+} colls[] = {
+    {"alpha", 16, CAIRN_METRIC_L2},
+    {"beta", 48, CAIRN_METRIC_DOT},
+    {"gamma", 8, CAIRN_METRIC_COSINE},
+    {"alpha", 24, CAIRN_METRIC_DOT},
+    {"wide", 32768, CAIRN_METRIC_L2},
+};
+#define WIDE 4
+#define MAXDIM 32768
+
+static struct step steps[MAXSTEPS + 1]; /* 1-based */
+static int nsteps;
+static uint64_t wl_rng = 20240611;
+
+static struct step *add_step(enum step_kind kind)
+{
+    if (nsteps == MAXSTEPS) {
+        fprintf(stderr, "powerloss: too many steps\n");
+        exit(2);
+    }
+    struct step *s = &steps[++nsteps];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    return s;
+}
+
+static void add_op(struct step *s, bool del, int coll, uint64_t id, uint32_t pad)
+{
+    struct wop *o = &s->ops[s->nops++];
+    o->del = del;
+    o->coll = coll;
+    o->id = id;
+    o->vseed = (uint32_t)tu_splitmix(&wl_rng);
+    o->pad = pad;
+}
+
+static uint32_t small_pad(void)
+{
+    uint64_t r = tu_splitmix(&wl_rng) % 8;
+    return r == 0 ? TU_NO_PAYLOAD : (uint32_t)(r * 9);
+}
+
+static uint32_t mid_pad(void)
+{
+    return 1000 + (uint32_t)(tu_splitmix(&wl_rng) % 3000);
+}
+
+static void build_workload(void)
+{
+    struct step *s;
+    add_step(ST_CREATE)->coll = 0;
+    add_step(ST_CREATE)->coll = 1;
+    add_step(ST_CREATE)->coll = WIDE;
+    s = add_step(ST_TXN);
+    add_op(s, false, 0, 1, small_pad());
+    add_op(s, false, 0, 2, small_pad());
+    add_op(s, false, 1, 1, small_pad());
+    snprintf(add_step(ST_RESTORE_POINT)->name, sizeof steps[0].name, "before-wide");
+    s = add_step(ST_TXN);
+    add_op(s, false, 0, 3, mid_pad());
+    add_op(s, false, WIDE, 1, small_pad());
+    add_op(s, false, 1, 2, small_pad());
+    add_op(s, true, 0, 1, 0);
+    s = add_step(ST_ABORT);
+    add_op(s, false, 0, 9, small_pad());
+    add_op(s, true, 1, 1, 0);
+    add_step(ST_CREATE)->coll = 2;
+    /* Two wide vectors a transaction: about 2.6 MiB in all, the WAL rolls
+     * into segment 1. */
+    for (int i = 0; i < 10; i++) {
+        if (i == 4)
+            add_step(ST_REOPEN);
+        s = add_step(ST_TXN);
+        add_op(s, false, i % 2, 10 + (uint64_t)i, mid_pad());
+        add_op(s, false, WIDE, 10 + (uint64_t)i, small_pad());
+        add_op(s, false, 2, 20 + (uint64_t)i, small_pad());
+        add_op(s, false, WIDE, 2 + (uint64_t)(i % 3), small_pad());
+        add_op(s, i % 3 == 0, 1, 1 + (uint64_t)(i % 4), small_pad());
+        if (i % 4 == 1)
+            add_op(s, true, 2, 20 + (uint64_t)i - 1, 0);
+    }
+    s = add_step(ST_BATCH);
+    s->coll = 1;
+    for (int i = 0; i < 4; i++)
+        add_op(s, false, 1, 30 + (uint64_t)i, small_pad());
+    add_step(ST_DROP)->coll = 0;
+    s = add_step(ST_TXN);
+    add_op(s, true, 1, 31, 0);
+    add_op(s, false, 2, 21, small_pad());
+    add_op(s, false, 1, 40, small_pad());
+    add_step(ST_CREATE)->coll = 3;
+    s = add_step(ST_TXN);
+    add_op(s, false, 3, 1, small_pad());
+    add_op(s, true, 1, 2, 0);
+    add_op(s, false, 2, 5, small_pad());
+    add_op(s, false, 3, 2, small_pad());
+    s = add_step(ST_TXN);
+    add_op(s, false, 3, 1, small_pad());
+}
+
+/* ---- what a step does to the database and to the model ------------------- */
+
+static char dbdir[512], stashdir[512], oracle_path[512], log_path[2][512], basedir[400];
+static int sim_verbose;
+static unsigned opt_sector;
+static bool opt_torn, opt_atomic, opt_engine_mkdir;
+
+static cairn_options child_opts(void)
+{
+    return tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1);
+}
+
+static float vbuf[MAXOPS][MAXDIM];
+
+static cairn_status do_upsert(cairn_txn *t, const struct wop *o)
+{
+    float *v = vbuf[0];
+    size_t len = 0;
+    char *pl = tu_gen_payload(o->vseed, o->pad, &len);
+    if (o->pad != TU_NO_PAYLOAD && !pl)
+        return CAIRN_ENOMEM;
+    tu_gen_vector(o->vseed, v, colls[o->coll].dim);
+    cairn_status st =
+        cairn_txn_upsert(t, colls[o->coll].name, o->id, v, colls[o->coll].dim, pl, len);
+    free(pl);
+    return st;
+}
+
+static cairn_status run_txn(cairn_db *db, const struct step *s)
+{
+    cairn_txn *t;
+    cairn_status st = cairn_txn_begin(db, &t);
+    if (st)
+        return st;
+    for (int i = 0; i < s->nops && !st; i++)
+        st = s->ops[i].del ? cairn_txn_delete(t, colls[s->ops[i].coll].name, s->ops[i].id)
+                           : do_upsert(t, &s->ops[i]);
+    if (!st)
+        st = s->kind == ST_ABORT ? cairn_txn_abort(t) : cairn_txn_commit(t, NULL);
+    cairn_txn_free(t);
+    return st;
+}
+
+static cairn_status run_batch(cairn_db *db, const struct step *s)
+{
+    uint32_t dim = colls[s->coll].dim;
+    float (*v)[MAXDIM] = vbuf;
+    char *pl[MAXOPS] = {0};
+    cairn_point pts[MAXOPS];
+    cairn_status st = CAIRN_OK;
+    for (int i = 0; i < s->nops; i++) {
+        const struct wop *o = &s->ops[i];
+        size_t len = 0;
+        pl[i] = tu_gen_payload(o->vseed, o->pad, &len);
+        tu_gen_vector(o->vseed, v[i], dim);
+        pts[i] = (cairn_point){o->id, v[i], pl[i], len};
+    }
+    st = cairn_upsert_batch(db, colls[s->coll].name, pts, (size_t)s->nops, dim, NULL);
+    for (int i = 0; i < s->nops; i++)
+        free(pl[i]);
+    return st;
+}
+
+/* Runs step s in the child. */
+static cairn_status run_step(cairn_db **db, const struct step *s)
+{
+    switch (s->kind) {
+    case ST_CREATE:
+        return cairn_collection_create(*db, colls[s->coll].name, colls[s->coll].dim,
+                                       colls[s->coll].metric);
+    case ST_DROP:
+        return cairn_collection_drop(*db, colls[s->coll].name);
+    case ST_TXN:
+    case ST_ABORT:
+        return run_txn(*db, s);
+    case ST_BATCH:
+        return run_batch(*db, s);
+    case ST_RESTORE_POINT:
+        return cairn_restore_point(*db, s->name, NULL);
+    case ST_REOPEN: {
+        cairn_status st = cairn_close(*db);
+        *db = NULL;
+        if (st)
+            return st;
+        cairn_options o = child_opts();
+        return cairn_open(dbdir, &o, db);
+    }
+    }
+    return CAIRN_EINVAL;
+}
+
+/* Applies step s to the model. 0, or -1 (tu_error()). */
+static int model_step(struct tu_model *m, const struct step *s)
+{
+    switch (s->kind) {
+    case ST_CREATE:
+        return tu_model_create(m, colls[s->coll].name, colls[s->coll].dim,
+                               colls[s->coll].metric);
+    case ST_DROP:
+        return tu_model_drop(m, colls[s->coll].name);
+    case ST_TXN:
+    case ST_BATCH:
+        for (int i = 0; i < s->nops; i++) {
+            const struct wop *o = &s->ops[i];
+            int rc = o->del ? tu_model_delete(m, colls[o->coll].name, o->id)
+                            : tu_model_upsert(m, colls[o->coll].name, o->id, o->vseed, o->pad);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case ST_ABORT:
+    case ST_RESTORE_POINT:
+    case ST_REOPEN:
+        return 0;
+    }
+    return -1;
+}
+
+/* The digest of the model after steps 1..k. 0, or -1. */
+static int model_digest_at(int k, struct tu_dig *d)
+{
+    struct tu_model m = {0};
+    int rc = 0;
+    for (int i = 1; i <= k && !rc; i++)
+        rc = model_step(&m, &steps[i]);
+    if (!rc)
+        rc = tu_model_digest(&m, d);
+    tu_model_free(&m);
+    return rc;
+}
+
+/* ---- the oracle ------------------------------------------------------------ */
+
+struct oracle {
+    int acked;      /* last step acknowledged (A) or found by a recovery (R) */
+    int begun;      /* last step begun (B) */
+    uint64_t total; /* ops of a run that reached its end (T), else 0 */
+};
+
+static int oracle_fd = -1;
+
+static void oracle_put(char tag, uint64_t v)
+{
+    cio_sim_ops(); /* blocks while the power is being cut (see io.h) */
+    char line[48];
+    int n = snprintf(line, sizeof line, "%c %" PRIu64 "\n", tag, v);
+    if (write(oracle_fd, line, (size_t)n) != n) {
+        fprintf(stderr, "powerloss: child: could not write the oracle %s: %s\n", oracle_path,
+                strerror(errno));
+        _exit(EXIT_FAILED);
+    }
+}
+
+/* 0, or -1 with why. */
+static int oracle_read(struct oracle *o, char *why, size_t n)
+{
+    memset(o, 0, sizeof *o);
+    FILE *f = fopen(oracle_path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(why, n, "oracle %s: %s", oracle_path, strerror(errno));
+        return -1;
+    }
+    char tag;
+    uint64_t v;
+    while (fscanf(f, " %c %" SCNu64, &tag, &v) == 2) {
+        if (tag == 'B')
+            o->begun = (int)v;
+        else if (tag == 'A')
+            o->acked = (int)v;
+        else if (tag == 'R') /* what recovery found is settled: a step in */
+            o->acked = o->begun = (int)v; /* flight that it dropped stays out */
+        else if (tag == 'T')
+            o->total = v;
+    }
+    fclose(f);
+    if (o->begun > o->acked + 1 || o->acked > nsteps) {
+        snprintf(why, n, "oracle inconsistent: begun %d, acknowledged %d", o->begun, o->acked);
+        return -1;
+    }
+    return 0;
+}
+
+/* The step whose model db holds: the acknowledged one or the one in
+ * flight (preferred when both look alike). -1 with why if neither. */
+static int match_state(cairn_db *db, const struct oracle *o, char *why, size_t n)
+{
+    struct tu_dig have = {0}, want = {0};
+    int found = -1;
+    if (tu_state_digest(db, &have, 0) != 0) {
+        snprintf(why, n, "%s", tu_error());
+        goto out;
+    }
+    int lo = o->acked, hi = o->begun == o->acked + 1 ? o->begun : o->acked;
+    for (int k = hi; k >= lo && found < 0; k--) {
+        if (model_digest_at(k, &want) != 0) {
+            snprintf(why, n, "%s", tu_error());
+            goto out;
+        }
+        if (tu_dig_eq(&have, &want))
+            found = k;
+    }
+    if (found < 0) {
+        struct tu_model m = {0};
+        for (int i = 1; i <= lo; i++)
+            model_step(&m, &steps[i]);
+        char d[400];
+        tu_model_explain(db, &m, d, sizeof d);
+        tu_model_free(&m);
+        snprintf(why, n,
+                 "the state is neither the one after the last acknowledged step %d nor %s "
+                 "(against step %d: %s)",
+                 lo, hi > lo ? "after the step in flight" : "(none in flight)", lo, d);
+    }
+out:
+    tu_dig_free(&have);
+    tu_dig_free(&want);
+    return found;
+}
+
+/* ---- the child ----------------------------------------------------------- */
+
+__attribute__((noreturn)) static void child_fail(int step, const char *what, cairn_status st)
+{
+    /* An error seen while another thread cuts the power (a file vanishing
+     * under a plain open) is the crash, not a failure: wait for the _exit. */
+    cio_sim_ops();
+    fprintf(stderr, "powerloss: child: step %d: %s: %s (%s)\n", step, what,
+            cairn_status_name(st), cairn_last_error());
+    _exit(EXIT_FAILED);
+}
+
+/* stage 1: a fresh database; stage 2: recover the crashed one, check it,
+ * go on. Never returns. */
+__attribute__((noreturn)) static void child_main(int stage, uint64_t sim_seed,
+                                                 uint64_t crash_at)
+{
+    tu_quiet_log();
+    /* Messages (the simulator's report of the crash included) go to a log
+     * that the parent shows when the point fails. */
+    int logfd = open(log_path[stage - 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (logfd < 0 || dup2(logfd, STDERR_FILENO) < 0)
+        _exit(EXIT_FAILED);
+    close(logfd);
+    oracle_fd = open(oracle_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (oracle_fd < 0)
+        _exit(EXIT_FAILED);
+    struct oracle before;
+    char why[1024];
+    if (stage == 2 && oracle_read(&before, why, sizeof why) != 0) {
+        fprintf(stderr, "powerloss: child: %s\n", why);
+        _exit(EXIT_FAILED);
+    }
+    struct cio_sim_config cfg = {
+        .seed = sim_seed,
+        .crash_at = crash_at,
+        .sector = opt_sector,
+        .stash_dir = stashdir,
+        .exit_code = EXIT_CRASHED,
+        .torn_neighbours = opt_torn,
+        .atomic_sectors = opt_atomic,
+        .verbose = sim_verbose > 1 ? sim_verbose : 1,
+    };
+    cairn_status st = cio_sim_start(&cfg);
+    if (st)
+        child_fail(0, "cio_sim_start", st);
+    cairn_options o = child_opts();
+    cairn_db *db = NULL;
+    st = cairn_open(dbdir, &o, &db);
+    if (st)
+        child_fail(0, stage == 2 ? "open after the crash" : "open", st);
+    int k = 0;
+    if (stage == 2) {
+        k = match_state(db, &before, why, sizeof why);
+        if (k < 0) {
+            fprintf(stderr, "powerloss: child: after recovery under the simulator: %s\n", why);
+            _exit(EXIT_FAILED);
+        }
+        oracle_put('R', (uint64_t)k);
+    }
+    for (int i = k + 1; i <= nsteps; i++) {
+        oracle_put('B', (uint64_t)i);
+        st = run_step(&db, &steps[i]);
+        if (st)
+            child_fail(i, "step", st);
+        oracle_put('A', (uint64_t)i);
+    }
+    oracle_put('T', cio_sim_ops());
+    cio_sim_crash();
+}
+
+/* ---- the parent ------------------------------------------------------------ */
+
+struct point {
+    uint64_t seed;
+    uint64_t n, m; /* n == 0: after the last op; m == 0: not chained */
+};
+
+struct tally {
+    long points, chained, in_flight_found, truncated;
+};
+
+/* "N", "end" or "N,M" */
+static void point_label(const struct point *p, char *buf, size_t n)
+{
+    int k = p->n ? snprintf(buf, n, "%" PRIu64, p->n) : snprintf(buf, n, "end");
+    if (p->m)
+        snprintf(buf + k, n - (size_t)k, ",%" PRIu64, p->m);
+}
+
+/* The children's logs, on stderr. */
+static void show_logs(void)
+{
+    for (int i = 0; i < 2; i++) {
+        size_t len = 0;
+        unsigned char *b = tu_read_file(log_path[i], &len);
+        if (!b)
+            continue;
+        if (len)
+            fprintf(stderr, "  stage %d:\n%.*s", i + 1, (int)len, (const char *)b);
+        free(b);
+    }
+}
+
+static const char *argv0 = "test_powerloss";
+static bool opt_keep;
+
+static int fail_point(const struct point *p, const char *fmt, ...)
+{
+    char label[64], why[1600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    point_label(p, label, sizeof label);
+    const char *sector = opt_sector == 4096  ? " --sector 4096"
+                         : opt_sector == 512 ? " --sector 512"
+                                             : "";
+    show_logs();
+    fprintf(stderr,
+            "powerloss: FAIL at crash point %s, seed %" PRIu64 ": %s\n"
+            "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s%s --verbose\n",
+            label, p->seed, why, argv0, p->seed, label, sector,
+            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "",
+            opt_engine_mkdir ? " --engine-mkdir" : "");
+    if (opt_keep)
+        fprintf(stderr, "  kept: %s\n", basedir);
+    return -1;
+}
+
+/* Runs one child; 0 if it lost power as planned, else -1 with why. */
+static int run_child(int stage, uint64_t sim_seed, uint64_t crash_at, char *why, size_t n)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, n, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0)
+        child_main(stage, sim_seed, crash_at);
+    int wst;
+    while (waitpid(pid, &wst, 0) < 0) {
+        if (errno != EINTR) {
+            snprintf(why, n, "waitpid: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(wst) && WEXITSTATUS(wst) == EXIT_CRASHED)
+        return 0;
+    if (WIFEXITED(wst))
+        snprintf(why, n, "stage %d child exited with %d (its log is above)", stage,
+                 WEXITSTATUS(wst));
+    else
+        snprintf(why, n, "stage %d child killed by signal %d", stage,
+                 WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
+    return -1;
+}
+
+static int fresh_dirs(void)
+{
+    if (tu_rm_rf(dbdir) != 0 || tu_rm_rf(stashdir) != 0 || mkdir(stashdir, 0755) != 0)
+        return -1;
+    const char *files[] = {oracle_path, log_path[0], log_path[1]};
+    for (int i = 0; i < 3; i++)
+        if (unlink(files[i]) != 0 && errno != ENOENT)
+            return -1;
+    if (!opt_engine_mkdir) {
+        /* Created and made durable before the child runs: a real directory,
+         * not simulated. */
+        if (mkdir(dbdir, 0755) != 0)
+            return -1;
+        int fd = open(basedir, O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+            return -1;
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+/* One crash point (chained when p->m). 0, or -1 after printing why.
+ * *total receives the op count of a run that reached its end (or 0). */
+static int run_point(const struct point *p, struct tally *t, uint64_t *total)
+{
+    char why[1400];
+    if (fresh_dirs() != 0)
+        return fail_point(p, "could not prepare %s: %s", basedir, strerror(errno));
+    if (run_child(1, p->seed, p->n, why, sizeof why) != 0)
+        return fail_point(p, "%s", why);
+    struct oracle o;
+    if (oracle_read(&o, why, sizeof why) != 0)
+        return fail_point(p, "%s", why);
+    if (total)
+        *total = o.total;
+    if (p->m) {
+        if (tu_rm_rf(stashdir) != 0 || mkdir(stashdir, 0755) != 0)
+            return fail_point(p, "could not prepare %s: %s", stashdir, strerror(errno));
+        if (run_child(2, p->seed ^ STAGE2_SALT, p->m, why, sizeof why) != 0)
+            return fail_point(p, "%s", why);
+        if (oracle_read(&o, why, sizeof why) != 0)
+            return fail_point(p, "%s", why);
+        t->chained++;
+    }
+    cairn_options opts = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT,
+                                 1 + (unsigned)((p->n + p->m) % 3));
+    cairn_db *db = NULL;
+    cairn_status st = cairn_open(dbdir, &opts, &db);
+    if (st)
+        return fail_point(p, "the database does not open: %s: %s", cairn_status_name(st),
+                          cairn_last_error());
+    cairn_stats stats;
+    cairn_stats_get(db, &stats);
+    if (stats.recovery.bytes_truncated)
+        t->truncated++;
+    int k = match_state(db, &o, why, sizeof why);
+    st = cairn_close(db);
+    if (k < 0)
+        return fail_point(p, "%s", why);
+    if (st)
+        return fail_point(p, "close: %s: %s", cairn_status_name(st), cairn_last_error());
+    if (k > o.acked)
+        t->in_flight_found++;
+    t->points++;
+    if (sim_verbose)
+        show_logs();
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: %s [--exhaustive] [--random R] [--seed S] [--sector 512|4096]\n"
+            "       [--only N[,M]] [--verbose]... [--keep] [--torn-neighbours]\n"
+            "       [--atomic-sectors] [--engine-mkdir]\n",
+            argv0);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    argv0 = argv[0];
+    bool exhaustive = false, only = false;
+    long nrandom = -1;
+    struct point one = {0};
+    uint64_t seed = tu_seed_env("CAIRN_SEED", 1);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--exhaustive"))
+            exhaustive = true;
+        else if (!strcmp(a, "--random") && more)
+            nrandom = atol(argv[++i]);
+        else if (!strcmp(a, "--seed") && more)
+            seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(a, "--sector") && more)
+            opt_sector = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(a, "--only") && more) {
+            char *end = argv[++i];
+            only = true;
+            if (!strncmp(end, "end", 3))
+                end += 3; /* n = 0 */
+            else if ((one.n = strtoull(end, &end, 0)) == 0)
+                usage();
+            one.m = *end == ',' ? strtoull(end + 1, NULL, 0) : 0;
+        } else if (!strcmp(a, "--verbose"))
+            sim_verbose++;
+        else if (!strcmp(a, "--keep"))
+            opt_keep = true;
+        else if (!strcmp(a, "--torn-neighbours"))
+            opt_torn = true;
+        else if (!strcmp(a, "--atomic-sectors"))
+            opt_atomic = true;
+        else if (!strcmp(a, "--engine-mkdir"))
+            opt_engine_mkdir = true;
+        else
+            usage();
+    }
+    if (opt_sector != 0 && opt_sector != 512 && opt_sector != 4096)
+        usage();
+    if (!exhaustive && nrandom < 0 && !only) {
+        exhaustive = true;
+        nrandom = DEFAULT_RANDOM;
+    }
+    tu_quiet_log();
+    build_workload();
+    printf("powerloss: seed=%" PRIu64 " (rerun: --seed %" PRIu64 "), %d steps\n", seed, seed,
+           nsteps);
+    fflush(stdout);
+
+    if (tu_tmpbase(basedir, sizeof basedir, "powerloss") != 0) {
+        perror("powerloss: temporary directory");
+        return 1;
+    }
+    snprintf(dbdir, sizeof dbdir, "%s/db", basedir);
+    snprintf(stashdir, sizeof stashdir, "%s/stash", basedir);
+    snprintf(oracle_path, sizeof oracle_path, "%s/oracle", basedir);
+    snprintf(log_path[0], sizeof log_path[0], "%s/log1", basedir);
+    snprintf(log_path[1], sizeof log_path[1], "%s/log2", basedir);
+
+    struct tally t = {0};
+    int rc = 0;
+    double t0 = now_s();
+    if (only) {
+        one.seed = seed;
+        rc = run_point(&one, &t, NULL);
+        goto done;
+    }
+
+    /* The dry run: the power goes after the last op; it counts them. */
+    uint64_t total = 0;
+    struct point dry = {seed, 0, 0};
+    rc = run_point(&dry, &t, &total);
+    if (rc)
+        goto done;
+    if (total == 0) {
+        rc = fail_point(&dry, "the dry run did not reach the end of the workload");
+        goto done;
+    }
+    printf("powerloss: the workload does %" PRIu64 " I/O operations\n", total);
+    fflush(stdout);
+    if (exhaustive) {
+        /* A run whose preallocator was slower may do more ops: the loop
+         * goes on to the largest count a run reported. */
+        for (uint64_t n = 1; n <= total && !rc; n++) {
+            struct point p = {seed, n, 0};
+            uint64_t seen = 0;
+            rc = run_point(&p, &t, &seen);
+            if (seen > total)
+                total = seen;
+        }
+        if (rc)
+            goto done;
+        printf("powerloss: exhaustive: %" PRIu64 " crash points (after each of the %" PRIu64
+               " ops, and after the last) passed in %.1f s\n",
+               total + 1, total, now_s() - t0);
+        fflush(stdout);
+    }
+    double t1 = now_s();
+    uint64_t rng = seed;
+    for (long i = 0; i < nrandom && !rc; i++) {
+        uint64_t s = tu_splitmix(&rng);
+        struct point p = {s, 1 + s % (total + 1), 0};
+        if ((s >> 20) & 1)
+            p.m = 1 + (s >> 24) % (total + 1);
+        rc = run_point(&p, &t, NULL);
+    }
+    if (!rc && nrandom > 0)
+        printf("powerloss: random: %ld crash points passed in %.1f s\n", nrandom, now_s() - t1);
+
+done:
+    if (rc == 0 || !opt_keep)
+        tu_rm_rf(basedir);
+    printf("powerloss: %ld points (%ld chained) in %.1f s; %ld found the commit in flight "
+           "durable; %ld recoveries truncated a torn tail\n",
+           t.points, t.chained, now_s() - t0, t.in_flight_found, t.truncated);
+    printf("%ld passed, %d failed\n", t.points, rc ? 1 : 0);
+    return rc ? 1 : 0;
+}
