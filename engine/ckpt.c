@@ -1053,6 +1053,10 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
         if (st)
             return st;
         st = pfile_open(&ck->cat, ck->cat_path, 0, true);
+        /* The new catalog file's name must be durable before a superblock
+         * can point into it. */
+        if (!st)
+            st = cfs_fsync_dir(db->path);
         return st;
     }
     if (best.timeline != db->timeline)
