@@ -1057,6 +1057,30 @@ const json_t *store_payload_json(struct store *s, size_t slot) {
     return parsed;
 }
 
+/* Frames are scattered in memory, and hardware prefetchers stop at 4 KiB
+ * boundaries: the scan starts fetching the head of each half of the next
+ * vector page while it reads this one. A macro, not a function: GCC deletes
+ * calls to a static function whose only effect is a prefetch. */
+#define PREFETCH_PAGE(f)                                   \
+    do {                                                   \
+        const uint8_t *pf_ = (f);                          \
+        if (pf_)                                           \
+            for (unsigned l_ = 0; l_ < 4; l_++) {          \
+                __builtin_prefetch(pf_ + PAGE_HDR + 64 * l_); \
+                __builtin_prefetch(pf_ + 4096 + 64 * l_);  \
+            }                                              \
+    } while (0)
+
+/* The vector page after vector page `vpage` of the group at slot g0 (cnt
+ * slots used): the group's next one, or the next group's first; NO_PAGE at
+ * the end. */
+static inline uint32_t next_vec_page(const struct store *s, uint32_t sp, size_t vpage,
+                                     size_t g0, size_t cnt) {
+    if (vpage * s->vpp < cnt) return sp + 1 + (uint32_t)vpage;
+    if (g0 + s->spg < s->n) return slot_page(s, g0 + s->spg) + 1;
+    return NO_PAGE;
+}
+
 /* One candidate, exactly as flat_search() ranks it. */
 static inline void consider(struct topk *t, cairn_metric m, const float *q, float qnorm,
                             const float *v, const uint8_t *e, uint32_t dim, size_t slot,
@@ -1094,6 +1118,8 @@ cairn_status store_search(const struct store *s, cairn_metric m, const float *qu
             for (size_t j = 0; j < cnt;) {
                 const uint8_t *vp = BODY(pager_read(&s->pg, PSPACE_GROUP, sp + 1 + (uint32_t)(j / s->vpp)));
                 size_t end = CAIRN_MIN(cnt, (j / s->vpp + 1) * s->vpp);
+                uint32_t np = next_vec_page(s, sp, j / s->vpp + 1, g0, cnt);
+                if (np != NO_PAGE) PREFETCH_PAGE(pager_read(&s->pg, PSPACE_GROUP, np));
                 for (; j < end; j++)
                     consider(&t, m, query, qnorm,
                              (const float *)(const void *)(vp + (j % s->vpp) * vbytes(s)),
@@ -1102,6 +1128,9 @@ cairn_status store_search(const struct store *s, cairn_metric m, const float *qu
         } else {
             for (size_t j = 0; j < cnt; j++) {
                 uint32_t first = sp + 1 + (uint32_t)j * s->ppv;
+                if (j + 1 < cnt)
+                    for (uint32_t p = 0; p < s->ppv; p++)
+                        PREFETCH_PAGE(pager_read(&s->pg, PSPACE_GROUP, first + s->ppv + p));
                 for (uint32_t p = 0; p < s->ppv; p++)
                     memcpy((uint8_t *)whole + (size_t)p * PAGE_BODY,
                            BODY(pager_read(&s->pg, PSPACE_GROUP, first + p)), piece_len(s, p));
@@ -1158,6 +1187,7 @@ static const char *space_name(unsigned space) {
 static void problem(struct walk *w, unsigned space, uint32_t pno, const char *fmt, ...)
     CAIRN_PRINTF(4, 5);
 static void problem(struct walk *w, unsigned space, uint32_t pno, const char *fmt, ...) {
+    if (w->stop) return; /* the reader asked for no more */
     char what[400], line[512];
     va_list ap;
     va_start(ap, fmt);
