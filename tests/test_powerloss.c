@@ -19,7 +19,7 @@
  * commit may be durable before it is acknowledged): every acknowledged
  * commit is there, no transaction is there in part, nothing else is.
  *
- * Chained crashes (--only N,M; half of the random points): after the crash
+ * Chained crashes (--only N,M; a third of the random points): after the crash
  * at N a second child opens the crashed database under the simulator (so
  * crash recovery itself runs under it), checks what it finds like the
  * parent would, writes "R k" (the step it found; acknowledged from then on:
@@ -33,7 +33,7 @@
  *                  a crash point (power lost after the last op); then every
  *                  N in 1..T.
  *   --random R     R points drawn from the seed: point i has its own seed s_i
- *                  and N_i in 1..T+1; half are chained, with M_i in 1..T+1.
+ *                  and N_i in 1..T+1; a third are chained, with M_i in 1..T+1.
  *   --only N[,M]   one point: what a failure message tells to rerun. N may
  *                  be "end": power lost after the last op (the dry run).
  *   --seed S       default 1, or env CAIRN_SEED. The simulator draws every
@@ -60,7 +60,10 @@
  * count varies too: the workload can end (and the power go) while the
  * preallocator still creates a segment, so the exhaustive loop runs to the
  * largest count a run reported, and a child that ends its workload before
- * its N loses power after its last op instead.
+ * its N loses power after its last op instead. A failure prints what the
+ * children logged (the op cut and the fate of every undurable change) with
+ * its seed, its point and the line to rerun it; if the rerun cuts another
+ * op (another thread order), run it a few times in a loop.
  *
  * Adding a step (e.g. the page store's checkpoint): an enum value, a case in
  * run_step() (what the child does) and in model_step() (what it does to the
@@ -343,17 +346,23 @@ static int model_step(struct tu_model *m, const struct step *s)
     return -1;
 }
 
-/* The digest of the model after steps 1..k. 0, or -1. */
-static int model_digest_at(int k, struct tu_dig *d)
+/* The digest of the model after steps 1..k, made once per process (and
+ * inherited by the children forked after): NULL on failure (tu_error()). */
+static const struct tu_dig *model_digest(int k)
 {
+    static struct tu_dig cache[MAXSTEPS + 1];
+    static bool made[MAXSTEPS + 1];
+    if (made[k])
+        return &cache[k];
     struct tu_model m = {0};
     int rc = 0;
     for (int i = 1; i <= k && !rc; i++)
         rc = model_step(&m, &steps[i]);
     if (!rc)
-        rc = tu_model_digest(&m, d);
+        rc = tu_model_digest(&m, &cache[k]);
     tu_model_free(&m);
-    return rc;
+    made[k] = rc == 0;
+    return made[k] ? &cache[k] : NULL;
 }
 
 /* ---- the oracle ------------------------------------------------------------ */
@@ -413,7 +422,7 @@ static int oracle_read(struct oracle *o, char *why, size_t n)
  * flight (preferred when both look alike). -1 with why if neither. */
 static int match_state(cairn_db *db, const struct oracle *o, char *why, size_t n)
 {
-    struct tu_dig have = {0}, want = {0};
+    struct tu_dig have = {0};
     int found = -1;
     if (tu_state_digest(db, &have, 0) != 0) {
         snprintf(why, n, "%s", tu_error());
@@ -421,11 +430,12 @@ static int match_state(cairn_db *db, const struct oracle *o, char *why, size_t n
     }
     int lo = o->acked, hi = o->begun == o->acked + 1 ? o->begun : o->acked;
     for (int k = hi; k >= lo && found < 0; k--) {
-        if (model_digest_at(k, &want) != 0) {
+        const struct tu_dig *want = model_digest(k);
+        if (!want) {
             snprintf(why, n, "%s", tu_error());
             goto out;
         }
-        if (tu_dig_eq(&have, &want))
+        if (tu_dig_eq(&have, want))
             found = k;
     }
     if (found < 0) {
@@ -442,7 +452,6 @@ static int match_state(cairn_db *db, const struct oracle *o, char *why, size_t n
     }
 out:
     tu_dig_free(&have);
-    tu_dig_free(&want);
     return found;
 }
 
@@ -797,7 +806,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < nrandom && !rc; i++) {
         uint64_t s = tu_splitmix(&rng);
         struct point p = {s, 1 + s % (total + 1), 0};
-        if ((s >> 20) & 1)
+        if ((s >> 20) % 3 == 0)
             p.m = 1 + (s >> 24) % (total + 1);
         rc = run_point(&p, &t, NULL);
     }

@@ -2,8 +2,17 @@
  * test_wal_writer.c — the WAL writer: append and read back, segment
  * rollover with SWITCH records, group commit from 16 threads, on_durable
  * order, both I/O backends, durability modes, reopening at the end of the
- * log, and poisoning after an injected I/O failure.
+ * log, and poisoning after an injected I/O failure. Direct I/O: segments
+ * written with O_DIRECT (an O_DIRECT descriptor in /proc/self/fdinfo, and
+ * the pages of large writes not in the page cache, checked with mincore),
+ * writes at unaligned LSNs (partial blocks buffered, whole blocks of large
+ * writes direct) across many commits and a segment switch, reopening in the
+ * middle of a block (bytes already in the file stay byte for byte), the
+ * buffered path (CAIRN_WAL_BUFFERED=1), SHORT faults on O_DIRECT writes,
+ * and a power loss that garbles every unsynced sector (the crash simulator)
+ * leaving every synced record intact: no write covers a durable byte.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -772,6 +782,456 @@ static void test_bad_input(void **state)
     assert_int_equal(wal_writer_close(NULL), CAIRN_OK);
 }
 
+/* ---- direct I/O ----------------------------------------------------------- */
+
+#define DIO_BLOCK 4096u
+
+/* Whether files in g_dir can be opened with O_DIRECT (ext4: yes; a file
+ * system that refuses it makes the writer fall back to buffered I/O). */
+static bool dir_takes_odirect(void)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/odirect.probe", g_dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_DIRECT, 0644);
+    if (fd >= 0)
+        close(fd);
+    unlink(p);
+    return fd >= 0;
+}
+
+static void seg_path(char *out, size_t cap, uint64_t start)
+{
+    int k = snprintf(out, cap, "%s/", g_dir);
+    wal_seg_name(out + k, cap - (size_t)k, 1, start);
+}
+
+/* Whether this process writes segment `start` with O_DIRECT: 1 if one of
+ * its descriptors on it has O_DIRECT, 0 if none has, -1 if no descriptor is
+ * open on it. (The writer keeps a buffered descriptor for the partial
+ * blocks and an O_DIRECT one for whole blocks.) */
+static int seg_fd_direct(uint64_t start)
+{
+    char want[600], link[600], p[300];
+    seg_path(want, sizeof want, start);
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int found = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && found < 1) {
+        snprintf(p, sizeof p, "/proc/self/fd/%s", de->d_name);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (strcmp(link, want) != 0)
+            continue;
+        snprintf(p, sizeof p, "/proc/self/fdinfo/%s", de->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            unsigned long fl;
+            if (sscanf(line, "flags: %lo", &fl) == 1) {
+                found = (fl & O_DIRECT) ? 1 : 0;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Appends one unit of exactly `size` bytes (a multiple of 8, >= 56) made
+ * of RESTORE_POINT records; returns its end LSN. */
+static uint64_t append_exact(wal_writer *w, size_t size)
+{
+    static uint8_t b[1u << 18];
+    assert_true(size % 8 == 0 && size >= 56 && size <= sizeof b);
+    char name[256];
+    memset(name, 'n', sizeof name);
+    size_t n = 0, rem = size;
+    while (rem > 0) {
+        size_t piece = rem <= 312 ? rem : (rem - 312 >= 56 ? 312 : rem - 56);
+        size_t nl = piece - 56 > 255 ? 255 : piece - 56;
+        size_t got = wal_enc_restore_point(b + n, (int64_t)n, name, (uint8_t)nl);
+        assert_int_equal(got, piece);
+        n += got;
+        rem -= piece;
+    }
+    uint64_t first, last, end;
+    assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end), CAIRN_OK);
+    if (first >> 21 == end >> 21) /* else a SWITCH and a segment header between */
+        assert_int_equal(end - first, size);
+    return end;
+}
+
+/* Appends filler so that the log ends exactly on a DIO_BLOCK boundary. */
+static uint64_t append_to_block_end(wal_writer *w)
+{
+    uint64_t pos = wal_writer_end_lsn(w);
+    size_t gap = (size_t)(DIO_BLOCK - pos % DIO_BLOCK) % DIO_BLOCK;
+    if (gap != 0 && gap < 56)
+        gap += DIO_BLOCK;
+    if (gap == 0)
+        return pos;
+    uint64_t end = append_exact(w, gap);
+    assert_int_equal(end % DIO_BLOCK, 0);
+    return end;
+}
+
+/* Pages of segment `start` in [0, len) that are not in the page cache. The
+ * segment is created with O_DIRECT and only the whole blocks of large
+ * writes go out with O_DIRECT: with direct I/O some written pages are not
+ * cached; with buffered I/O all are. (Call before reading the file.) */
+static size_t seg_uncached_pages(uint64_t start, uint64_t len)
+{
+    char p[600];
+    seg_path(p, sizeof p, start);
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t n = ((size_t)len + (size_t)pg - 1) / (size_t)pg, out = 0;
+    unsigned char *vec = malloc(n);
+    assert_non_null(vec);
+    assert_int_equal(mincore(m, (size_t)len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        out += !(vec[i] & 1);
+    free(vec);
+    munmap(m, (size_t)len);
+    close(fd);
+    return out;
+}
+
+/* Everything of segment `start` from segment offset `from` to its end is
+ * zero, and the file has the segment size. */
+static void check_zero_after(uint64_t start, uint64_t from, uint32_t shift)
+{
+    char p[600];
+    seg_path(p, sizeof p, start);
+    size_t len = 0;
+    unsigned char *data = tu_read_file(p, &len);
+    assert_non_null(data);
+    assert_int_equal(len, 1ull << shift);
+    for (size_t i = (size_t)from; i < len; i++) {
+        if (data[i] != 0) {
+            print_error("segment %s: nonzero byte at offset %zu (log ends at %llu)\n", p, i,
+                        (unsigned long long)from);
+            fail();
+        }
+    }
+    free(data);
+}
+
+/* Seeded units of 56 bytes to ~40 KB, most ending at an unaligned LSN, a
+ * few exactly on a block boundary; waits after single units and after
+ * groups; crosses into a second segment. Checks O_DIRECT as `want_direct`
+ * says (-1: do not check). Returns the end LSN. */
+static uint64_t unaligned_run(wal_writer *w, int want_direct, uint64_t seed)
+{
+    uint64_t s = seed;
+    static uint8_t b[1024];
+    uint64_t id = 1, first, last, end = wal_writer_end_lsn(w);
+    if (want_direct >= 0)
+        assert_int_equal(seg_fd_direct(0), want_direct);
+    int commits = 0;
+    while (end < (2ull << 20) + (300u << 10)) {
+        uint64_t r = tu_splitmix(&s);
+        if (r % 13 == 0)
+            append_to_block_end(w);
+        if (r % 5 == 0) {
+            /* a big unit, 20..150 KB of RESTORE_POINT records: its whole
+             * blocks go out with O_DIRECT from WAL_DIRECT_MIN (64 KiB) on */
+            size_t size = CAIRN_ALIGN_UP((size_t)(20000 + (r >> 8) % 130000), 8u);
+            end = append_exact(w, size);
+        } else {
+            size_t n = enc_unit(b, id++, 1 + (uint32_t)((r >> 16) % 64));
+            assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end), CAIRN_OK);
+        }
+        if ((r >> 40) % 3 != 0) {
+            assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
+            assert_true(wal_writer_durable_lsn(w) >= end);
+        }
+        commits++;
+    }
+    assert_int_equal(wal_writer_flush(w), CAIRN_OK);
+    if (want_direct >= 0) {
+        /* the second segment came from the preallocator */
+        assert_int_equal(seg_fd_direct(1ull << 21), want_direct);
+    }
+    assert_true(commits > 100);
+    return end;
+}
+
+/* Counts the records of the log; checks it ends at `end`, untorn. */
+static size_t read_back(uint64_t end)
+{
+    struct rd r;
+    assert_int_equal(read_all(&r), CAIRN_OK);
+    assert_int_equal(r.wend.end_lsn, end);
+    assert_false(r.wend.torn);
+    assert_int_equal(r.wend.garbage_bytes, 0);
+    check_contiguous(&r, 21, WAL_SEG_HDR);
+    size_t n = r.n;
+    rd_free(&r);
+    return n;
+}
+
+static void direct_unaligned(cairn_io_backend io, int want_direct)
+{
+    struct dur_ctx d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct wal_writer_opts o = opts(21, io, CAIRN_DURABILITY_SYNC, &d);
+    wal_writer *w = NULL;
+    assert_int_equal(wal_writer_open(&o, 0, &w), CAIRN_OK);
+    uint64_t end = unaligned_run(w, want_direct, tu_seed("direct_unaligned", 0xD10));
+    assert_int_equal(wal_writer_close(w), CAIRN_OK);
+    assert_int_equal(d.out_of_order, 0);
+    assert_int_equal(d.last, end);
+    if (want_direct >= 0) {
+        size_t unc = seg_uncached_pages(0, 2ull << 20);
+        print_message("segment 0 (all written): %zu of 512 pages not in the page cache\n", unc);
+        if (want_direct)
+            assert_true(unc > 16);
+        else
+            assert_int_equal(unc, 0);
+    }
+    assert_true(read_back(end) > 200);
+    /* the pad of the last write and the preallocated rest are zeros */
+    check_zero_after(end & ~((1ull << 21) - 1), end & ((1ull << 21) - 1), 21);
+}
+
+static void test_direct_unaligned(void **state)
+{
+    (void)state;
+    int want = dir_takes_odirect() ? 1 : 0;
+    print_message("test directory %s: O_DIRECT %s\n", g_dir, want ? "used" : "refused");
+    direct_unaligned(CAIRN_IO_POSIX, want);
+    tu_rm_rf(g_dir);
+    mkdir(g_dir, 0755);
+    if (cio_uring_available())
+        direct_unaligned(CAIRN_IO_URING, want);
+}
+
+/* The buffered path (as on a file system that refuses O_DIRECT), forced by
+ * CAIRN_WAL_BUFFERED=1: the same writes, all through the page cache. */
+static void test_buffered_env(void **state)
+{
+    (void)state;
+    setenv("CAIRN_WAL_BUFFERED", "1", 1);
+    direct_unaligned(CAIRN_IO_DEFAULT, 0);
+    unsetenv("CAIRN_WAL_BUFFERED");
+}
+
+/* Reopens the log at ends in the middle of block 0 (just after the segment
+ * header and one record), in the middle of a later block, exactly on a
+ * block boundary, and in a second segment; each time the bytes already in
+ * the file stay exactly as they were (the first, partial block of a write
+ * is written through the page cache from the end of the log on), and the
+ * log reads whole. */
+static void reopen_mid_block(void)
+{
+    struct wal_writer_opts o = opts(21, CAIRN_IO_DEFAULT, CAIRN_DURABILITY_SYNC, NULL);
+    uint8_t b[1024];
+    uint64_t id = 1, first, last, end = 0;
+    size_t nrec = 0;
+    for (int round = 0; round < 6; round++) {
+        uint64_t at = 0;
+        unsigned char *before = NULL;
+        size_t before_len = 0;
+        char p[600];
+        if (round > 0) {
+            at = end;
+            assert_int_equal(read_back(at), nrec);
+            seg_path(p, sizeof p, at & ~((1ull << 21) - 1));
+            before = tu_read_file(p, &before_len);
+            assert_non_null(before);
+        }
+        wal_writer *w = NULL;
+        assert_int_equal(wal_writer_open(&o, at, &w), CAIRN_OK);
+        assert_int_equal(wal_writer_end_lsn(w), at ? at : WAL_SEG_HDR);
+        switch (round) {
+        case 0: /* one small unit: the log ends inside block 0 */
+            end = append_exact(w, 120);
+            assert_true(end < DIO_BLOCK);
+            break;
+        case 1: /* opened inside block 0; end in the middle of block 3 */
+            for (int i = 0; i < 40; i++) {
+                size_t n = enc_unit(b, id++, 8);
+                assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end),
+                                 CAIRN_OK);
+                nrec += 2;
+                if (i % 7 == 0)
+                    assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
+            }
+            assert_true(end % DIO_BLOCK != 0);
+            break;
+        case 2: /* opened mid-block; end exactly on a block boundary */
+            end = append_to_block_end(w);
+            break;
+        case 3: /* opened on a block boundary; cross into segment 1 */
+            while (end < (2ull << 20) + 5000) {
+                size_t n = enc_unit(b, id++, 60);
+                assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end),
+                                 CAIRN_OK);
+                nrec += 2;
+            }
+            break;
+        default: /* opened in segment 1, mid-block */
+            for (int i = 0; i < 30; i++) {
+                size_t n = enc_unit(b, id++, 3 + (uint32_t)i);
+                assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end),
+                                 CAIRN_OK);
+                nrec += 2;
+                assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
+            }
+            break;
+        }
+        assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
+        assert_int_equal(wal_writer_close(w), CAIRN_OK);
+        if (round == 0 || round == 2) {
+            /* RESTORE_POINT pieces: take the count from the log */
+            struct rd r;
+            assert_int_equal(read_all(&r), CAIRN_OK);
+            nrec = r.n;
+            rd_free(&r);
+        }
+        if (before) {
+            size_t after_len = 0;
+            unsigned char *after = tu_read_file(p, &after_len);
+            assert_non_null(after);
+            assert_int_equal(after_len, before_len);
+            uint64_t keep = at & ((1ull << 21) - 1);
+            assert_memory_equal(after, before, (size_t)keep);
+            free(after);
+            free(before);
+        }
+    }
+    assert_int_equal(read_back(end), nrec);
+    check_zero_after(end & ~((1ull << 21) - 1), end & ((1ull << 21) - 1), 21);
+}
+
+static void test_reopen_mid_block(void **state)
+{
+    (void)state;
+    reopen_mid_block();
+    tu_rm_rf(g_dir);
+    mkdir(g_dir, 0755);
+    setenv("CAIRN_WAL_BUFFERED", "1", 1);
+    reopen_mid_block();
+    unsetenv("CAIRN_WAL_BUFFERED");
+}
+
+/* SHORT on every O_DIRECT write (single blocks and multi-block groups,
+ * both backends): common/io.c resubmits the rest, which stays aligned (the
+ * seam keeps 512/4096 multiples, as the kernel does); nothing is lost. */
+static void test_direct_short_write(void **state)
+{
+    (void)state;
+    int want = dir_takes_odirect() ? 1 : 0;
+    cairn_io_backend ios[2] = {CAIRN_IO_POSIX, CAIRN_IO_URING};
+    for (int k = 0; k < 2; k++) {
+        if (ios[k] == CAIRN_IO_URING && !cio_uring_available())
+            continue;
+        struct wal_writer_opts o = opts(21, ios[k], CAIRN_DURABILITY_SYNC, NULL);
+        wal_writer *w = NULL;
+        assert_int_equal(wal_writer_open(&o, 0, &w), CAIRN_OK);
+        assert_int_equal(seg_fd_direct(0), want);
+        struct cio_fault_plan plan = {
+            .ops = CIO_FOP_WRITE, .nth = 1, .kind = CIO_FAULT_SHORT, .persistent = 1};
+        cio_fault_set(&plan);
+        uint64_t end = unaligned_run(w, -1, 0x5D10 + (uint64_t)k);
+        assert_true(cio_fault_fired() > 100);
+        cio_fault_set(NULL);
+        assert_false(wal_writer_poisoned(w));
+        assert_int_equal(wal_writer_close(w), CAIRN_OK);
+        assert_true(read_back(end) > 200);
+        check_zero_after(end & ~((1ull << 21) - 1), end & ((1ull << 21) - 1), 21);
+        tu_rm_rf(g_dir);
+        mkdir(g_dir, 0755);
+    }
+}
+
+/* Power lost with every sector of every unsynced write garbled (the crash
+ * simulator's GARBAGE policy, powersafe overwrite): the WAL must never
+ * cover an already durable byte with a later write, or a torn write would
+ * destroy acknowledged records. NONE mode makes the writes and the syncs
+ * separate steps: units at unaligned ends are written and synced
+ * (wal_writer_flush), some of them spanning whole blocks (O_DIRECT), then
+ * a few are written unsynced and the power fails. Every record synced
+ * before stays readable, for 512-byte and 4 KiB sectors. */
+static void no_durable_rewrite(unsigned sector)
+{
+    char stash[600];
+    snprintf(stash, sizeof stash, "%s/stash", g_dir);
+    assert_int_equal(mkdir(stash, 0755), 0); /* not a segment name: the reader skips it */
+    struct wal_writer_opts o = opts(21, CAIRN_IO_DEFAULT, CAIRN_DURABILITY_NONE, NULL);
+    wal_writer *w = NULL;
+    assert_int_equal(wal_writer_open(&o, 0, &w), CAIRN_OK);
+    assert_int_equal(wal_writer_flush(w), CAIRN_OK);
+    struct cio_sim_config cfg = {
+        .seed = 7 + sector,
+        .sector = sector,
+        .stash_dir = stash,
+        .exit_code = 75,
+        .data = CIO_SIM_DATA_GARBAGE,
+        .dir = CIO_SIM_DIR_KEEP,
+    };
+    assert_int_equal(cio_sim_start(&cfg), CAIRN_OK);
+    uint8_t b[1024];
+    uint64_t id = 1, first, last, end = 0, s = sector;
+    size_t nrec = 0;
+    for (int round = 0; round < 40; round++) {
+        uint64_t r = tu_splitmix(&s);
+        int units = 1 + (int)(r % 4);
+        for (int i = 0; i < units; i++) {
+            size_t n = enc_unit(b, id++, 1 + (uint32_t)((r >> (8 + i)) % 64));
+            assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end), CAIRN_OK);
+            nrec += 2;
+        }
+        if (round % 4 == 1) /* whole blocks in the middle: the O_DIRECT part */
+            end = append_exact(w, CAIRN_ALIGN_UP((size_t)(70000 + (r >> 20) % 70000), 8u));
+        assert_int_equal(wal_writer_flush(w), CAIRN_OK); /* written and synced */
+    }
+    uint64_t durable = end;
+    struct rd r0;
+    assert_int_equal(read_all(&r0), CAIRN_OK);
+    assert_int_equal(r0.wend.end_lsn, durable);
+    size_t ndur = r0.n;
+    assert_true(ndur >= nrec);
+    /* written, not synced: a partial block holding durable bytes, then more */
+    for (int i = 0; i < 12; i++) {
+        size_t n = enc_unit(b, id++, 40);
+        assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end), CAIRN_OK);
+        assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
+    }
+    assert_int_equal(cio_sim_crash_apply(), CAIRN_OK);
+    assert_int_equal(wal_writer_close(w), CAIRN_OK);
+    struct rd r1;
+    assert_int_equal(read_all(&r1), CAIRN_OK);
+    assert_true(r1.wend.end_lsn >= durable);
+    assert_true(r1.n >= ndur);
+    for (size_t i = 0; i < ndur; i++) {
+        assert_int_equal(r1.lsn[i], r0.lsn[i]);
+        assert_int_equal(r1.id[i], r0.id[i]);
+    }
+    rd_free(&r0);
+    rd_free(&r1);
+}
+
+static void test_no_durable_rewrite(void **state)
+{
+    (void)state;
+    unsigned sectors[2] = {512, 4096};
+    for (int k = 0; k < 2; k++) {
+        no_durable_rewrite(sectors[k]);
+        tu_rm_rf(g_dir);
+        mkdir(g_dir, 0755);
+    }
+}
+
 int main(void)
 {
     cairn_set_log(log_sink, NULL, CAIRN_LOG_WARN);
@@ -790,6 +1250,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_short_write, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_prealloc_enospc, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_bad_input, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_direct_unaligned, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_buffered_env, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_reopen_mid_block, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_direct_short_write, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_no_durable_rewrite, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
