@@ -856,6 +856,9 @@ static void info_json(const char *path, const cairn_collection_info *cl,
     json_object_set_new(root, "stats", st);
     const cairn_recovery_report *rr = &s->recovery;
     json_t *rec = json_object();
+    json_object_set_new(rec, "checkpoint", jint(rr->checkpoint));
+    json_object_set_new(rec, "pages_read", jint(rr->pages_read));
+    json_object_set_new(rec, "pages_us", jint(rr->pages_us));
     json_object_set_new(rec, "start_lsn", jint(rr->start_lsn));
     json_object_set_new(rec, "end_lsn", jint(rr->end_lsn));
     json_object_set_new(rec, "records_replayed", jint(rr->records_replayed));
@@ -907,6 +910,12 @@ static void info_text(const char *path, const cairn_collection_info *cl,
     printf("  io backend        %s\n", s->io_backend ? s->io_backend : "?");
     const cairn_recovery_report *rr = &s->recovery;
     printf("recovery (this open):\n");
+    if (rr->checkpoint)
+        printf("  checkpoint        %llu: %llu pages loaded in %.3f s\n",
+               (unsigned long long)rr->checkpoint, (unsigned long long)rr->pages_read,
+               (double)rr->pages_us / 1e6);
+    else
+        printf("  checkpoint        none (the WAL from its start)\n");
     printf("  replayed          %llu records, %s .. %s\n",
            (unsigned long long)rr->records_replayed,
            cli_fmt_lsn(a, rr->start_lsn), cli_fmt_lsn(b, rr->end_lsn));

@@ -89,6 +89,19 @@ static cairn_status publish(int fd, const char *tmp, const char *path)
     return st;
 }
 
+cairn_status cfs_mkdir_durable(const char *path, mode_t mode)
+{
+    cairn_status st = cfs_mkdir(path, mode);
+    if (st)
+        return st;
+    char *dir = dir_name(path);
+    if (!dir)
+        return CAIRN_ENOMEM;
+    st = cfs_fsync_dir(dir);
+    free(dir);
+    return st;
+}
+
 static int check_path(const char *path, const char *verb)
 {
     if (path && path[0])

@@ -63,6 +63,9 @@ cairn_status cfs_ftruncate(int fd, uint64_t size, const char *path);
 cairn_status cfs_rename(const char *from, const char *to);
 cairn_status cfs_unlink(const char *path);
 cairn_status cfs_mkdir(const char *path, mode_t mode); /* EEXIST is OK */
+/* cfs_mkdir, then fsync of the directory holding path: the new directory's
+ * name is durable when this returns. */
+cairn_status cfs_mkdir_durable(const char *path, mode_t mode);
 /* fsync of a directory (after create/rename/unlink inside it). */
 cairn_status cfs_fsync_dir(const char *dir);
 /* Atomic publish: write path.tmp, fsync it, rename over path, fsync dir. */

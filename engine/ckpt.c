@@ -105,7 +105,7 @@ struct ckpt {
     struct super cur;       /* last completed checkpoint (gen 0: none) */
     struct pfile cat;
     uint32_t *cat_pages;    /* physical pages of the current catalog chain */
-    size_t ncat, capcat;
+    size_t ncat;
     struct cdisk **disks;
     size_t ndisks, capdisks;
     bool poisoned;
@@ -220,13 +220,11 @@ static void coll_file(const struct ckpt *ck, uint32_t id, char *buf, size_t n)
     snprintf(buf, n, "%s/%" PRIu32 ".pages", ck->coll_dir, id);
 }
 
-static cairn_status ensure_coll_dir(cairn_db *db, struct ckpt *ck)
+static cairn_status ensure_coll_dir(struct ckpt *ck)
 {
     if (ck->have_coll_dir)
         return CAIRN_OK;
-    cairn_status st = cfs_mkdir(ck->coll_dir, 0755);
-    if (!st)
-        st = cfs_fsync_dir(db->path);
+    cairn_status st = cfs_mkdir_durable(ck->coll_dir, 0755);
     if (!st)
         ck->have_coll_dir = true;
     return st;
@@ -234,7 +232,7 @@ static cairn_status ensure_coll_dir(cairn_db *db, struct ckpt *ck)
 
 /* The disk state of collection id, opened (and its file created) if new;
  * *created says whether the collections directory needs an fsync. */
-static cairn_status disk_get(cairn_db *db, struct ckpt *ck, uint32_t id, bool create,
+static cairn_status disk_get(struct ckpt *ck, uint32_t id, bool create,
                              struct cdisk **out, bool *created)
 {
     struct cdisk *d = disk_find(ck, id);
@@ -242,7 +240,7 @@ static cairn_status disk_get(cairn_db *db, struct ckpt *ck, uint32_t id, bool cr
         *out = d;
         return CAIRN_OK;
     }
-    cairn_status st = create ? ensure_coll_dir(db, ck) : CAIRN_OK;
+    cairn_status st = create ? ensure_coll_dir(ck) : CAIRN_OK;
     if (st)
         return st;
     if (ck->ndisks == ck->capdisks) {
@@ -339,21 +337,6 @@ static cairn_status cat_entry_get(const uint8_t *e, struct cat_entry *o, const c
         o->depth[sp] = ld32(e + 156 + 12 * sp);
         o->n[sp] = ld32(e + 160 + 12 * sp);
     }
-    return CAIRN_OK;
-}
-
-static cairn_status push_cat(struct ckpt *ck, uint32_t **a, size_t *n, size_t *cap, uint32_t v)
-{
-    (void)ck;
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        uint32_t *na = realloc(*a, ncap * sizeof *na);
-        if (!na)
-            return cerr_set(CAIRN_ENOMEM, "checkpoint: out of memory");
-        *a = na;
-        *cap = ncap;
-    }
-    (*a)[(*n)++] = v;
     return CAIRN_OK;
 }
 
@@ -461,16 +444,20 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         pthread_mutex_unlock(&ck->run_mu);
         return st;
     }
+    if (ck->cur.gen + 1 >= PF_USED) {
+        pthread_mutex_unlock(&ck->run_mu);
+        return cerr_set(CAIRN_ENOSPC, "checkpoint: generation counter exhausted");
+    }
     uint64_t t0 = cairn_mono_us();
     struct super ns = {0};
     struct snap_coll *sc = NULL;
-    size_t nsc = 0, nbegun = 0;
+    size_t nsc = 0;
     cairn_status st = CAIRN_OK;
 
-    /* 1. snapshot */
+    /* 1. snapshot. cat_lock exclusively: the holds are read by drops. */
     pthread_mutex_lock(&db->commit_mu);
     pthread_rwlock_wrlock(&db->gate);
-    pthread_rwlock_rdlock(&db->cat_lock);
+    pthread_rwlock_wrlock(&db->cat_lock);
     ns.gen = ck->cur.gen + 1;
     ns.redo = db->applied_end;
     ns.db_id = db->db_id;
@@ -489,33 +476,18 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         st = pager_snap_begin(&c->st.pg);
         if (st)
             break;
-        nbegun++;
-        sc[i] = (struct snap_coll){.c = c, .id = c->id, .dim = c->dim, .metric = c->metric};
+        c->ckpt_hold = true;
+        sc[nsc++] = (struct snap_coll){.c = c, .id = c->id, .dim = c->dim, .metric = c->metric};
         memcpy(sc[i].name, c->name, sizeof sc[i].name);
     }
-    nsc = nbegun;
     pthread_rwlock_unlock(&db->cat_lock);
-    if (!st) {
-        /* holds are set under cat_lock exclusively (drop reads them so) */
-        pthread_rwlock_wrlock(&db->cat_lock);
-        for (size_t i = 0; i < nsc; i++)
-            sc[i].c->ckpt_hold = true;
-        pthread_rwlock_unlock(&db->cat_lock);
-    }
     pthread_rwlock_unlock(&db->gate);
     pthread_mutex_unlock(&db->commit_mu);
     if (st) {
-        for (size_t i = 0; i < nbegun; i++)
-            pager_snap_end(&sc[i].c->st.pg, false);
-        free(sc);
-        pthread_mutex_unlock(&ck->run_mu);
-        return st;
-    }
-    if (ns.gen >= PF_USED) {
         snap_release(db, sc, nsc, false);
         free(sc);
         pthread_mutex_unlock(&ck->run_mu);
-        return cerr_set(CAIRN_ENOSPC, "checkpoint: generation counter exhausted");
+        return st;
     }
 
     /* 2. the WAL covering the snapshot is durable before any page */
@@ -534,19 +506,17 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     }
     pfile_begin(&ck->cat);
     for (size_t i = 0; !st && i < nsc; i++) {
-        st = disk_get(db, ck, sc[i].id, true, &sc[i].d, &created);
+        st = disk_get(ck, sc[i].id, true, &sc[i].d, &created);
         if (st)
             break;
         struct cdisk *d = sc[i].d;
-        if (!d->in_snap)
-            pfile_begin(&d->pf);
         d->in_snap = true;
         struct pager *pg = &sc[i].c->st.pg;
         for (size_t k = 0; !st && k < pager_snap_count(pg); k++) {
             unsigned space;
             uint32_t pno;
             const uint8_t *fr = pager_snap_page(pg, k, &space, &pno);
-            st = pmap_put_page(&d->map[space], &d->pf, ck->io, min_pin, pno, fr, ck->scratch);
+            st = pmap_put_page(&d->map[space], &d->pf, ck->io, min_pin, pno, fr);
             pages += fr != NULL;
         }
         for (unsigned s = 0; !st && s < PSPACE_N; s++) {
@@ -633,7 +603,7 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     pfile_end(&ck->cat, (uint32_t)ns.gen, true);
     free(ck->cat_pages);
     ck->cat_pages = cat_pages;
-    ck->ncat = ck->capcat = ncat;
+    ck->ncat = ncat;
     /* WAL is kept from the previous checkpoint's redo LSN, so that an open
      * that finds this superblock slot damaged can fall back to the other
      * one (whose pages this checkpoint did not overwrite). */
@@ -919,12 +889,24 @@ static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct 
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     }
     uint8_t *cpg = catv; /* the catalog page being read (buf: data runs) */
+    size_t maxcat = (s->ncolls + CAT_PER_PAGE - 1) / CAT_PER_PAGE;
+    ck->cat_pages = calloc(maxcat ? maxcat : 1, sizeof *ck->cat_pages);
+    if (!ck->cat_pages) {
+        free(buf);
+        free(cpg);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
     uint32_t phys = s->cat_head;
     uint32_t seen = 0;
     for (uint64_t pi = 0; phys && !st; pi++) {
+        if (pi == maxcat) {
+            st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": the chain is longer than the "
+                          "%zu pages %" PRIu32 " collections need (page %" PRIu32 ")",
+                          ck->cat_path, maxcat, s->ncolls, phys);
+            break;
+        }
         st = pfile_mark_used(&ck->cat, phys);
-        if (!st)
-            st = push_cat(ck, &ck->cat_pages, &ck->ncat, &ck->capcat, phys);
+        ck->cat_pages[ck->ncat++] = phys;
         if (!st)
             st = pfile_read(&ck->cat, ck->io, phys, cpg, PT_CATALOG, 0, pi, s->redo);
         if (st)
@@ -949,7 +931,7 @@ static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct 
             }
             struct cdisk *d = NULL;
             bool created = false;
-            st = disk_get(db, ck, e.id, false, &d, &created);
+            st = disk_get(ck, e.id, false, &d, &created);
             for (unsigned sp = 0; !st && sp < PSPACE_N; sp++)
                 st = pmap_load(&d->map[sp], &d->pf, ck->io, e.root[sp], e.depth[sp], e.n[sp],
                                sp, ck->scratch);
@@ -1045,6 +1027,23 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
                       db->path, ck->super_path, why[0], why[1]);
     }
     if (best.gen == 0) {
+        /* Without a checkpoint the log must start at its beginning: a later
+         * start means checkpoints removed the first segments and the
+         * superblock that covered them is damaged. Refuse before removing
+         * anything: replaying from there would lose data. */
+        uint64_t *starts = NULL;
+        size_t nseg = 0;
+        st = wal_seg_list(db->waldir, db->timeline, &starts, &nseg);
+        if (st)
+            return st;
+        uint64_t oldest = nseg ? starts[0] : 0;
+        free(starts);
+        if (oldest != 0)
+            return cerr_set(CAIRN_ECORRUPT,
+                            "database \"%s\": no valid checkpoint in \"%s\", and the WAL "
+                            "begins at LSN %" PRIu64 ", not 0: the log before it was folded "
+                            "into a checkpoint that cannot be read",
+                            db->path, ck->super_path, oldest);
         /* No checkpoint: every page file is left over from one that never
          * completed. */
         st = remove_orphans(db, ck);

@@ -184,8 +184,7 @@ static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
     free(mpath);
     if (st) return st;
     if (stat(db->waldir, &sb) != 0) {
-        st = cfs_mkdir(db->waldir, 0755);
-        if (st == CAIRN_OK) st = cfs_fsync_dir(db->path);
+        st = cfs_mkdir_durable(db->waldir, 0755);
         if (st) return st;
     }
     db->db_id = m.db_id;
@@ -308,7 +307,9 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
         if (!o.create_if_missing)
             return cerr_set(CAIRN_ENOTFOUND, "database directory \"%s\" does not exist",
                             path);
-        st = cfs_mkdir(path, 0755);
+        /* Durable: a power cut must not lose the directory, and with it
+         * commits acknowledged later. */
+        st = cfs_mkdir_durable(path, 0755);
         if (st) return st;
     } else if (!S_ISDIR(sb.st_mode)) {
         return cerr_set(CAIRN_EINVAL, "\"%s\" is not a directory", path);

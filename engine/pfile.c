@@ -90,6 +90,7 @@ cairn_status pfile_open(struct pfile *f, const char *path, uint32_t coll_id, boo
     if (st)
         goto fail;
     f->state[0] = PF_USED;
+    pfile_begin(f);
     return CAIRN_OK;
 fail:
     pfile_close(f);
@@ -328,9 +329,8 @@ static void begin_once(struct pmap *m)
 }
 
 cairn_status pmap_put_page(struct pmap *m, struct pfile *f, cio *c, uint64_t min_pin,
-                           uint32_t pno, const uint8_t *frame, uint8_t *scratch)
+                           uint32_t pno, const uint8_t *frame)
 {
-    (void)scratch;
     begin_once(m);
     cairn_status st = map_reserve(m, pno + 1, f->path);
     if (st)

@@ -106,7 +106,7 @@ void pmap_free(struct pmap *m);
 /* Checkpoint: records what the snapshot holds for logical page pno (frame
  * NULL = dropped); writes the page. */
 cairn_status pmap_put_page(struct pmap *m, struct pfile *f, cio *c, uint64_t min_pin,
-                           uint32_t pno, const uint8_t *frame, uint8_t *scratch);
+                           uint32_t pno, const uint8_t *frame);
 /* Checkpoint: grows the map to n logical pages and writes every changed map
  * node (stamped with coll/space and lsn). */
 cairn_status pmap_flush(struct pmap *m, struct pfile *f, cio *c, uint64_t min_pin,

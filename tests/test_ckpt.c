@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "common/crc32c.h"
 #include "common/io.h"
 #include "testutil.h"
 
@@ -134,6 +135,24 @@ static void digest(cairn_db *db, struct tu_dig *d)
         fail_msg("digest: %s", tu_error());
 }
 
+/* Closes db and reopens dir (o NULL: opts()): every reader-visible byte
+ * must be the same. Returns the reopened handle. */
+static cairn_db *reopen_same(cairn_db *db, const char *dir, const cairn_options *o,
+                             const char *what)
+{
+    struct tu_dig before = {0}, after = {0};
+    digest(db, &before);
+    must(cairn_close(db), "close");
+    db = o ? must_open_o(dir, o) : must_open(dir);
+    digest(db, &after);
+    bool same = tu_dig_eq(&before, &after);
+    tu_dig_free(&before);
+    tu_dig_free(&after);
+    if (!same)
+        fail_msg("%s: the state after reopen differs from the state before close", what);
+    return db;
+}
+
 static size_t count_segments(const char *dir)
 {
     char p[600];
@@ -175,13 +194,7 @@ static void test_reopen_same_state(void **state)
     assert_true(ci.redo_lsn > 0);
     assert_true(ci.pages_written > 0);
     run_txns(db, &rng, 50);
-    struct tu_dig before = {0}, after = {0};
-    digest(db, &before);
-    cairn_stats s0;
-    must(cairn_stats_get(db, &s0), "stats");
-    must(cairn_close(db), "close");
-
-    db = must_open(dir);
+    db = reopen_same(db, dir, NULL, "after checkpoint 1");
     cairn_stats s;
     must(cairn_stats_get(db, &s), "stats");
     assert_int_equal(s.recovery.checkpoint, 1);
@@ -189,23 +202,15 @@ static void test_reopen_same_state(void **state)
     assert_true(s.recovery.pages_read > 0);
     assert_true(s.recovery.txns_applied <= 50);
     assert_true(s.recovery.txns_applied >= 1);
-    digest(db, &after);
-    assert_true(tu_dig_eq(&before, &after));
     /* A second checkpoint on the reopened database, then reopen again. */
     run_txns(db, &rng, 40);
     must(cairn_checkpoint(db, &ci), "checkpoint 2");
     assert_int_equal(ci.generation, 2);
-    digest(db, &before);
-    must(cairn_close(db), "close");
-    db = must_open(dir);
+    db = reopen_same(db, dir, NULL, "after checkpoint 2");
     must(cairn_stats_get(db, &s), "stats");
     assert_int_equal(s.recovery.checkpoint, 2);
     assert_int_equal(s.recovery.txns_applied, 0);
-    digest(db, &after);
-    assert_true(tu_dig_eq(&before, &after));
     must(cairn_close(db), "close");
-    tu_dig_free(&before);
-    tu_dig_free(&after);
 }
 
 /* Checkpoints while 3 threads commit: every reopen equals the last state. */
@@ -256,15 +261,7 @@ static void test_concurrent_writers(void **state)
         total += wa[i].done;
     }
     assert_true(total > 0);
-    struct tu_dig before = {0}, after = {0};
-    digest(db, &before);
-    must(cairn_close(db), "close");
-    db = must_open(dir);
-    digest(db, &after);
-    assert_true(tu_dig_eq(&before, &after));
-    must(cairn_close(db), "close");
-    tu_dig_free(&before);
-    tu_dig_free(&after);
+    must(cairn_close(reopen_same(db, dir, NULL, "checkpoints under load")), "close");
 }
 
 /* WAL segments go away behind checkpoints (kept from the previous one's
@@ -306,15 +303,7 @@ static void test_wal_removal_and_hook(void **state)
     must(cairn_checkpoint(db, &ci), "checkpoint");
     assert_true(ci.wal_segments_removed > 0);
     assert_true(count_segments(dir) < held);
-    struct tu_dig before = {0}, after = {0};
-    digest(db, &before);
-    must(cairn_close(db), "close");
-    db = must_open_o(dir, &o);
-    digest(db, &after);
-    assert_true(tu_dig_eq(&before, &after));
-    must(cairn_close(db), "close");
-    tu_dig_free(&before);
-    tu_dig_free(&after);
+    must(cairn_close(reopen_same(db, dir, &o, "WAL removed")), "close");
 }
 
 /* A dropped collection's page file goes away two checkpoints later. */
@@ -337,15 +326,7 @@ static void test_drop_removes_file(void **state)
     must(cairn_checkpoint(db, NULL), "checkpoint");
     must(cairn_checkpoint(db, NULL), "checkpoint");
     assert_false(file_exists(dir, rel));
-    struct tu_dig before = {0}, after = {0};
-    digest(db, &before);
-    must(cairn_close(db), "close");
-    db = must_open(dir);
-    digest(db, &after);
-    assert_true(tu_dig_eq(&before, &after));
-    must(cairn_close(db), "close");
-    tu_dig_free(&before);
-    tu_dig_free(&after);
+    must(cairn_close(reopen_same(db, dir, NULL, "after a drop")), "close");
 }
 
 /* Damage at `off` of file `rel`: the open fails with CAIRN_ECORRUPT naming
@@ -430,9 +411,124 @@ static void test_superblock_fallback(void **state)
     digest(db, &after);
     assert_true(tu_dig_eq(&before, &after));
     must(cairn_close(db), "close");
-    /* both slots damaged after WAL was removed: refused, never wrong data */
     tu_dig_free(&before);
     tu_dig_free(&after);
+}
+
+/* Changes n bytes at body offset `off` of page `pno` of file `rel` and
+ * recomputes the page crc: damage that only the field checks can see. */
+static void rewrite_page(const char *dir, const char *rel, long pno, size_t off,
+                         const void *bytes, size_t n)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char pg[8192];
+    assert_int_equal(pread(fd, pg, sizeof pg, pno * 8192), (ssize_t)sizeof pg);
+    memcpy(pg + 32 + off, bytes, n);
+    uint32_t crc = crc32c(0, pg + 4, sizeof pg - 4);
+    memcpy(pg, &crc, 4);
+    assert_int_equal(pwrite(fd, pg, sizeof pg, pno * 8192), (ssize_t)sizeof pg);
+    close(fd);
+}
+
+/* A database with three checkpoints, the WAL before the second removed. */
+static void make_checkpointed(char *dir, size_t n, uint64_t seed, cairn_checkpoint_info *ci)
+{
+    new_dir(dir, n);
+    uint64_t rng = seed;
+    cairn_db *db = must_open(dir);
+    create_all(db);
+    uint64_t removed = 0;
+    for (int round = 0; round < 3; round++) {
+        run_txns(db, &rng, 500);
+        must(cairn_checkpoint(db, ci), "checkpoint");
+        removed += ci->wal_segments_removed;
+    }
+    assert_true(removed > 0);
+    must(cairn_close(db), "close");
+}
+
+static void expect_refused(const char *dir, cairn_status want, const char *needle)
+{
+    cairn_db *db = NULL;
+    cairn_options o = opts();
+    cairn_status st = cairn_open(dir, &o, &db);
+    if (st != want || db || !strstr(cairn_last_error(), needle))
+        fail_msg("open of %s: %s (want %s) \"%s\" (want it to name \"%s\")", dir,
+                 cairn_status_name(st), cairn_status_name(want), cairn_last_error(), needle);
+}
+
+/* What an open refuses, and that a refused open changes no file. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    char dir[600];
+    cairn_checkpoint_info ci;
+    const uint64_t seed = g_seed ^ 0x4242;
+    long newest;
+    struct tu_tree t0 = {0}, t1 = {0};
+    char why[256];
+
+    /* both superblock slots damaged after WAL was removed */
+    make_checkpointed(dir, sizeof dir, seed, &ci);
+    flip(dir, "superblock", 60);
+    flip(dir, "superblock", 8192 + 60);
+    assert_int_equal(tu_tree_take(&t0, dir), 0);
+    expect_refused(dir, CAIRN_ECORRUPT, "superblock");
+    assert_int_equal(tu_tree_take(&t1, dir), 0);
+    if (tu_tree_diff(&t0, &t1, why, sizeof why))
+        fail_msg("a refused open changed files: %s", why);
+    tu_tree_free(&t0);
+    tu_tree_free(&t1);
+
+    /* a newer superblock format */
+    make_checkpointed(dir, sizeof dir, seed, &ci);
+    newest = (long)(ci.generation % 2);
+    uint32_t v = 2;
+    rewrite_page(dir, "superblock", newest, 0, &v, 4);
+    expect_refused(dir, CAIRN_EVERSION, "superblock");
+
+    /* a superblock of another database */
+    make_checkpointed(dir, sizeof dir, seed, &ci);
+    uint64_t other = 0x0123456789abcdefULL;
+    rewrite_page(dir, "superblock", (long)(ci.generation % 2), 8, &other, 8);
+    expect_refused(dir, CAIRN_ECORRUPT, "belongs to database");
+
+    /* a catalog entry with a valid crc but dimension 0 */
+    make_checkpointed(dir, sizeof dir, seed, &ci);
+    char cat[700];
+    snprintf(cat, sizeof cat, "%s/catalog.pages", dir);
+    struct stat sb;
+    assert_int_equal(stat(cat, &sb), 0);
+    uint32_t zero = 0;
+    /* the newest catalog: the only chain whose page header LSN is the redo
+     * LSN; try every page, the refused open must name the catalog */
+    long pages = (long)(sb.st_size / 8192), hit = 0;
+    for (long pno = 1; pno < pages; pno++) {
+        unsigned char hdr[32];
+        int fd = open(cat, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pread(fd, hdr, sizeof hdr, pno * 8192), (ssize_t)sizeof hdr);
+        close(fd);
+        uint64_t lsn;
+        memcpy(&lsn, hdr + 24, 8);
+        if (lsn == ci.redo_lsn) {
+            rewrite_page(dir, "catalog.pages", pno, 8 + 4, &zero, 4);
+            hit++;
+        }
+    }
+    assert_int_equal(hit, 1);
+    expect_refused(dir, CAIRN_ECORRUPT, "invalid fields");
+
+    /* the WAL the checkpoint replays from is gone */
+    make_checkpointed(dir, sizeof dir, seed, &ci);
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s/wal", dir);
+    tu_rm_rf(wal);
+    assert_int_equal(mkdir(wal, 0755), 0);
+    expect_refused(dir, CAIRN_ECORRUPT, "holds no WAL segment");
 }
 
 /* An I/O failure at each operation of a checkpoint: the checkpoint fails
@@ -480,17 +576,11 @@ static void test_fault_each_op(void **state)
             fail_msg("nth %llu: retry failed: %s: %s", (unsigned long long)nth,
                      cairn_status_name(st), cairn_last_error());
         }
-        struct tu_dig before = {0}, after = {0};
-        digest(db, &before);
-        must(cairn_close(db), "close");
-        db = must_open_o(dir, &o);
-        digest(db, &after);
-        if (!tu_dig_eq(&before, &after))
-            fail_msg("nth %llu: state after reopen differs", (unsigned long long)nth);
+        char what[64];
+        snprintf(what, sizeof what, "fault at op %llu", (unsigned long long)nth);
+        db = reopen_same(db, dir, &o, what);
         must(cairn_checkpoint(db, NULL), "checkpoint after reopen");
         must(cairn_close(db), "close");
-        tu_dig_free(&before);
-        tu_dig_free(&after);
         tu_rm_rf(dir);
         if (nth > 400)
             fail_msg("a checkpoint does more than 400 I/O operations?");
@@ -515,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_drop_removes_file),
         cmocka_unit_test(test_corrupt_page_reported),
         cmocka_unit_test(test_superblock_fallback),
+        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fault_each_op),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@
  *
  *   test_powerloss [--exhaustive] [--random R] [--seed S] [--sector 512|4096]
  *                  [--only N[,M]] [--verbose]... [--keep]
- *                  [--torn-neighbours] [--atomic-sectors] [--engine-mkdir]
+ *                  [--torn-neighbours] [--atomic-sectors]
  *   --exhaustive   a dry run counts the T ops of the workload and is itself
  *                  a crash point (power lost after the last op); then every
  *                  N in 1..T.
@@ -48,8 +48,6 @@
  *                  overwrite), see common/README.md.
  *   --atomic-sectors  no garbage: each sector is kept or reverted whole (a
  *                  device that writes sectors atomically).
- *   --engine-mkdir let cairn_open create the database directory (by default
- *                  the test creates it, durably, before the child runs).
  * Without flags (meson test): --exhaustive --random 500.
  *
  * Threads. The WAL flusher and the segment preallocator do I/O too; their
@@ -233,7 +231,7 @@ static void build_workload(void)
 static char dbdir[512], stashdir[512], oracle_path[512], log_path[2][512], basedir[400];
 static int sim_verbose;
 static unsigned opt_sector;
-static bool opt_torn, opt_atomic, opt_engine_mkdir;
+static bool opt_torn, opt_atomic;
 
 static cairn_options child_opts(void)
 {
@@ -576,10 +574,9 @@ static int fail_point(const struct point *p, const char *fmt, ...)
     show_logs();
     fprintf(stderr,
             "powerloss: FAIL at crash point %s, seed %" PRIu64 ": %s\n"
-            "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s%s --verbose\n",
+            "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s --verbose\n",
             label, p->seed, why, argv0, p->seed, label, sector,
-            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "",
-            opt_engine_mkdir ? " --engine-mkdir" : "");
+            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "");
     if (opt_keep)
         fprintf(stderr, "  kept: %s\n", basedir);
     return -1;
@@ -623,17 +620,8 @@ static int fresh_dirs(void)
     for (int i = 0; i < 3; i++)
         if (unlink(files[i]) != 0 && errno != ENOENT)
             return -1;
-    if (!opt_engine_mkdir) {
-        /* Created and made durable before the child runs: a real directory,
-         * not simulated. */
-        if (mkdir(dbdir, 0755) != 0)
-            return -1;
-        int fd = open(basedir, O_RDONLY | O_DIRECTORY);
-        if (fd < 0)
-            return -1;
-        fsync(fd);
-        close(fd);
-    }
+    /* cairn_open creates the database directory (durably) under the
+     * simulator: a lost mkdir is one of the crash outcomes. */
     return 0;
 }
 
@@ -697,7 +685,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: %s [--exhaustive] [--random R] [--seed S] [--sector 512|4096]\n"
             "       [--only N[,M]] [--verbose]... [--keep] [--torn-neighbours]\n"
-            "       [--atomic-sectors] [--engine-mkdir]\n",
+            "       [--atomic-sectors]\n",
             argv0);
     exit(2);
 }
@@ -736,8 +724,6 @@ int main(int argc, char **argv)
             opt_torn = true;
         else if (!strcmp(a, "--atomic-sectors"))
             opt_atomic = true;
-        else if (!strcmp(a, "--engine-mkdir"))
-            opt_engine_mkdir = true;
         else
             usage();
     }
