@@ -28,9 +28,12 @@
  *      here on an open finds g;
  *   5. the pages g replaced become free (for checkpoint g+1, unless a pin
  *      holds an older image); page files of collections dropped before R
- *      are deleted; WAL segments wholly below the redo LSN of checkpoint
- *      g-1 (and below the retention hook's LSN) are deleted: so an open
- *      that finds slot g damaged can still fall back to g-1 and replay.
+ *      are deleted (unless pinned); WAL segments wholly below the redo LSN
+ *      of checkpoint g-1 (and below the retention hook's LSN and every
+ *      pinned redo LSN) are deleted: so an open that finds slot g damaged
+ *      can still fall back to g-1 and replay.
+ * The pins (pin.c) are read at the start of step 3, under the lock of the
+ * pins directory, before any page is allocated.
  * A failure in 1-3 changes nothing on disk that an open would read: the
  * checkpoint is undone in memory (the frozen pages are dirty again) and
  * the next one retries. A failure in 4 may or may not have published g:
@@ -53,12 +56,10 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/ckpt_int.h"
 #include "engine/engine_int.h"
 #include "engine/pfile.h"
 
-#define SUPER_VERSION 1u
-#define CAT_ENTRY 184u
-#define CAT_PER_PAGE ((PAGE_BODY - 8u) / CAT_ENTRY)
 #define DEFAULT_WAL_BYTES ((uint64_t)64 << 20)
 #define DEFAULT_INTERVAL_S 300u
 #define CKPT_MSG 512
@@ -80,12 +81,6 @@ struct snap_coll {
     cairn_metric metric;
     char name[CAIRN_MAX_NAME + 1];
     struct cdisk *d;
-};
-
-struct super {
-    uint64_t gen, redo, db_id, last_txn, next_txn;
-    int64_t time_us, last_commit_us;
-    uint32_t timeline, next_coll, cat_head, ncolls;
 };
 
 struct ckpt {
@@ -130,7 +125,7 @@ static char *join(const char *a, const char *b)
 
 /* ---- superblock ---------------------------------------------------------- */
 
-static void super_encode(uint8_t *page, const struct super *s, uint32_t slot)
+void super_encode(uint8_t *page, const struct super *s, uint32_t slot)
 {
     memset(page, 0, PAGE_SIZE);
     struct page_hdr h = {.type = PT_SUPER, .page_no = slot, .lsn = s->redo};
@@ -152,9 +147,7 @@ static void super_encode(uint8_t *page, const struct super *s, uint32_t slot)
     page_seal(page);
 }
 
-/* 1: valid; 0: invalid (why in *why). -1 with status: newer version. */
-static int super_decode(const uint8_t *page, uint32_t slot, struct super *s,
-                        const char **why)
+int super_decode(const uint8_t *page, uint32_t slot, struct super *s, const char **why)
 {
     struct page_hdr h;
     page_hdr_get(page, &h);
@@ -193,6 +186,42 @@ static int super_decode(const uint8_t *page, uint32_t slot, struct super *s,
         return 0;
     }
     return 1;
+}
+
+cairn_status super_read(cio *io, const char *path, uint64_t db_id, uint8_t *scratch,
+                        struct super *best, uint8_t *img, const char *why[2], bool zero[2])
+{
+    memset(best, 0, sizeof *best);
+    int fd = -1;
+    cairn_status st = cfs_open(path, O_RDONLY, 0, &fd);
+    if (st)
+        return st;
+    for (uint32_t slot = 0; slot < 2 && !st; slot++) {
+        why[slot] = "is missing";
+        zero[slot] = false;
+        size_t got = 0;
+        st = cio_read(io, fd, scratch, PAGE_SIZE, (uint64_t)slot * PAGE_SIZE, path, &got);
+        if (st || got < PAGE_SIZE)
+            continue;
+        zero[slot] = true;
+        for (size_t i = 0; i < PAGE_SIZE && zero[slot]; i++)
+            zero[slot] = scratch[i] == 0;
+        struct super s;
+        int r = super_decode(scratch, slot, &s, &why[slot]);
+        if (r < 0)
+            st = CAIRN_EVERSION;
+        else if (r > 0 && s.db_id != db_id)
+            st = cerr_set(CAIRN_ECORRUPT, "superblock \"%s\" slot %" PRIu32
+                          " belongs to database %016" PRIx64 ", not %016" PRIx64,
+                          path, slot, s.db_id, db_id);
+        else if (r > 0 && s.gen > best->gen) {
+            *best = s;
+            if (img)
+                memcpy(img, scratch, PAGE_SIZE);
+        }
+    }
+    close(fd);
+    return st;
 }
 
 /* ---- collection page files ------------------------------------------------ */
@@ -296,13 +325,6 @@ static void cat_entry_put(uint8_t *e, const struct snap_coll *s)
     }
 }
 
-struct cat_entry {
-    uint32_t id, dim;
-    cairn_metric metric;
-    char name[CAIRN_MAX_NAME + 1];
-    uint32_t root[PSPACE_N], depth[PSPACE_N], n[PSPACE_N];
-};
-
 static cairn_status cat_entry_get(const uint8_t *e, struct cat_entry *o, const char *file,
                                   uint32_t phys, uint32_t k)
 {
@@ -340,10 +362,54 @@ static cairn_status cat_entry_get(const uint8_t *e, struct cat_entry *o, const c
     return CAIRN_OK;
 }
 
+cairn_status cat_walk(struct pfile *cat, cio *io, const struct super *s, uint32_t mark,
+                      uint8_t *pg, uint32_t *pages, size_t *npages, cat_entry_fn fn,
+                      void *ctx)
+{
+    size_t maxcat = cat_chain_max(s);
+    uint32_t phys = s->cat_head;
+    uint32_t seen = 0;
+    cairn_status st = CAIRN_OK;
+    *npages = 0;
+    for (uint64_t pi = 0; phys && !st; pi++) {
+        if (pi == maxcat)
+            return cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": the chain is longer than the "
+                            "%zu pages %" PRIu32 " collections need (page %" PRIu32 ")",
+                            cat->path, maxcat, s->ncolls, phys);
+        if ((st = pfile_mark(cat, phys, mark)))
+            return st;
+        pages[(*npages)++] = phys;
+        if ((st = pfile_read(cat, io, phys, pg, PT_CATALOG, 0, pi, s->redo)))
+            return st;
+        uint32_t next = ld32(pg + PAGE_HDR), cnt = ld32(pg + PAGE_HDR + 4);
+        if (cnt == 0 || cnt > CAT_PER_PAGE || seen + cnt > s->ncolls)
+            return cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": page %" PRIu32 " holds %" PRIu32
+                            " entries (expected %" PRIu32 " in all)",
+                            cat->path, phys, cnt, s->ncolls);
+        for (uint32_t k = 0; k < cnt && !st; k++) {
+            struct cat_entry e;
+            st = cat_entry_get(pg + PAGE_HDR + 8 + k * CAT_ENTRY, &e, cat->path, phys, k);
+            if (!st && e.id >= s->next_coll)
+                st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": page %" PRIu32 " entry %"
+                              PRIu32 " has collection id %" PRIu32 ", not below the next "
+                              "id %" PRIu32, cat->path, phys, k, e.id, s->next_coll);
+            if (!st)
+                st = fn(ctx, &e, phys, k);
+        }
+        seen += cnt;
+        phys = next;
+    }
+    if (!st && seen != s->ncolls)
+        st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\" holds %" PRIu32 " collections, the "
+                      "superblock says %" PRIu32, cat->path, seen, s->ncolls);
+    return st;
+}
+
 /* Writes the catalog chain of the snapshot (last page first, so each page
  * can name the next) into *pages (in chain order). */
 static cairn_status write_catalog(struct ckpt *ck, const struct snap_coll *sc, size_t n,
-                                  uint64_t lsn, uint32_t **pages, size_t *npages)
+                                  uint64_t lsn, uint64_t min_pin, uint32_t **pages,
+                                  size_t *npages)
 {
     size_t np = (n + CAT_PER_PAGE - 1) / CAT_PER_PAGE;
     uint32_t *out = calloc(np ? np : 1, sizeof *out);
@@ -361,7 +427,7 @@ static cairn_status write_catalog(struct ckpt *ck, const struct snap_coll *sc, s
         st32(pg + PAGE_HDR + 4, (uint32_t)cnt);
         for (size_t k = 0; k < cnt; k++)
             cat_entry_put(pg + PAGE_HDR + 8 + k * CAT_ENTRY, &sc[lo + k]);
-        if ((st = pfile_put(&ck->cat, ck->io, UINT64_MAX, pg, &out[pi])))
+        if ((st = pfile_put(&ck->cat, ck->io, min_pin, pg, &out[pi])))
             break;
         next = out[pi];
     }
@@ -494,8 +560,13 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     if (db->opts.durability != CAIRN_DURABILITY_SYNC)
         st = wal_writer_flush(db->wal);
 
-    /* 3. pages, maps, catalog; then sync */
-    uint64_t min_pin = UINT64_MAX;
+    /* 3. pages, maps, catalog; then sync. The pins are read before the
+     * first page is allocated (pin.c says why that is enough). */
+    struct pin_set pins = {.min_gen = UINT64_MAX, .min_redo = UINT64_MAX};
+    if (!st)
+        st = pins_scan(db->path, db->db_id, &pins);
+    pins_free(&pins);
+    uint64_t min_pin = pins.min_gen;
     uint64_t pages = 0;
     bool created = false;
     uint32_t *cat_pages = NULL;
@@ -527,7 +598,7 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         }
     }
     if (!st)
-        st = write_catalog(ck, sc, nsc, ns.redo, &cat_pages, &ncat);
+        st = write_catalog(ck, sc, nsc, ns.redo, min_pin, &cat_pages, &ncat);
     if (!st) {
         pages += ncat;
         ns.cat_head = ncat ? cat_pages[0] : 0;
@@ -615,11 +686,11 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
 
     /* Page files of collections no longer in the catalog: deleted one
      * checkpoint later (the fallback to the other superblock slot may need
-     * them). */
+     * them), and not while a pin holds an image that has them. */
     bool unlinked = false;
     for (size_t i = 0; i < ck->ndisks;) {
         struct cdisk *d = ck->disks[i];
-        if (d->in_snap || !d->gone_at || d->gone_at == ns.gen) {
+        if (d->in_snap || !d->gone_at || d->gone_at == ns.gen || min_pin < d->gone_at) {
             if (!d->in_snap && !d->gone_at)
                 d->gone_at = ns.gen;
             i++;
@@ -636,6 +707,8 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     if (unlinked && cfs_fsync_dir(ck->coll_dir))
         clog_warn("checkpoint %" PRIu64 ": %s", ns.gen, cairn_last_error());
 
+    if (pins.min_redo < limit)
+        limit = pins.min_redo;
     if (db->opts.wal_retain) {
         uint64_t keep = db->opts.wal_retain(db->opts.wal_retain_ctx);
         if (keep < limit)
@@ -874,86 +947,127 @@ static cairn_status remove_orphans(cairn_db *db, struct ckpt *ck)
     return st;
 }
 
+struct load_ctx {
+    cairn_db *db;
+    struct ckpt *ck;
+    uint8_t *buf; /* LOAD_RUN pages: data runs */
+};
+
+static cairn_status load_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
+{
+    struct load_ctx *lc = vctx;
+    struct ckpt *ck = lc->ck;
+    cairn_db *db = lc->db;
+    if (disk_find(ck, e->id) || cat_find_name(db, e->name))
+        return cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": page %" PRIu32 " entry %" PRIu32
+                        " repeats collection id %" PRIu32 " / name \"%s\"",
+                        ck->cat_path, phys, k, e->id, e->name);
+    struct cdisk *d = NULL;
+    bool created = false;
+    cairn_status st = disk_get(ck, e->id, false, &d, &created);
+    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++)
+        st = pmap_load(&d->map[sp], &d->pf, ck->io, e->root[sp], e->depth[sp], e->n[sp], sp,
+                       ck->scratch);
+    struct coll *c = NULL;
+    if (!st)
+        st = cat_load_coll(db, e->id, e->dim, e->metric, e->name, &c);
+    uint64_t t0 = cairn_mono_us();
+    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++)
+        st = load_space(ck, d, &c->st.pg, sp, lc->buf, &db->recovery.pages_read);
+    if (!st)
+        st = store_load(&c->st);
+    db->recovery.pages_us += cairn_mono_us() - t0;
+    return st;
+}
+
 static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct super *s)
 {
     cairn_status st = pfile_open(&ck->cat, ck->cat_path, 0, false);
     if (st)
         return cerr_wrap(st, "could not open the catalog of checkpoint %" PRIu64, s->gen);
-    void *bufv = NULL;
-    if (posix_memalign(&bufv, PAGE_SIZE, (size_t)LOAD_RUN * PAGE_SIZE) != 0)
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    uint8_t *buf = bufv;
-    void *catv = NULL;
-    if (posix_memalign(&catv, PAGE_SIZE, PAGE_SIZE) != 0) {
-        free(buf);
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    }
-    uint8_t *cpg = catv; /* the catalog page being read (buf: data runs) */
-    size_t maxcat = (s->ncolls + CAT_PER_PAGE - 1) / CAT_PER_PAGE;
+    void *bufv = NULL, *catv = NULL;
+    size_t maxcat = cat_chain_max(s);
     ck->cat_pages = calloc(maxcat ? maxcat : 1, sizeof *ck->cat_pages);
-    if (!ck->cat_pages) {
-        free(buf);
-        free(cpg);
+    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, (size_t)LOAD_RUN * PAGE_SIZE) ||
+        posix_memalign(&catv, PAGE_SIZE, PAGE_SIZE)) {
+        free(bufv);
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     }
-    uint32_t phys = s->cat_head;
-    uint32_t seen = 0;
-    for (uint64_t pi = 0; phys && !st; pi++) {
-        if (pi == maxcat) {
-            st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": the chain is longer than the "
-                          "%zu pages %" PRIu32 " collections need (page %" PRIu32 ")",
-                          ck->cat_path, maxcat, s->ncolls, phys);
-            break;
-        }
-        st = pfile_mark_used(&ck->cat, phys);
-        ck->cat_pages[ck->ncat++] = phys;
-        if (!st)
-            st = pfile_read(&ck->cat, ck->io, phys, cpg, PT_CATALOG, 0, pi, s->redo);
-        if (st)
-            break;
-        uint32_t next = ld32(cpg + PAGE_HDR), cnt = ld32(cpg + PAGE_HDR + 4);
-        if (cnt == 0 || cnt > CAT_PER_PAGE || seen + cnt > s->ncolls) {
-            st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": page %" PRIu32 " holds %" PRIu32
-                          " entries (expected %" PRIu32 " in all)",
-                          ck->cat_path, phys, cnt, s->ncolls);
-            break;
-        }
-        for (uint32_t k = 0; k < cnt && !st; k++) {
-            struct cat_entry e;
-            st = cat_entry_get(cpg + PAGE_HDR + 8 + k * CAT_ENTRY, &e, ck->cat_path, phys, k);
-            if (st)
-                break;
-            if (e.id >= s->next_coll || disk_find(ck, e.id) || cat_find_name(db, e.name)) {
-                st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\": page %" PRIu32 " entry %" PRIu32
-                              " repeats or exceeds collection id %" PRIu32 " / name \"%s\"",
-                              ck->cat_path, phys, k, e.id, e.name);
-                break;
-            }
-            struct cdisk *d = NULL;
-            bool created = false;
-            st = disk_get(ck, e.id, false, &d, &created);
-            for (unsigned sp = 0; !st && sp < PSPACE_N; sp++)
-                st = pmap_load(&d->map[sp], &d->pf, ck->io, e.root[sp], e.depth[sp], e.n[sp],
-                               sp, ck->scratch);
-            struct coll *c = NULL;
-            if (!st)
-                st = cat_load_coll(db, e.id, e.dim, e.metric, e.name, &c);
-            uint64_t t0 = cairn_mono_us();
-            for (unsigned sp = 0; !st && sp < PSPACE_N; sp++)
-                st = load_space(ck, d, &c->st.pg, sp, buf, &db->recovery.pages_read);
-            if (!st)
-                st = store_load(&c->st);
-            db->recovery.pages_us += cairn_mono_us() - t0;
-        }
-        seen += cnt;
-        phys = next;
-    }
-    if (!st && seen != s->ncolls)
-        st = cerr_set(CAIRN_ECORRUPT, "catalog \"%s\" holds %" PRIu32 " collections, the "
-                      "superblock says %" PRIu32, ck->cat_path, seen, s->ncolls);
-    free(buf);
-    free(cpg);
+    struct load_ctx lc = {.db = db, .ck = ck, .buf = bufv};
+    st = cat_walk(&ck->cat, ck->io, s, PF_USED, catv, ck->cat_pages, &ck->ncat, load_entry,
+                  &lc);
+    free(bufv);
+    free(catv);
     return st;
+}
+
+/* Pinned checkpoints other than the loaded one: their pages stay
+ * unreusable (marked gen + 1: free only once no pin holds gen or older)
+ * and the files of their collections are kept. */
+struct mark_ctx {
+    struct ckpt *ck;
+    uint32_t mark;
+    uint64_t cur_gen;
+};
+
+static cairn_status mark_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
+{
+    (void)phys;
+    (void)k;
+    struct mark_ctx *mc = vctx;
+    struct ckpt *ck = mc->ck;
+    struct cdisk *d = disk_find(ck, e->id);
+    cairn_status st = CAIRN_OK;
+    if (!d) {
+        bool created = false;
+        if ((st = disk_get(ck, e->id, false, &d, &created)))
+            return st;
+        d->gone_at = mc->cur_gen; /* dropped since: not in the current image */
+    }
+    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
+        struct pmap m;
+        pmap_init(&m);
+        st = pmap_load_as(&m, &d->pf, ck->io, e->root[sp], e->depth[sp], e->n[sp], sp,
+                          ck->scratch, mc->mark);
+        pmap_free(&m);
+    }
+    return st;
+}
+
+static cairn_status protect_pins(cairn_db *db, struct ckpt *ck)
+{
+    struct pin_set ps;
+    cairn_status st = pins_scan(db->path, db->db_id, &ps);
+    if (st)
+        return cerr_wrap(st, "could not read the pins of \"%s\"", db->path);
+    uint32_t *pages = NULL;
+    void *pgv = NULL; /* the catalog page walked (ck->scratch: its maps) */
+    if (ps.n && posix_memalign(&pgv, PAGE_SIZE, PAGE_SIZE)) {
+        pins_free(&ps);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < ps.n; i++) {
+        const struct super *img = &ps.img[i];
+        if (img->gen == ck->cur.gen)
+            continue; /* its pages are the loaded checkpoint's */
+        free(pages);
+        size_t np = 0, maxcat = cat_chain_max(img);
+        pages = calloc(maxcat ? maxcat : 1, sizeof *pages);
+        struct mark_ctx mc = {.ck = ck, .mark = (uint32_t)img->gen + 1, .cur_gen = ck->cur.gen};
+        cairn_status ist = pages ? cat_walk(&ck->cat, ck->io, img, mc.mark, pgv, pages, &np,
+                                            mark_entry, &mc)
+                                 : cerr_set(CAIRN_ENOMEM, "out of memory");
+        /* A broken pinned image must not keep the database closed: its
+         * reader verifies every page it copies and will fail. */
+        if (ist)
+            clog_warn("database \"%s\": pinned checkpoint %" PRIu64 " cannot be read whole, "
+                      "some of its pages may be reused: %s",
+                      db->path, img->gen, cairn_last_error());
+    }
+    free(pages);
+    free(pgv);
+    pins_free(&ps);
+    return CAIRN_OK;
 }
 
 cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
@@ -984,41 +1098,15 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
 
     /* The superblock: the valid slot of the highest generation. */
     struct super best = {0};
-    int fd = -1;
     struct stat sb;
     if (stat(ck->super_path, &sb) != 0) {
         if (errno != ENOENT)
             return cerr_errno(errno, "could not stat \"%s\"", ck->super_path);
     } else {
         ck->have_super_file = true;
-        st = cfs_open(ck->super_path, O_RDONLY, 0, &fd);
-        if (st)
-            return st;
-        const char *why[2] = {"is missing", "is missing"};
-        bool zero[2] = {false, false};
-        for (uint32_t slot = 0; slot < 2 && !st; slot++) {
-            size_t got = 0;
-            st = cio_read(ck->io, fd, ck->scratch, PAGE_SIZE, (uint64_t)slot * PAGE_SIZE,
-                          ck->super_path, &got);
-            if (st)
-                break;
-            if (got < PAGE_SIZE)
-                continue;
-            zero[slot] = true;
-            for (size_t i = 0; i < PAGE_SIZE && zero[slot]; i++)
-                zero[slot] = ck->scratch[i] == 0;
-            struct super s;
-            int r = super_decode(ck->scratch, slot, &s, &why[slot]);
-            if (r < 0)
-                st = CAIRN_EVERSION;
-            else if (r > 0 && s.db_id != db->db_id)
-                st = cerr_set(CAIRN_ECORRUPT, "superblock \"%s\" slot %" PRIu32
-                              " belongs to database %016" PRIx64 ", not %016" PRIx64,
-                              ck->super_path, slot, s.db_id, db->db_id);
-            else if (r > 0 && s.gen > best.gen)
-                best = s;
-        }
-        close(fd);
+        const char *why[2];
+        bool zero[2];
+        st = super_read(ck->io, ck->super_path, db->db_id, ck->scratch, &best, NULL, why, zero);
         if (st)
             return st;
         if (best.gen == 0 && !(zero[0] && zero[1]))
@@ -1066,10 +1154,12 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
     if (st)
         return cerr_wrap(st, "could not load checkpoint %" PRIu64 " of \"%s\"", best.gen,
                          db->path);
-    st = remove_orphans(db, ck);
+    ck->cur = best;
+    st = protect_pins(db, ck);
+    if (!st)
+        st = remove_orphans(db, ck);
     if (st)
         return st;
-    ck->cur = best;
     atomic_store(&ck->redo_lsn, best.redo);
     if (best.next_txn > atomic_load(&db->next_txn_id))
         atomic_store(&db->next_txn_id, best.next_txn);

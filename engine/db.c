@@ -109,6 +109,24 @@ static cairn_status meta_decode(const uint8_t *in, size_t len, struct meta *m,
     return CAIRN_OK;
 }
 
+cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
+                          uint32_t *timeline) {
+    char *mpath = path_join(dbpath, "meta");
+    if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    char *data = NULL;
+    size_t len = 0;
+    struct meta m;
+    cairn_status st = cfs_read_file(mpath, &data, &len);
+    if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
+    free(data);
+    free(mpath);
+    if (st) return st;
+    *db_id = m.db_id;
+    *seg_shift = m.seg_shift;
+    *timeline = m.timeline;
+    return CAIRN_OK;
+}
+
 static cairn_status check_options(const cairn_options *o, uint32_t *shift) {
     if (o->durability != CAIRN_DURABILITY_SYNC && o->durability != CAIRN_DURABILITY_ASYNC &&
         o->durability != CAIRN_DURABILITY_NONE)

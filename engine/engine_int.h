@@ -310,6 +310,9 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
 /* Open: loads the newest valid checkpoint (superblock, catalog, every
  * collection's pages) into db; *redo_lsn = where WAL replay must start (0
  * without a checkpoint). Removes page files no checkpoint references. */
+/* Reads and checks DB/meta of the database directory dbpath (db.c). */
+cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
+                          uint32_t *timeline);
 cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn);
 /* Starts the background checkpointer (after recovery). */
 cairn_status ckpt_start(cairn_db *db);

@@ -50,7 +50,19 @@ static cairn_status push_u32(uint32_t **a, size_t *n, size_t *cap, uint32_t v, c
     return CAIRN_OK;
 }
 
+static cairn_status open_as(struct pfile *f, const char *path, uint32_t coll_id, int flags);
+
 cairn_status pfile_open(struct pfile *f, const char *path, uint32_t coll_id, bool create)
+{
+    return open_as(f, path, coll_id, O_RDWR | (create ? O_CREAT : 0));
+}
+
+cairn_status pfile_open_ro(struct pfile *f, const char *path, uint32_t coll_id)
+{
+    return open_as(f, path, coll_id, O_RDONLY);
+}
+
+static cairn_status open_as(struct pfile *f, const char *path, uint32_t coll_id, int flags)
 {
     memset(f, 0, sizeof *f);
     f->fd = -1;
@@ -63,7 +75,7 @@ cairn_status pfile_open(struct pfile *f, const char *path, uint32_t coll_id, boo
         return cerr_set(CAIRN_ENOMEM, "could not open page file \"%s\": out of memory", path);
     }
     f->stage = stage;
-    cairn_status st = cfs_open(path, O_RDWR | (create ? O_CREAT : 0), 0644, &f->fd);
+    cairn_status st = cfs_open(path, flags, 0644, &f->fd);
     if (st)
         goto fail;
     /* O_DIRECT where the filesystem takes it: pages bypass the page cache
@@ -110,19 +122,30 @@ void pfile_close(struct pfile *f)
     f->fd = -1;
 }
 
-cairn_status pfile_mark_used(struct pfile *f, uint32_t phys)
+cairn_status pfile_mark(struct pfile *f, uint32_t phys, uint32_t mark)
 {
     if (phys == 0 || phys >= f->npages)
         return cerr_set(CAIRN_ECORRUPT,
                         "page file \"%s\": a map references page %" PRIu32
                         ", outside the file (%" PRIu32 " pages)",
                         f->path, phys, f->npages);
+    if (mark != PF_USED) {
+        /* an older image: in use stays in use; of two pins the newer decides */
+        if (f->state[phys] != PF_USED && f->state[phys] < mark)
+            f->state[phys] = mark;
+        return CAIRN_OK;
+    }
     if (f->state[phys] == PF_USED)
         return cerr_set(CAIRN_ECORRUPT,
                         "page file \"%s\": page %" PRIu32 " is referenced twice", f->path,
                         phys);
     f->state[phys] = PF_USED;
     return CAIRN_OK;
+}
+
+cairn_status pfile_mark_used(struct pfile *f, uint32_t phys)
+{
+    return pfile_mark(f, phys, PF_USED);
 }
 
 void pfile_begin(struct pfile *f)
@@ -444,6 +467,13 @@ void pmap_end(struct pmap *m, bool ok)
 cairn_status pmap_load(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
                        uint32_t depth, uint32_t n, uint32_t space, uint8_t *scratch)
 {
+    return pmap_load_as(m, f, c, root, depth, n, space, scratch, PF_USED);
+}
+
+cairn_status pmap_load_as(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
+                          uint32_t depth, uint32_t n, uint32_t space, uint8_t *scratch,
+                          uint32_t mark)
+{
     pmap_free(m);
     if (depth != depth_for(n) || (depth == 0) != (root == 0))
         return cerr_set(CAIRN_ECORRUPT,
@@ -469,7 +499,7 @@ cairn_status pmap_load(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
             uint32_t phys = m->node[l][i];
             if (phys == 0)
                 continue; /* nothing mapped below */
-            if ((st = pfile_mark_used(f, phys)))
+            if ((st = pfile_mark(f, phys, mark)))
                 return st;
             if ((st = pfile_read(f, c, phys, scratch, l == 0 ? PT_MAP_LEAF : PT_MAP_INNER,
                                  space, i, UINT64_MAX)))
@@ -489,7 +519,7 @@ cairn_status pmap_load(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
                                         "page file \"%s\": map page %" PRIu32
                                         " entry %" PRIu32 " has a nonzero reserved field",
                                         f->path, phys, k);
-                    if (p && (st = pfile_mark_used(f, p)))
+                    if (p && (st = pfile_mark(f, p, mark)))
                         return st;
                     m->phys[lo + k] = p;
                     m->lsn[lo + k] = ld64(b + 16 * k + 8);

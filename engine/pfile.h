@@ -78,8 +78,15 @@ struct pmap {
 /* Opens (creating if `create`) a page file; O_DIRECT where the filesystem
  * takes it. The state of every page starts as free. */
 cairn_status pfile_open(struct pfile *f, const char *path, uint32_t coll_id, bool create);
+/* Opens an existing page file for reading only (another process copying a
+ * pinned checkpoint). */
+cairn_status pfile_open_ro(struct pfile *f, const char *path, uint32_t coll_id);
 void pfile_close(struct pfile *f);
-/* Marks a physical page as part of the loaded checkpoint. */
+/* Marks a physical page as part of a checkpoint: mark PF_USED for the one
+ * loaded (a page referenced twice is corrupt), or g for a pinned older
+ * image (the page stays unreusable until no pin holds a generation below
+ * g; an in-use page stays in use, and of two marks the higher one stays). */
+cairn_status pfile_mark(struct pfile *f, uint32_t phys, uint32_t mark);
 cairn_status pfile_mark_used(struct pfile *f, uint32_t phys);
 /* Begins a checkpoint. */
 void pfile_begin(struct pfile *f);
@@ -120,5 +127,9 @@ static inline uint32_t pmap_root(const struct pmap *m) {
  * pages used in f. */
 cairn_status pmap_load(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
                        uint32_t depth, uint32_t n, uint32_t space, uint8_t *scratch);
+/* The same, marking its pages with `mark` (pfile_mark) instead of PF_USED. */
+cairn_status pmap_load_as(struct pmap *m, struct pfile *f, cio *c, uint32_t root,
+                          uint32_t depth, uint32_t n, uint32_t space, uint8_t *scratch,
+                          uint32_t mark);
 
 #endif

@@ -63,7 +63,8 @@ extern "C" {
     X(CAIRN_EFILTER, 16, "invalid filter")                                   \
     X(CAIRN_ENOTSUP, 17, "operation not supported")                          \
     X(CAIRN_EFORMAT, 18, "malformed input")                                  \
-    X(CAIRN_ECLOSED, 19, "database is closing")
+    X(CAIRN_ECLOSED, 19, "database is closing")                             \
+    X(CAIRN_ECANCELED, 20, "operation canceled by the caller")
 
 typedef enum cairn_status {
 #define CAIRN_X_ENUM(name, value, msg) name = value,
@@ -317,6 +318,42 @@ typedef struct cairn_checkpoint_info {
  * when its superblock is durable. info may be NULL. Writers keep
  * committing meanwhile. */
 CAIRN_API cairn_status cairn_checkpoint(cairn_db *db, cairn_checkpoint_info *info);
+
+/* ---------------------------------------------------------------------
+ * Checkpoint pins: reading a consistent image from outside the engine
+ * ------------------------------------------------------------------- */
+typedef struct cairn_pin cairn_pin;
+typedef struct cairn_pin_info {
+    uint64_t generation;  /* the pinned checkpoint */
+    uint64_t redo_lsn;    /* its state is the log up to here */
+    int64_t time_us;
+    uint64_t last_txn_id;
+    uint32_t timeline;
+    uint32_t collections;
+    uint64_t db_id;
+} cairn_pin_info;
+
+/* Pins the newest checkpoint of the database in directory path, open in
+ * another process, in this one, or not at all (no database lock is taken).
+ * Until cairn_pin_close, no checkpoint reuses its pages or deletes its
+ * files, and no WAL from its redo LSN on is removed. A pin whose process
+ * dies is released by the next checkpoint. CAIRN_ENOTFOUND: no checkpoint
+ * yet. info may be NULL. */
+CAIRN_API cairn_status cairn_pin_open(const char *path, cairn_pin **out, cairn_pin_info *info);
+
+/* Called as a long operation goes; a nonzero return cancels it
+ * (CAIRN_ECANCELED). */
+typedef int (*cairn_progress_fn)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
+
+/* Copies the pinned checkpoint into a new database directory `target`
+ * (which must not exist): every page verified as it is read, written to
+ * "<target>.partial", made durable, then renamed to target. Opening the
+ * copy gives exactly the state of the checkpoint. progress may be NULL. */
+CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
+                                      cairn_progress_fn progress, void *ctx);
+
+/* Releases the pin. */
+CAIRN_API cairn_status cairn_pin_close(cairn_pin *pin);
 
 /* Frees memory returned by cairn (payload copies, collection lists). */
 CAIRN_API void cairn_free(void *p);

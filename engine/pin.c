@@ -1,0 +1,763 @@
+/*
+ * pin.c — checkpoint pins: a reader outside the engine (another process,
+ * pitrctl backup, or a thread of this one) keeps one checkpoint readable
+ * while it copies it, and the copy itself.
+ *
+ * A pin is a file DB/pins/<pid>-<random>.pin (byte table in docs/format.md,
+ * "Pin files"): a 64-byte header and the superblock page of the pinned
+ * checkpoint, so the image stays describable after both superblock slots
+ * have moved on. Its holder keeps a shared flock on it for as long as the
+ * pin lives. A pin file nobody holds a lock on is stale (its process died,
+ * or the power went): the next scan removes it. Pins are never fsynced:
+ * after a crash no pin holder is left.
+ *
+ * What a pin holds back, for as long as it lives (ckpt.c):
+ *   - no checkpoint reuses a page of the pinned image (a page replaced by
+ *     checkpoint g is reused only when no pin holds a generation below g);
+ *   - the page file of a collection dropped after it is not deleted;
+ *   - no WAL segment holding LSNs at or after its redo LSN is removed.
+ *
+ * Why no race can let a page of the pinned image be reused: the pinner
+ * holds an exclusive flock on the DB/pins directory from reading the
+ * superblock until its pin file is visible (written as *.tmp, locked, then
+ * renamed), and each checkpoint reads the pins under the same lock before
+ * it allocates a page. A checkpoint g+1 never writes over a page of g (the
+ * current image) with or without pins; so a pin of g taken while g+1 runs
+ * is safe, and the next checkpoint, which may reuse pages g+1 replaced,
+ * starts after the pin is visible and honours it. A superblock slot read
+ * torn while it is being written fails its checksum, so the pinner pins
+ * the other (older) slot, whose pages are protected the same way.
+ *
+ * The copy (cairn_pin_copy) writes a new database directory holding just
+ * the pinned checkpoint: meta, a superblock with the pinned slot, the
+ * catalog and collection page files with every page of the image at the
+ * same physical position (the rest are holes), and the WAL segment holding
+ * the redo LSN cut at it, so the copy opens to exactly the checkpoint's
+ * state and continues its log from there. Every page is verified (crc,
+ * header, page LSN) as it is read. The directory is built as
+ * "<target>.partial" and renamed into place once everything is durable.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/err.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/ckpt_int.h"
+#include "engine/engine_int.h"
+#include "engine/pfile.h"
+#include "wal/wal.h"
+
+#define PIN_MAGIC "CAIRNPIN"
+#define PIN_VERSION 1u
+#define PIN_HDR 64u
+#define PIN_SIZE (PIN_HDR + PAGE_SIZE)
+
+struct cairn_pin {
+    char *dbpath;
+    char *pinpath;
+    int fd;            /* the pin file, flock LOCK_SH while the pin lives */
+    struct super sb;
+    uint8_t *img;      /* PAGE_SIZE: the superblock page of the pinned checkpoint */
+    uint32_t slot;
+    uint32_t seg_shift, timeline;
+    uint64_t db_id;
+};
+
+static char *path2(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static int flock_retry(int fd, int op)
+{
+    int r;
+    do
+        r = flock(fd, op);
+    while (r != 0 && errno == EINTR);
+    return r;
+}
+
+/* Opens DB/pins (created if `create`) and locks it exclusively. *dfd -1
+ * and CAIRN_OK: there is no pins directory. */
+static cairn_status pins_dir_lock(const char *dbpath, bool create, int *dfd)
+{
+    *dfd = -1;
+    char *dir = path2(dbpath, "pins");
+    if (!dir)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    cairn_status st = CAIRN_OK;
+    if (create)
+        st = cfs_mkdir(dir, 0755);
+    int fd = -1;
+    if (!st) {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && !(errno == ENOENT && !create))
+            st = cerr_errno(errno, "could not open pin directory \"%s\"", dir);
+    }
+    if (!st && fd >= 0 && flock_retry(fd, LOCK_EX) != 0) {
+        st = cerr_errno(errno, "could not lock pin directory \"%s\"", dir);
+        close(fd);
+        fd = -1;
+    }
+    free(dir);
+    *dfd = fd;
+    return st;
+}
+
+static void pins_dir_unlock(int dfd)
+{
+    if (dfd >= 0) {
+        flock(dfd, LOCK_UN);
+        close(dfd);
+    }
+}
+
+/* ---- pin file ---------------------------------------------------------------- */
+
+static void pin_encode(uint8_t *b, const struct super *s, uint32_t slot, const uint8_t *img)
+{
+    memset(b, 0, PIN_HDR);
+    memcpy(b, PIN_MAGIC, 8);
+    st32(b + 8, PIN_VERSION);
+    st32(b + 12, PIN_HDR);
+    st32(b + 16, (uint32_t)getpid());
+    st32(b + 20, slot);
+    st64(b + 24, (uint64_t)cairn_now_us());
+    st64(b + 32, s->gen);
+    st64(b + 40, s->redo);
+    st64(b + 48, s->db_id);
+    st32(b + 60, crc32c(0, b, 60));
+    memcpy(b + PIN_HDR, img, PAGE_SIZE);
+}
+
+/* The checkpoint a pin file holds; a message naming the file and field
+ * when it cannot be used. */
+static cairn_status pin_decode(const uint8_t *b, size_t len, const char *path, uint64_t db_id,
+                               struct super *s)
+{
+    if (len != PIN_SIZE)
+        return cerr_set(CAIRN_ECORRUPT, "pin file \"%s\" is %zu bytes, expected %u", path, len,
+                        PIN_SIZE);
+    if (memcmp(b, PIN_MAGIC, 8) != 0)
+        return cerr_set(CAIRN_ECORRUPT, "pin file \"%s\" has a bad magic at offset 0", path);
+    if (crc32c(0, b, 60) != ld32(b + 60))
+        return cerr_set(CAIRN_ECORRUPT, "pin file \"%s\" fails its checksum at offset 60",
+                        path);
+    if (ld32(b + 8) > PIN_VERSION)
+        return cerr_set(CAIRN_EVERSION, "pin file \"%s\" has format version %" PRIu32, path,
+                        ld32(b + 8));
+    uint32_t slot = ld32(b + 20);
+    const char *why = "has an invalid slot number";
+    if (slot > 1 || super_decode(b + PIN_HDR, slot, s, &why) != 1)
+        return cerr_set(CAIRN_ECORRUPT, "pin file \"%s\": the superblock at offset %u %s",
+                        path, PIN_HDR, why);
+    if (s->gen != ld64(b + 32) || s->redo != ld64(b + 40) || s->db_id != ld64(b + 48) ||
+        s->db_id != db_id)
+        return cerr_set(CAIRN_ECORRUPT, "pin file \"%s\": its header (offset 32) does not "
+                        "match its superblock or this database", path);
+    return CAIRN_OK;
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a > b && strcmp(s + a - b, suf) == 0;
+}
+
+cairn_status pins_scan(const char *dbpath, uint64_t db_id, struct pin_set *out)
+{
+    memset(out, 0, sizeof *out);
+    out->min_gen = out->min_redo = UINT64_MAX;
+    int dfd = -1;
+    cairn_status st = pins_dir_lock(dbpath, false, &dfd);
+    if (st || dfd < 0)
+        return st;
+    char *dir = path2(dbpath, "pins");
+    DIR *d = dir ? fdopendir(dup(dfd)) : NULL;
+    if (!d) {
+        st = dir ? cerr_errno(errno, "could not list pin directory \"%s\"", dir)
+                 : cerr_set(CAIRN_ENOMEM, "out of memory");
+        free(dir);
+        pins_dir_unlock(dfd);
+        return st;
+    }
+    uint8_t *buf = malloc(PIN_SIZE + 1);
+    size_t cap = 0;
+    struct dirent *e;
+    while (!st && buf && (e = readdir(d))) {
+        bool tmp = has_suffix(e->d_name, ".pin.tmp");
+        if (!tmp && !has_suffix(e->d_name, ".pin"))
+            continue;
+        char *p = path2(dir, e->d_name);
+        if (!p) {
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+            break;
+        }
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno != ENOENT)
+                st = cerr_errno(errno, "could not open pin file \"%s\"", p);
+            free(p);
+            continue;
+        }
+        /* A *.tmp is never seen half made under the directory lock: its
+         * pinner died. A *.pin no one holds is stale the same way. */
+        if (tmp || flock_retry(fd, LOCK_EX | LOCK_NB) == 0) {
+            clog_info("database \"%s\": removing stale pin \"%s\"", dbpath, p);
+            st = cfs_unlink(p);
+            if (st == CAIRN_ENOTFOUND)
+                st = CAIRN_OK;
+        } else if (errno != EWOULDBLOCK) {
+            st = cerr_errno(errno, "could not test the lock of pin file \"%s\"", p);
+        } else {
+            ssize_t got = pread(fd, buf, PIN_SIZE + 1, 0);
+            struct super s;
+            cairn_status dst = got < 0 ? cerr_errno(errno, "could not read pin file \"%s\"", p)
+                                       : pin_decode(buf, (size_t)got, p, db_id, &s);
+            if (dst) {
+                /* held by someone, but unreadable: hold everything back */
+                clog_warn("database \"%s\": %s; no page is reused and no WAL removed while "
+                          "it is held", dbpath, cairn_last_error());
+                out->min_gen = out->min_redo = 0;
+            } else {
+                if (out->n == cap) {
+                    size_t nc = cap ? cap * 2 : 4;
+                    struct super *ni = realloc(out->img, nc * sizeof *ni);
+                    if (!ni) {
+                        st = cerr_set(CAIRN_ENOMEM, "out of memory");
+                        close(fd);
+                        free(p);
+                        break;
+                    }
+                    out->img = ni;
+                    cap = nc;
+                }
+                out->img[out->n++] = s;
+                out->min_gen = CAIRN_MIN(out->min_gen, s.gen);
+                out->min_redo = CAIRN_MIN(out->min_redo, s.redo);
+            }
+        }
+        close(fd);
+        free(p);
+    }
+    if (!buf && !st)
+        st = cerr_set(CAIRN_ENOMEM, "out of memory");
+    free(buf);
+    closedir(d);
+    free(dir);
+    pins_dir_unlock(dfd);
+    if (st)
+        pins_free(out);
+    return st;
+}
+
+void pins_free(struct pin_set *p)
+{
+    free(p->img);
+    p->img = NULL;
+    p->n = 0;
+}
+
+/* ---- taking and releasing a pin ---------------------------------------------- */
+
+CAIRN_API cairn_status cairn_pin_open(const char *path, cairn_pin **out, cairn_pin_info *info)
+{
+    cerr_clear();
+    if (!path || !out)
+        return cerr_set(CAIRN_EINVAL, "cairn_pin_open: NULL argument");
+    *out = NULL;
+    if (info)
+        memset(info, 0, sizeof *info);
+    cairn_pin *pin = calloc(1, sizeof *pin);
+    void *imgv = NULL, *scr = NULL;
+    if (!pin || posix_memalign(&imgv, PAGE_SIZE, PAGE_SIZE) ||
+        posix_memalign(&scr, PAGE_SIZE, PAGE_SIZE)) {
+        free(pin);
+        free(imgv);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    pin->fd = -1;
+    pin->img = imgv;
+    pin->dbpath = strdup(path);
+    char *super_path = path2(path, "superblock");
+    char *tmp = NULL;
+    cio *io = NULL;
+    int dfd = -1;
+    cairn_status st = pin->dbpath && super_path ? CAIRN_OK
+                                                : cerr_set(CAIRN_ENOMEM, "out of memory");
+    if (!st)
+        st = db_meta_read(path, &pin->db_id, &pin->seg_shift, &pin->timeline);
+    if (!st)
+        st = cio_ctx_open(&io, CAIRN_IO_POSIX, 1);
+    if (!st)
+        st = pins_dir_lock(path, true, &dfd);
+    if (!st) {
+        const char *why[2];
+        bool zero[2];
+        struct stat sb;
+        if (stat(super_path, &sb) != 0)
+            st = errno == ENOENT
+                     ? cerr_set(CAIRN_ENOTFOUND, "database \"%s\" has no checkpoint to pin "
+                                "yet (no \"%s\")", path, super_path)
+                     : cerr_errno(errno, "could not stat \"%s\"", super_path);
+        else
+            st = super_read(io, super_path, pin->db_id, scr, &pin->sb, pin->img, why, zero);
+        if (!st && pin->sb.gen == 0)
+            st = cerr_set(CAIRN_ENOTFOUND, "database \"%s\" has no checkpoint to pin (slot 0 "
+                          "%s, slot 1 %s)", path, why[0], why[1]);
+        if (!st && pin->sb.timeline != pin->timeline)
+            st = cerr_set(CAIRN_ECORRUPT, "superblock \"%s\": checkpoint %" PRIu64 " is on "
+                          "timeline %" PRIu32 ", the database on %" PRIu32, super_path,
+                          pin->sb.gen, pin->sb.timeline, pin->timeline);
+    }
+    if (!st) {
+        pin->slot = (uint32_t)(pin->sb.gen % 2);
+        uint64_t rnd = 0;
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+            rnd = (uint64_t)cairn_now_us();
+        char name[64];
+        snprintf(name, sizeof name, "pins/%ld-%016" PRIx64 ".pin", (long)getpid(), rnd);
+        pin->pinpath = path2(path, name);
+        tmp = pin->pinpath ? malloc(strlen(pin->pinpath) + 5) : NULL;
+        if (!tmp)
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        else
+            sprintf(tmp, "%s.tmp", pin->pinpath);
+    }
+    if (!st)
+        st = cfs_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &pin->fd);
+    if (!st) {
+        uint8_t *b = malloc(PIN_SIZE);
+        if (!b) {
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        } else {
+            pin_encode(b, &pin->sb, pin->slot, pin->img);
+            st = cio_write(io, pin->fd, b, PIN_SIZE, 0, tmp);
+            free(b);
+        }
+        /* locked before it is visible as a pin: never seen unheld */
+        if (!st && flock_retry(pin->fd, LOCK_SH) != 0)
+            st = cerr_errno(errno, "could not lock pin file \"%s\"", tmp);
+        if (!st)
+            st = cfs_rename(tmp, pin->pinpath);
+        if (st)
+            unlink(tmp);
+    }
+    pins_dir_unlock(dfd);
+    cio_ctx_close(io);
+    free(super_path);
+    free(tmp);
+    free(scr);
+    if (st) {
+        if (pin->fd >= 0)
+            close(pin->fd);
+        free(pin->pinpath);
+        free(pin->dbpath);
+        free(pin->img);
+        free(pin);
+        return st;
+    }
+    if (info) {
+        info->generation = pin->sb.gen;
+        info->redo_lsn = pin->sb.redo;
+        info->time_us = pin->sb.time_us;
+        info->last_txn_id = pin->sb.last_txn;
+        info->timeline = pin->sb.timeline;
+        info->collections = pin->sb.ncolls;
+        info->db_id = pin->sb.db_id;
+    }
+    *out = pin;
+    return CAIRN_OK;
+}
+
+CAIRN_API cairn_status cairn_pin_close(cairn_pin *pin)
+{
+    cerr_clear();
+    if (!pin)
+        return CAIRN_OK;
+    /* Removed before the lock goes: a scan never sees it stale and alive. */
+    cairn_status st = cfs_unlink(pin->pinpath);
+    close(pin->fd);
+    free(pin->pinpath);
+    free(pin->dbpath);
+    free(pin->img);
+    free(pin);
+    return st;
+}
+
+/* ---- the copy ------------------------------------------------------------------ */
+
+struct copy {
+    cairn_pin *pin;
+    cio *io;
+    uint8_t *buf;     /* one aligned page */
+    const char *root; /* "<target>.partial" */
+    cairn_progress_fn progress;
+    void *ctx;
+    uint64_t done, total;
+    struct cat_entry *ents;
+    size_t nents, capents;
+};
+
+static cairn_status tick(struct copy *cp, uint64_t bytes)
+{
+    cp->done += bytes;
+    if (cp->progress && cp->progress(cp->ctx, cp->done, cp->total))
+        return cerr_set(CAIRN_ECANCELED, "copy of checkpoint %" PRIu64 " of \"%s\" canceled "
+                        "by the caller", cp->pin->sb.gen, cp->pin->dbpath);
+    return CAIRN_OK;
+}
+
+/* Reads page phys of src (verified against what the reference expects)
+ * and writes it at the same position of dst. */
+static cairn_status copy_page(struct copy *cp, struct pfile *src, int dst, const char *dpath,
+                              uint32_t phys, uint16_t type, uint32_t space, uint64_t pno,
+                              uint64_t lsn)
+{
+    cairn_status st = pfile_read(src, cp->io, phys, cp->buf, type, space, pno, lsn);
+    if (!st)
+        st = cio_write(cp->io, dst, cp->buf, PAGE_SIZE, (uint64_t)phys * PAGE_SIZE, dpath);
+    if (!st)
+        st = tick(cp, PAGE_SIZE);
+    return st;
+}
+
+static cairn_status keep_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
+{
+    (void)phys;
+    (void)k;
+    struct copy *cp = vctx;
+    if (cp->nents == cp->capents) {
+        size_t nc = cp->capents ? cp->capents * 2 : 8;
+        struct cat_entry *ne = realloc(cp->ents, nc * sizeof *ne);
+        if (!ne)
+            return cerr_set(CAIRN_ENOMEM, "out of memory");
+        cp->ents = ne;
+        cp->capents = nc;
+    }
+    cp->ents[cp->nents++] = *e;
+    return CAIRN_OK;
+}
+
+/* Creates dst (sized like src, holes where nothing is copied). */
+static cairn_status open_dst(struct copy *cp, const char *path, uint32_t npages, int *fd)
+{
+    cairn_status st = cfs_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, fd);
+    if (!st)
+        st = cfs_ftruncate(*fd, (uint64_t)npages * PAGE_SIZE, path);
+    (void)cp;
+    return st;
+}
+
+static cairn_status sync_close(struct copy *cp, int *fd, const char *path, cairn_status st)
+{
+    if (*fd < 0)
+        return st;
+    if (!st)
+        st = cio_fdatasync(cp->io, *fd, path);
+    close(*fd);
+    *fd = -1;
+    return st;
+}
+
+static cairn_status copy_collection(struct copy *cp, const struct cat_entry *e,
+                                    struct pmap *maps, struct pfile *src)
+{
+    char name[64];
+    snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
+    char *dpath = path2(cp->root, name);
+    if (!dpath)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    int fd = -1;
+    cairn_status st = open_dst(cp, dpath, src->npages, &fd);
+    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
+        struct pmap *m = &maps[sp];
+        for (unsigned l = 0; !st && l < m->depth; l++)
+            for (uint32_t i = 0; !st && i < m->nnode[l]; i++)
+                if (m->node[l][i])
+                    st = copy_page(cp, src, fd, dpath, m->node[l][i],
+                                   l == 0 ? PT_MAP_LEAF : PT_MAP_INNER, sp, i, UINT64_MAX);
+        for (uint32_t i = 0; !st && i < m->n; i++)
+            if (m->phys[i])
+                st = copy_page(cp, src, fd, dpath, m->phys[i], 0, sp, i, m->lsn[i]);
+    }
+    st = sync_close(cp, &fd, dpath, st);
+    free(dpath);
+    return st;
+}
+
+/* The WAL segment holding the redo LSN, cut at it: the copy's log goes on
+ * from the checkpoint and holds nothing after it. */
+static cairn_status copy_wal(struct copy *cp)
+{
+    uint64_t redo = cp->pin->sb.redo;
+    if (redo == 0)
+        return CAIRN_OK; /* nothing was ever logged: the copy starts a new log */
+    uint64_t seg = (uint64_t)1 << cp->pin->seg_shift;
+    uint64_t start = (redo - 1) & ~(seg - 1);
+    char name[64];
+    wal_seg_name(name, sizeof name, cp->pin->timeline, start);
+    char sub[80];
+    snprintf(sub, sizeof sub, "wal/%s", name);
+    char *spath = path2(cp->pin->dbpath, sub), *dpath = path2(cp->root, sub);
+    uint8_t *chunk = malloc((size_t)1 << 20);
+    int sfd = -1, dfd = -1;
+    cairn_status st = spath && dpath && chunk ? CAIRN_OK
+                                              : cerr_set(CAIRN_ENOMEM, "out of memory");
+    if (!st) {
+        sfd = open(spath, O_RDONLY | O_CLOEXEC);
+        if (sfd < 0)
+            st = cerr_errno(errno, "could not open WAL segment \"%s\", which holds the redo "
+                            "LSN %" PRIu64 " of checkpoint %" PRIu64, spath, redo,
+                            cp->pin->sb.gen);
+    }
+    if (!st)
+        st = cfs_open(dpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &dfd);
+    if (!st)
+        st = cfs_ftruncate(dfd, seg, dpath);
+    for (uint64_t off = 0; !st && off < redo - start;) {
+        size_t n = (size_t)CAIRN_MIN((uint64_t)1 << 20, redo - start - off), got = 0;
+        st = cio_read(cp->io, sfd, chunk, n, off, spath, &got);
+        if (!st && got < n)
+            st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is cut short at offset %" PRIu64,
+                          spath, off + got);
+        if (!st)
+            st = cio_write(cp->io, dfd, chunk, n, off, dpath);
+        if (!st)
+            st = tick(cp, n);
+        off += n;
+    }
+    st = sync_close(cp, &dfd, dpath, st);
+    if (sfd >= 0)
+        close(sfd);
+    free(chunk);
+    free(spath);
+    free(dpath);
+    return st;
+}
+
+static cairn_status copy_small(struct copy *cp, const char *name, const void *data, size_t len,
+                               uint64_t size)
+{
+    char *dpath = path2(cp->root, name);
+    if (!dpath)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    int fd = -1;
+    cairn_status st = cfs_open(dpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &fd);
+    if (!st && size > len)
+        st = cfs_ftruncate(fd, size, dpath);
+    if (!st && len)
+        st = cio_write(cp->io, fd, data, len, 0, dpath);
+    st = sync_close(cp, &fd, dpath, st);
+    free(dpath);
+    return st;
+}
+
+static void remove_tree(const char *root)
+{
+    static const char *const subs[] = {"collections", "wal"};
+    for (size_t i = 0; i <= CAIRN_ARRAY_LEN(subs); i++) {
+        char *dir = i < CAIRN_ARRAY_LEN(subs) ? path2(root, subs[i]) : strdup(root);
+        DIR *d = dir ? opendir(dir) : NULL;
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *p = path2(dir, e->d_name);
+            if (p)
+                unlink(p);
+            free(p);
+        }
+        if (d)
+            closedir(d);
+        if (dir)
+            rmdir(dir);
+        free(dir);
+    }
+}
+
+static cairn_status do_copy(struct copy *cp)
+{
+    cairn_pin *pin = cp->pin;
+    const struct super *s = &pin->sb;
+    char *cat_src = path2(pin->dbpath, "catalog.pages");
+    char *cat_dst = path2(cp->root, "catalog.pages");
+    char *meta_src = path2(pin->dbpath, "meta");
+    size_t maxcat = cat_chain_max(s);
+    uint32_t *cat_pages = calloc(maxcat ? maxcat : 1, sizeof *cat_pages);
+    struct pfile cat = {.fd = -1};
+    struct pfile *src = NULL;
+    struct pmap *maps = NULL;
+    char *meta = NULL;
+    size_t meta_len = 0, ncat = 0;
+    int fd = -1;
+    cairn_status st = cat_src && cat_dst && meta_src && cat_pages
+                          ? CAIRN_OK
+                          : cerr_set(CAIRN_ENOMEM, "out of memory");
+    /* 1. read what the image holds: catalog, then every map */
+    if (!st)
+        st = cfs_read_file(meta_src, &meta, &meta_len);
+    if (!st && s->ncolls)
+        st = pfile_open_ro(&cat, cat_src, 0);
+    if (!st && s->ncolls)
+        st = cat_walk(&cat, cp->io, s, PF_USED, cp->buf, cat_pages, &ncat, keep_entry, cp);
+    if (!st) {
+        src = calloc(cp->nents ? cp->nents : 1, sizeof *src);
+        maps = calloc((cp->nents ? cp->nents : 1) * PSPACE_N, sizeof *maps);
+        if (!src || !maps)
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        for (size_t i = 0; src && i < cp->nents; i++)
+            src[i].fd = -1;
+    }
+    cp->total = (uint64_t)ncat * PAGE_SIZE;
+    for (size_t i = 0; !st && i < cp->nents; i++) {
+        const struct cat_entry *e = &cp->ents[i];
+        char name[64];
+        snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
+        char *p = path2(pin->dbpath, name);
+        st = p ? pfile_open_ro(&src[i], p, e->id) : cerr_set(CAIRN_ENOMEM, "out of memory");
+        free(p);
+        for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
+            struct pmap *m = &maps[i * PSPACE_N + sp];
+            st = pmap_load(m, &src[i], cp->io, e->root[sp], e->depth[sp], e->n[sp], sp,
+                           cp->buf);
+            for (unsigned l = 0; !st && l < m->depth; l++)
+                for (uint32_t k = 0; k < m->nnode[l]; k++)
+                    cp->total += m->node[l][k] ? PAGE_SIZE : 0;
+            for (uint32_t k = 0; !st && k < m->n; k++)
+                cp->total += m->phys[k] ? PAGE_SIZE : 0;
+        }
+    }
+    if (s->redo)
+        cp->total += s->redo - ((s->redo - 1) & ~(((uint64_t)1 << pin->seg_shift) - 1));
+    /* 2. write the new directory */
+    if (!st)
+        st = cfs_mkdir(cp->root, 0755);
+    for (int i = 0; !st && i < 2; i++) {
+        char *sub = path2(cp->root, i ? "wal" : "collections");
+        st = sub ? cfs_mkdir(sub, 0755) : cerr_set(CAIRN_ENOMEM, "out of memory");
+        free(sub);
+    }
+    if (!st)
+        st = copy_small(cp, "meta", meta, meta_len, 0);
+    if (!st) {
+        st = open_dst(cp, cat_dst, s->ncolls ? cat.npages : 1, &fd);
+        for (size_t i = 0; !st && i < ncat; i++)
+            st = copy_page(cp, &cat, fd, cat_dst, cat_pages[i], PT_CATALOG, 0, i, s->redo);
+        st = sync_close(cp, &fd, cat_dst, st);
+    }
+    for (size_t i = 0; !st && i < cp->nents; i++)
+        st = copy_collection(cp, &cp->ents[i], &maps[i * PSPACE_N], &src[i]);
+    if (!st)
+        st = copy_wal(cp);
+    if (!st) {
+        /* the pinned slot only: the other slot stays zero (no checkpoint) */
+        uint8_t *two = calloc(2, PAGE_SIZE);
+        if (!two) {
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        } else {
+            memcpy(two + (size_t)pin->slot * PAGE_SIZE, pin->img, PAGE_SIZE);
+            st = copy_small(cp, "superblock", two, 2 * (size_t)PAGE_SIZE, 0);
+            free(two);
+        }
+    }
+    for (int i = 0; !st && i < 3; i++) {
+        char *d = i == 0 ? path2(cp->root, "collections")
+                  : i == 1 ? path2(cp->root, "wal") : strdup(cp->root);
+        st = d ? cfs_fsync_dir(d) : cerr_set(CAIRN_ENOMEM, "out of memory");
+        free(d);
+    }
+    for (size_t i = 0; src && i < cp->nents; i++) {
+        pfile_close(&src[i]);
+        for (unsigned sp = 0; sp < PSPACE_N; sp++)
+            pmap_free(&maps[i * PSPACE_N + sp]);
+    }
+    free(src);
+    free(maps);
+    if (cat.path)
+        pfile_close(&cat);
+    free(cat_pages);
+    free(meta);
+    free(cat_src);
+    free(cat_dst);
+    free(meta_src);
+    return st;
+}
+
+CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
+                                      cairn_progress_fn progress, void *ctx)
+{
+    cerr_clear();
+    if (!pin || !target || !*target)
+        return cerr_set(CAIRN_EINVAL, "cairn_pin_copy: NULL argument");
+    struct stat sb;
+    if (lstat(target, &sb) == 0)
+        return cerr_set(CAIRN_EEXIST, "cairn_pin_copy: target \"%s\" already exists", target);
+    size_t tl = strlen(target);
+    char *root = malloc(tl + 9);
+    void *bufv = NULL;
+    if (!root || posix_memalign(&bufv, PAGE_SIZE, PAGE_SIZE)) {
+        free(root);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    memcpy(root, target, tl);
+    memcpy(root + tl, ".partial", 9);
+    if (lstat(root, &sb) == 0) {
+        cairn_status st = cerr_set(CAIRN_EEXIST, "cairn_pin_copy: \"%s\" exists (left by a "
+                                   "copy that did not finish?): remove it first", root);
+        free(root);
+        free(bufv);
+        return st;
+    }
+    struct copy cp = {.pin = pin, .buf = bufv, .root = root, .progress = progress, .ctx = ctx};
+    cairn_status st = cio_ctx_open(&cp.io, CAIRN_IO_DEFAULT, 8);
+    if (!st)
+        st = do_copy(&cp);
+    if (!st)
+        st = cfs_rename(root, target);
+    if (!st) {
+        /* the new name is durable: fsync the directory that holds it */
+        char *parent = strdup(target);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+        if (!parent)
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        else if (!slash)
+            st = cfs_fsync_dir(".");
+        else {
+            slash[slash == parent] = '\0';
+            st = cfs_fsync_dir(parent);
+        }
+        free(parent);
+    }
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cairn_last_error());
+        remove_tree(root);
+        st = cerr_set(st, "could not copy checkpoint %" PRIu64 " of \"%s\" to \"%s\": %s",
+                      pin->sb.gen, pin->dbpath, target, msg);
+    }
+    cio_ctx_close(cp.io);
+    free(cp.ents);
+    free(root);
+    free(bufv);
+    return st;
+}
