@@ -977,6 +977,99 @@ static int cmd_info(const struct command *c, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* check                                                                */
+/* ------------------------------------------------------------------ */
+
+struct check_out {
+    bool json;
+    json_t *problems, *warnings; /* --json: the findings */
+};
+
+/* Text: one line per finding on stdout, as found. */
+static void check_finding(void *ctx, int problem, const char *message)
+{
+    struct check_out *o = ctx;
+    if (o->json)
+        json_array_append_new(problem ? o->problems : o->warnings,
+                              json_string(message));
+    else
+        printf("%s: %s\n", problem ? "problem" : "warning", message);
+}
+
+static int cmd_check(const struct command *c, int argc, char **argv)
+{
+    static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, OPT_HELP},
+                                       {NULL, 0, NULL, 0}};
+    struct check_out o = {0};
+    int ch, rc = 0;
+    reset_getopt();
+    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
+        switch (ch) {
+        case 'j': o.json = true; break;
+        case OPT_HELP: return print_help(c);
+        default: return rc;
+        }
+    }
+    if (argc - optind != 1)
+        return usage_error(c, "expected DB");
+    const char *path = argv[optind];
+    cairn_db *db;
+    if ((rc = db_open(path, false, &db)) != 0)
+        return rc;
+    if (o.json) {
+        o.problems = json_array();
+        o.warnings = json_array();
+    }
+    cairn_check_report r;
+    cairn_status st = cairn_check_ex(db, &r, check_finding, &o);
+    if (st != CAIRN_OK && st != CAIRN_ECORRUPT && st != CAIRN_EIO) {
+        rc = report(st); /* the check could not run */
+        json_decref(o.problems);
+        json_decref(o.warnings);
+        return db_close(db, rc);
+    }
+    if (o.json) {
+        json_t *root = json_object();
+        json_object_set_new(root, "database", json_string(path));
+        json_object_set_new(root, "ok", json_boolean(r.problems == 0));
+        json_object_set_new(root, "generation", jint(r.generation));
+        json_object_set_new(root, "collections_checked", jint(r.collections_checked));
+        json_object_set_new(root, "pages_checked", jint(r.pages_checked));
+        json_object_set_new(root, "disk_points_checked", jint(r.disk_points_checked));
+        json_object_set_new(root, "points_checked", jint(r.points_checked));
+        json_object_set_new(root, "wal_bytes_checked", jint(r.wal_bytes_checked));
+        json_object_set_new(root, "wal_records_checked", jint(r.wal_records_checked));
+        json_object_set_new(root, "duration_us", jint(r.duration_us));
+        json_object_set_new(root, "problem_count", jint(r.problems));
+        json_object_set_new(root, "warning_count", jint(r.warnings));
+        json_object_set_new(root, "problems", o.problems);
+        json_object_set_new(root, "warnings", o.warnings);
+        char *text = json_dumps(root, JSON_COMPACT);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(root);
+    }
+    fprintf(stderr,
+            "cairn: check of \"%s\": checkpoint %llu (%u collections, %llu pages, "
+            "%llu points), %llu points in memory, %llu WAL bytes (%llu records) in "
+            "%.3f s: %u problem%s, %u warning%s\n",
+            path, (unsigned long long)r.generation, r.collections_checked,
+            (unsigned long long)r.pages_checked,
+            (unsigned long long)r.disk_points_checked,
+            (unsigned long long)r.points_checked,
+            (unsigned long long)r.wal_bytes_checked,
+            (unsigned long long)r.wal_records_checked, (double)r.duration_us / 1e6,
+            r.problems, r.problems == 1 ? "" : "s", r.warnings,
+            r.warnings == 1 ? "" : "s");
+    rc = r.problems ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (fflush(stdout) != 0)
+        rc = failf("could not write the output: %s", strerror(errno));
+    return db_close(db, rc);
+}
+
+/* ------------------------------------------------------------------ */
 /* cat: print a vector file as the JSON lines `import` reads            */
 /* ------------------------------------------------------------------ */
 
@@ -1240,6 +1333,15 @@ static const struct command commands[] = {
     {"info", cmd_info, "info DB [--json]",
      "\nOpens DB (running its crash recovery) and prints its collections,\n"
      "WAL statistics and the recovery report of this open.\n"
+     "  --json         one JSON object instead of text\n"},
+    {"check", cmd_check, "check DB [--json]",
+     "\nOpens DB (running its crash recovery) and walks every page and\n"
+     "structure: both superblock slots, the catalog, every map and page of\n"
+     "the last checkpoint (read from the files), every collection in memory,\n"
+     "the WAL from the checkpoint's redo LSN. Prints each finding on stdout\n"
+     "(\"problem: ...\" or \"warning: ...\", naming file and page or offset)\n"
+     "and a summary on stderr. Changes nothing beyond what the open does.\n"
+     "Exit status 0 when no problem was found (warnings allowed), 1 otherwise.\n"
      "  --json         one JSON object instead of text\n"},
     {"restore-point", cmd_restore_point, "restore-point DB NAME",
      "\nWrites a named restore point into the WAL and prints its LSN\n"

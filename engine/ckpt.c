@@ -1180,3 +1180,34 @@ CAIRN_API cairn_status cairn_checkpoint(cairn_db *db, cairn_checkpoint_info *inf
         return cerr_set(CAIRN_EINVAL, "cairn_checkpoint: NULL database");
     return ckpt_run(db, info);
 }
+
+/* ---- cairn check (engine/check.c) -------------------------------------------- */
+
+cairn_status ckpt_check_hold(cairn_db *db, ckpt_check_fn fn, void *ctx)
+{
+    struct ckpt *ck = db->ck;
+    pthread_mutex_lock(&ck->run_mu);
+    struct ckpt_view v = {.super_path = ck->super_path, .cat_path = ck->cat_path,
+                          .coll_dir = ck->coll_dir, .cur = &ck->cur,
+                          .poisoned = ck->poisoned, .cat = &ck->cat,
+                          .cat_pages = ck->cat_pages, .ncat = ck->ncat, .ck = ck};
+    cairn_status st = fn(db, &v, ctx);
+    pthread_mutex_unlock(&ck->run_mu);
+    return st;
+}
+
+const struct pfile *ckpt_view_disk(const struct ckpt_view *v, uint32_t id,
+                                   const struct pmap **maps)
+{
+    struct cdisk *d = disk_find(v->ck, id);
+    if (!d)
+        return NULL;
+    *maps = d->map;
+    return &d->pf;
+}
+
+cairn_status ckpt_cat_entry_decode(const uint8_t *e, struct cat_entry *o, const char *file,
+                                   uint32_t phys, uint32_t k)
+{
+    return cat_entry_get(e, o, file, phys, k);
+}

@@ -323,4 +323,34 @@ void ckpt_close(cairn_db *db);
 void ckpt_note_wal(cairn_db *db, uint64_t end_lsn);
 cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info);
 
+/* ---- cairn check (engine/check.c; accessors at the end of ckpt.c) ------ */
+
+struct super;     /* engine/ckpt_int.h */
+struct cat_entry; /* engine/ckpt_int.h */
+struct pfile;     /* engine/pfile.h */
+struct pmap;      /* engine/pfile.h */
+
+/* The checkpointer as a checker sees it while it holds run_mu (no
+ * checkpoint runs meanwhile): pointers valid until the callback returns. */
+struct ckpt_view {
+    const char *super_path, *cat_path, *coll_dir;
+    const struct super *cur;   /* the checkpoint in use (gen 0: none) */
+    bool poisoned;             /* a superblock write failed: disk may differ */
+    const struct pfile *cat;   /* catalog.pages: page states */
+    const uint32_t *cat_pages; /* the current catalog chain */
+    size_t ncat;
+    struct ckpt *ck;
+};
+typedef cairn_status (*ckpt_check_fn)(cairn_db *db, const struct ckpt_view *v, void *ctx);
+/* Runs fn(db, view, ctx) holding the checkpointer's run_mu. */
+cairn_status ckpt_check_hold(cairn_db *db, ckpt_check_fn fn, void *ctx);
+/* The checkpointer's page file of collection id and its PSPACE_N maps
+ * (*maps), or NULL when it has none. */
+const struct pfile *ckpt_view_disk(const struct ckpt_view *v, uint32_t id,
+                                   const struct pmap **maps);
+/* Decodes catalog entry k (CAT_ENTRY bytes at e) of catalog page phys:
+ * CAIRN_ECORRUPT naming file, page and entry when a field is invalid. */
+cairn_status ckpt_cat_entry_decode(const uint8_t *e, struct cat_entry *o, const char *file,
+                                   uint32_t phys, uint32_t k);
+
 #endif

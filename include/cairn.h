@@ -355,6 +355,41 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
 /* Releases the pin. */
 CAIRN_API cairn_status cairn_pin_close(cairn_pin *pin);
 
+/* ---------------------------------------------------------------------
+ * Checking a database
+ * ------------------------------------------------------------------- */
+typedef struct cairn_check_report {
+    uint64_t generation;        /* checkpoint checked (0: none yet) */
+    uint64_t pages_checked;     /* on-disk pages read and verified (superblock,
+                                   maps, catalog, point pages) */
+    uint64_t points_checked;    /* live points walked in memory */
+    uint64_t wal_bytes_checked; /* WAL from the redo LSN to the end, decoded */
+    uint32_t problems;          /* how many problems were found */
+    char first_problem[512];    /* the first, naming file and page/offset */
+    uint32_t warnings;          /* findings that are not damage (a torn
+                                   superblock slot that is not the current
+                                   one); not counted in problems */
+    uint32_t collections_checked;  /* collections of the checkpoint walked */
+    uint64_t disk_points_checked;  /* points of the checkpoint's image walked */
+    uint64_t wal_records_checked;  /* WAL records decoded */
+    uint64_t duration_us;
+} cairn_check_report;
+
+/* Receives each finding of a check, in the order found: problem 1 for
+ * damage (counted in problems), 0 for a warning. message names the file
+ * and the page or offset; it lives until fn returns. */
+typedef void (*cairn_check_fn)(void *ctx, int problem, const char *message);
+
+/* Walks every page and structure of an open database: returns CAIRN_OK when
+ * nothing is wrong, CAIRN_ECORRUPT (message: the first problem) otherwise
+ * (CAIRN_EIO when the first problem is a file that could not be read).
+ * Reads only; commits may run meanwhile, checkpoints wait. report may be
+ * NULL. What is checked: docs/recovery.md, "Checking a database". */
+CAIRN_API cairn_status cairn_check(cairn_db *db, cairn_check_report *report);
+/* The same, handing every finding to fn (may be NULL). */
+CAIRN_API cairn_status cairn_check_ex(cairn_db *db, cairn_check_report *report,
+                                      cairn_check_fn fn, void *ctx);
+
 /* Frees memory returned by cairn (payload copies, collection lists). */
 CAIRN_API void cairn_free(void *p);
 
