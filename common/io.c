@@ -516,6 +516,117 @@ cairn_status cio_read(cio *c, int fd, void *buf, size_t len, uint64_t off,
     return CAIRN_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Batches: many reads or writes, one submission per queue depth
+ * ---------------------------------------------------------------------- */
+
+/* One request done the one-at-a-time way, from byte `from` on. */
+static cairn_status req_finish(cio *c, struct cio_req *q, int op, size_t from)
+{
+    if (op == OP_WRITE) {
+        q->got = q->len;
+        return cio_write(c, q->fd, (const unsigned char *)q->buf + from, q->len - from,
+                         q->off + from, q->path);
+    }
+    size_t got = 0;
+    cairn_status st = cio_read(c, q->fd, (unsigned char *)q->buf + from, q->len - from,
+                               q->off + from, q->path, &got);
+    q->got = from + got;
+    return st;
+}
+
+static cairn_status batch(cio *c, struct cio_req *q, size_t n, int op)
+{
+    const char *verb = op == OP_WRITE ? "write" : "read";
+    cairn_status first = check_ctx(c, verb, n ? q[0].path : NULL);
+    if (first)
+        return first;
+    /* The simulator serializes every operation, posix has no queue: the
+     * same requests one by one. */
+    char msg[512]; /* the first failure's: later ones overwrite the message */
+    if (c->backend != CIO_URING || sim_on()) {
+        for (size_t i = 0; i < n; i++) {
+            cairn_status st = req_finish(c, &q[i], op, 0);
+            if (st && !first) {
+                first = st;
+                snprintf(msg, sizeof msg, "%s", cairn_last_error());
+            }
+        }
+        return first ? cerr_set(first, "%s", msg) : CAIRN_OK;
+    }
+    int32_t res[64]; /* an injected failure, or 0 */
+    size_t want[64];
+    unsigned per = CAIRN_MIN(c->depth, 64u);
+    for (size_t b = 0; b < n; b += per) {
+        unsigned k = (unsigned)CAIRN_MIN((size_t)per, n - b);
+        /* each request is its own operation for the fault seam */
+        for (unsigned i = 0; i < k; i++) {
+            struct cio_req *r = &q[b + i];
+            want[i] = CAIRN_MIN(r->len, CIO_CHUNK);
+            int kind = cio_fault_take(op == OP_WRITE ? CIO_FOP_WRITE : CIO_FOP_READ, 1);
+            struct io_uring_sqe *sqe = NULL;
+            res[i] = 0;
+            if (kind && kind != CIO_FAULT_SHORT) {
+                res[i] = -fault_errno(kind); /* not submitted */
+                /* a no-op keeps user_data i in the submission */
+                sqe = uring_sqe(c, i);
+                if (sqe)
+                    io_uring_prep_nop(sqe);
+            } else {
+                if (kind == CIO_FAULT_SHORT)
+                    want[i] = short_len(want[i]);
+                sqe = uring_sqe(c, i);
+                if (sqe && op == OP_WRITE)
+                    io_uring_prep_write(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+                else if (sqe)
+                    io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+            }
+            if (!sqe) {
+                c->broken = 1;
+                return uring_broken(verb, r->path, EBUSY);
+            }
+        }
+        int32_t got[64];
+        if (uring_run(c, k, got) < 0)
+            return uring_broken(verb, q[b].path, EIO);
+        for (unsigned i = 0; i < k; i++) {
+            struct cio_req *r = &q[b + i];
+            int64_t v = res[i] < 0 ? res[i] : got[i];
+            cairn_status st = CAIRN_OK;
+            if (v < 0 && !retryable((int)-v)) {
+                r->got = 0;
+                st = op == OP_WRITE
+                         ? write_error((int)-v, r->path, r->off, 0)
+                         : cerr_errno((int)-v, "could not read file \"%s\" at offset %llu",
+                                      pname(r->path), (unsigned long long)r->off);
+            } else if (v >= 0 && (size_t)v == r->len) {
+                r->got = r->len;
+            } else if (op == OP_READ && v == 0) {
+                r->got = 0; /* end of file */
+            } else {
+                /* short, or EAGAIN/EINTR: the rest one at a time, with its
+                 * retries */
+                st = req_finish(c, r, op, v > 0 ? (size_t)v : 0);
+            }
+            if (st && !first) {
+                first = st;
+                snprintf(msg, sizeof msg, "%s", cairn_last_error());
+            }
+        }
+    }
+    return first ? cerr_set(first, "%s", msg) : CAIRN_OK;
+}
+
+cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n)
+{
+    return batch(c, reqs, n, OP_WRITE);
+}
+
+cairn_status cio_read_batch(cio *c, struct cio_req *reqs, size_t n)
+{
+    return batch(c, reqs, n, OP_READ);
+}
+
 static cairn_status do_sync(cio *c, int fd, const char *path, int op)
 {
     const char *verb = op == OP_FDATASYNC ? "fdatasync" : "fsync";

@@ -56,6 +56,24 @@ cairn_status cio_fsync(cio *c, int fd, const char *path);
 cairn_status cio_write_sync(cio *c, int fd, const void *buf, size_t len,
                             uint64_t off, const char *path);
 
+/* Many reads or writes at once: on io_uring up to the queue depth of them
+ * in one submission (one system call), on posix one after the other. Each
+ * request is finished like cio_write / cio_read (a short completion is
+ * resubmitted for the rest; a read stops early only at end of file, got
+ * says how far) and is one operation for the fault seam. Every request is
+ * attempted; the first failure is returned, its message naming its path
+ * and offset. */
+struct cio_req {
+    int fd;
+    void *buf;
+    size_t len;
+    uint64_t off;
+    const char *path;
+    size_t got; /* out: bytes done */
+};
+cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n);
+cairn_status cio_read_batch(cio *c, struct cio_req *reqs, size_t n);
+
 /* ---- file operations (synchronous, fault seam kind CIO_FOP_META/SYNC) ---- */
 cairn_status cfs_open(const char *path, int flags, mode_t mode, int *fd_out);
 cairn_status cfs_close(int fd, const char *path);

@@ -849,8 +849,41 @@ static int cmp_ref(const void *a, const void *b)
     return x->phys < y->phys ? -1 : x->phys > y->phys;
 }
 
-#define LOAD_RUN 128u
+#define LOAD_RUN 128u   /* physical pages spanned by one read */
+#define LOAD_BATCH 512u /* pages read in one batch (io_uring: one submission) */
+#define LOAD_RUNS 16u
 
+/* Verifies the pages of one read run (r[i..j) within buf) and installs
+ * them into the pager. */
+static cairn_status install_run(struct cdisk *d, struct pager *pg, unsigned space,
+                                const struct load_ref *r, size_t i, size_t j,
+                                const uint8_t *buf, uint64_t *pages)
+{
+    uint32_t first = r[i].phys;
+    for (size_t q = i; q < j; q++) {
+        const uint8_t *src = buf + (size_t)(r[q].phys - first) * PAGE_SIZE;
+        cairn_status st = page_verify(src, d->pf.path, r[q].phys, d->id, 0, space, r[q].pno,
+                                      r[q].lsn);
+        if (st)
+            return st;
+        uint8_t *fr = page_frame_alloc();
+        if (!fr)
+            return cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32
+                            ": out of memory", d->id);
+        memcpy(fr, src, PAGE_SIZE);
+        st = pager_install(pg, space, r[q].pno, fr);
+        if (st) {
+            page_frame_free(fr);
+            return st;
+        }
+        (*pages)++;
+    }
+    return CAIRN_OK;
+}
+
+/* Reads the pages of a space in physical order: runs of pages within
+ * LOAD_RUN of each other (holes read through), up to LOAD_RUNS runs or
+ * LOAD_BATCH pages per batch, then verifies and installs them. */
 static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *pg,
                                unsigned space, uint8_t *buf, uint64_t *pages)
 {
@@ -870,43 +903,38 @@ static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *p
             r[k++] = (struct load_ref){.phys = m->phys[i], .pno = i, .lsn = m->lsn[i]};
     qsort(r, n, sizeof *r, cmp_ref);
     cairn_status st = CAIRN_OK;
+    if (r[n - 1].phys >= d->pf.npages)
+        st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\": map references page %" PRIu32
+                      " outside the file", d->pf.path, r[n - 1].phys);
+    struct cio_req q[LOAD_RUNS];
+    size_t lo[LOAD_RUNS + 1];
     for (size_t i = 0; i < n && !st;) {
-        /* a run of pages within LOAD_RUN physical pages of the first */
-        uint32_t first = r[i].phys;
-        size_t j = i;
-        while (j < n && r[j].phys - first < LOAD_RUN)
-            j++;
-        uint32_t span = r[j - 1].phys - first + 1;
-        if (r[j - 1].phys >= d->pf.npages) {
-            st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\": map references page %" PRIu32
-                          " outside the file", d->pf.path, r[j - 1].phys);
-            break;
+        unsigned nq = 0;
+        size_t used = 0;
+        while (i < n && nq < LOAD_RUNS) {
+            uint32_t first = r[i].phys;
+            size_t j = i;
+            while (j < n && r[j].phys - first < LOAD_RUN)
+                j++;
+            uint32_t span = r[j - 1].phys - first + 1;
+            if (used + span > LOAD_BATCH)
+                break;
+            q[nq] = (struct cio_req){.fd = d->pf.fd, .buf = buf + used * PAGE_SIZE,
+                                     .len = (size_t)span * PAGE_SIZE,
+                                     .off = (uint64_t)first * PAGE_SIZE, .path = d->pf.path};
+            lo[nq++] = i;
+            used += span;
+            i = j;
         }
-        size_t got = 0;
-        st = cio_read(ck->io, d->pf.fd, buf, (size_t)span * PAGE_SIZE,
-                      (uint64_t)first * PAGE_SIZE, d->pf.path, &got);
-        if (!st && got < (size_t)span * PAGE_SIZE)
-            st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\" is cut short at page %" PRIu32,
-                          d->pf.path, first + (uint32_t)(got / PAGE_SIZE));
-        for (size_t q = i; q < j && !st; q++) {
-            const uint8_t *src = buf + (size_t)(r[q].phys - first) * PAGE_SIZE;
-            st = page_verify(src, d->pf.path, r[q].phys, d->id, 0, space, r[q].pno, r[q].lsn);
-            if (st)
-                break;
-            uint8_t *fr = page_frame_alloc();
-            if (!fr) {
-                st = cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32
-                              ": out of memory", d->id);
-                break;
-            }
-            memcpy(fr, src, PAGE_SIZE);
-            st = pager_install(pg, space, r[q].pno, fr);
-            if (st)
-                page_frame_free(fr);
+        lo[nq] = i;
+        st = cio_read_batch(ck->io, q, nq);
+        for (unsigned b = 0; b < nq && !st; b++) {
+            if (q[b].got < q[b].len)
+                st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\" is cut short at page %" PRIu64,
+                              d->pf.path, (q[b].off + q[b].got) / PAGE_SIZE);
             else
-                (*pages)++;
+                st = install_run(d, pg, space, r, lo[b], lo[b + 1], q[b].buf, pages);
         }
-        i = j;
     }
     free(r);
     return st;
@@ -950,7 +978,7 @@ static cairn_status remove_orphans(cairn_db *db, struct ckpt *ck)
 struct load_ctx {
     cairn_db *db;
     struct ckpt *ck;
-    uint8_t *buf; /* LOAD_RUN pages: data runs */
+    uint8_t *buf; /* LOAD_BATCH pages: data runs */
 };
 
 static cairn_status load_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
@@ -988,7 +1016,7 @@ static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct 
     void *bufv = NULL, *catv = NULL;
     size_t maxcat = cat_chain_max(s);
     ck->cat_pages = calloc(maxcat ? maxcat : 1, sizeof *ck->cat_pages);
-    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, (size_t)LOAD_RUN * PAGE_SIZE) ||
+    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, (size_t)LOAD_BATCH * PAGE_SIZE) ||
         posix_memalign(&catv, PAGE_SIZE, PAGE_SIZE)) {
         free(bufv);
         return cerr_set(CAIRN_ENOMEM, "out of memory");

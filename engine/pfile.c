@@ -16,7 +16,6 @@
 #include "common/util.h"
 #include "engine/pfile.h"
 
-#define PFILE_STAGE 128u /* pages per write run (1 MiB) */
 
 static cairn_status grow_u32(uint32_t **a, uint32_t *cap, size_t need, const char *path)
 {
@@ -68,13 +67,8 @@ static cairn_status open_as(struct pfile *f, const char *path, uint32_t coll_id,
     f->fd = -1;
     f->coll_id = coll_id;
     f->path = strdup(path);
-    void *stage = NULL;
-    if (!f->path || posix_memalign(&stage, PAGE_SIZE, (size_t)PFILE_STAGE * PAGE_SIZE) != 0) {
-        free(f->path);
-        f->path = NULL;
+    if (!f->path)
         return cerr_set(CAIRN_ENOMEM, "could not open page file \"%s\": out of memory", path);
-    }
-    f->stage = stage;
     cairn_status st = cfs_open(path, flags, 0644, &f->fd);
     if (st)
         goto fail;
@@ -153,15 +147,24 @@ void pfile_begin(struct pfile *f)
     f->hint = 1;
     f->nalloc = f->ntofree = 0;
     f->stage_n = 0;
+    f->nruns = 0;
 }
 
 static cairn_status stage_flush(struct pfile *f, cio *c)
 {
     if (!f->stage_n)
         return CAIRN_OK;
-    cairn_status st = cio_write(c, f->fd, f->stage, (size_t)f->stage_n * PAGE_SIZE,
-                                (uint64_t)f->stage_first * PAGE_SIZE, f->path);
+    struct cio_req q[PFILE_RUNS];
+    size_t at = 0;
+    for (unsigned i = 0; i < f->nruns; i++) {
+        q[i] = (struct cio_req){.fd = f->fd, .buf = f->stage + at * PAGE_SIZE,
+                                .len = (size_t)f->run_n[i] * PAGE_SIZE,
+                                .off = (uint64_t)f->run_first[i] * PAGE_SIZE, .path = f->path};
+        at += f->run_n[i];
+    }
+    cairn_status st = cio_write_batch(c, q, f->nruns);
     f->stage_n = 0;
+    f->nruns = 0;
     f->dirty = true;
     return st;
 }
@@ -185,17 +188,27 @@ cairn_status pfile_put(struct pfile *f, cio *c, uint64_t min_pin, const uint8_t 
             return st;
         f->npages++;
     }
+    if (!f->stage) {
+        void *stage = NULL;
+        if (posix_memalign(&stage, PAGE_SIZE, (size_t)PFILE_STAGE * PAGE_SIZE) != 0)
+            return cerr_set(CAIRN_ENOMEM, "page file \"%s\": out of memory", f->path);
+        f->stage = stage;
+    }
     if ((st = push_u32(&f->alloc, &f->nalloc, &f->capalloc, p, f->path)))
         return st;
-    if (f->stage_n && (p != f->stage_first + f->stage_n || f->stage_n == PFILE_STAGE))
+    bool extends = f->nruns && p == f->run_first[f->nruns - 1] + f->run_n[f->nruns - 1];
+    if (f->stage_n == PFILE_STAGE || (!extends && f->nruns == PFILE_RUNS))
         if ((st = stage_flush(f, c)))
             return st;
-    if (!f->stage_n)
-        f->stage_first = p;
+    if (!f->nruns || !extends) {
+        f->run_first[f->nruns] = p;
+        f->run_n[f->nruns++] = 0;
+    }
     uint8_t *dst = f->stage + (size_t)f->stage_n * PAGE_SIZE;
     memcpy(dst, page, PAGE_SIZE);
     page_seal(dst);
     f->stage_n++;
+    f->run_n[f->nruns - 1]++;
     f->state[p] = PF_USED;
     f->hint = p + 1;
     *phys = p;
@@ -232,6 +245,10 @@ void pfile_end(struct pfile *f, uint32_t gen, bool ok)
     }
     f->nalloc = f->ntofree = 0;
     f->stage_n = 0;
+    f->nruns = 0;
+    /* the stage is only needed while a checkpoint writes */
+    free(f->stage);
+    f->stage = NULL;
 }
 
 cairn_status pfile_read(struct pfile *f, cio *c, uint32_t phys, uint8_t *buf,

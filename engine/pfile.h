@@ -35,6 +35,8 @@
 #include "engine/pager.h"
 
 #define PF_USED UINT32_MAX
+#define PFILE_STAGE 256u /* pages staged before a batch of writes (2 MiB) */
+#define PFILE_RUNS 16u   /* runs in one batch */
 #define MAP_LEAF_N (PAGE_BODY / 16u)  /* 510 */
 #define MAP_INNER_N (PAGE_BODY / 4u)  /* 2040 */
 #define MAP_MAX_DEPTH 3u
@@ -50,9 +52,12 @@ struct pfile {
     /* this checkpoint: pages allocated, pages to free on commit */
     uint32_t *alloc, *tofree;
     size_t nalloc, capalloc, ntofree, captofree;
-    /* staged writes: a run of consecutive physical pages */
-    uint8_t *stage;     /* PFILE_STAGE pages, aligned */
-    uint32_t stage_first, stage_n;
+    /* staged writes: up to PFILE_RUNS runs of consecutive physical pages,
+     * written in one batch (one io_uring submission) when the stage fills */
+    uint8_t *stage;     /* PFILE_STAGE pages, aligned; only during a checkpoint */
+    uint32_t stage_n;   /* pages staged */
+    uint32_t run_first[PFILE_RUNS], run_n[PFILE_RUNS];
+    unsigned nruns;
     bool dirty;         /* written since the last sync */
 };
 

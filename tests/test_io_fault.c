@@ -606,6 +606,128 @@ static void test_durable_replace_faults(void **state)
     assert_non_null(strstr(cairn_last_error(), "could not read file"));
 }
 
+/* ---- batches ------------------------------------------------------------ */
+
+#define BREQ 20 /* more than the queue depth of 8: several submissions */
+#define BLEN 3000
+
+/* Writes BREQ requests of BLEN bytes at scattered offsets (in reverse
+ * order), each filled with its index, with the given fault plan; returns the
+ * batch's status. */
+static cairn_status batch_write(struct fx *f, const struct cio_fault_plan *p,
+                                unsigned char *bufs)
+{
+    struct cio_req q[BREQ];
+    for (int i = 0; i < BREQ; i++) {
+        memset(bufs + (size_t)i * BLEN, 'A' + i, BLEN);
+        q[i] = (struct cio_req){.fd = f->fd, .buf = bufs + (size_t)i * BLEN, .len = BLEN,
+                                .off = (uint64_t)(BREQ - 1 - i) * 2 * BLEN, .path = f->path};
+    }
+    cio_fault_set(p);
+    cairn_status st = cio_write_batch(f->c, q, BREQ);
+    cio_fault_set(NULL);
+    for (int i = 0; i < BREQ && st == CAIRN_OK; i++)
+        assert_int_equal(q[i].got, BLEN);
+    return st;
+}
+
+/* Request i landed (1) or is all zeros (0) in the file. */
+static int landed(struct fx *f, int i)
+{
+    unsigned char b[BLEN];
+    assert_int_equal(pread(f->fd, b, BLEN, (off_t)(BREQ - 1 - i) * 2 * BLEN), BLEN);
+    int all = 1, none = 1;
+    for (int k = 0; k < BLEN; k++) {
+        all &= b[k] == 'A' + i;
+        none &= b[k] == 0;
+    }
+    assert_true(all || none);
+    return all;
+}
+
+static void test_batch_write(void **state)
+{
+    struct fx *f = fx_get(state);
+    static unsigned char bufs[BREQ * BLEN];
+    /* no fault; then short writes and EAGAIN everywhere: all absorbed */
+    assert_int_equal(batch_write(f, NULL, bufs), CAIRN_OK);
+    for (int i = 0; i < BREQ; i++)
+        assert_true(landed(f, i));
+    struct cio_fault_plan p = {.ops = CIO_FOP_WRITE, .nth = 1, .kind = CIO_FAULT_SHORT,
+                               .persistent = 1};
+    assert_int_equal(ftruncate(f->fd, 0), 0);
+    assert_int_equal(batch_write(f, &p, bufs), CAIRN_OK);
+    for (int i = 0; i < BREQ; i++)
+        assert_true(landed(f, i));
+    p = (struct cio_fault_plan){.ops = CIO_FOP_WRITE, .nth = 3, .kind = CIO_FAULT_EAGAIN};
+    assert_int_equal(ftruncate(f->fd, 0), 0);
+    assert_int_equal(batch_write(f, &p, bufs), CAIRN_OK);
+    for (int i = 0; i < BREQ; i++)
+        assert_true(landed(f, i));
+    /* EIO on request 11 (in the second submission): that one fails, named by
+     * its offset; every other request is still written */
+    p = (struct cio_fault_plan){.ops = CIO_FOP_WRITE, .nth = 12, .kind = CIO_FAULT_EIO};
+    assert_int_equal(ftruncate(f->fd, 0), 0);
+    assert_int_equal(batch_write(f, &p, bufs), CAIRN_EIO);
+    char want[64];
+    snprintf(want, sizeof want, "at offset %d", (BREQ - 1 - 11) * 2 * BLEN);
+    if (!strstr(cairn_last_error(), want))
+        fail_msg("want \"%s\" in: %s", want, cairn_last_error());
+    assert_non_null(strstr(cairn_last_error(), f->path));
+    for (int i = 0; i < BREQ; i++)
+        assert_int_equal(landed(f, i), i != 11);
+    /* ENOSPC from the 5th on: the first failure is reported */
+    p = (struct cio_fault_plan){.ops = CIO_FOP_WRITE, .nth = 5, .kind = CIO_FAULT_ENOSPC,
+                                .persistent = 1};
+    assert_int_equal(ftruncate(f->fd, 0), 0);
+    assert_int_equal(batch_write(f, &p, bufs), CAIRN_ENOSPC);
+    snprintf(want, sizeof want, "at offset %d", (BREQ - 1 - 4) * 2 * BLEN);
+    assert_non_null(strstr(cairn_last_error(), want));
+    for (int i = 0; i < BREQ; i++)
+        assert_int_equal(landed(f, i), i < 4);
+}
+
+static void test_batch_read(void **state)
+{
+    struct fx *f = fx_get(state);
+    static unsigned char bufs[BREQ * BLEN], in[BREQ * BLEN];
+    assert_int_equal(batch_write(f, NULL, bufs), CAIRN_OK);
+    struct cio_req q[BREQ + 1];
+    for (int pass = 0; pass < 4; pass++) {
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < BREQ; i++)
+            q[i] = (struct cio_req){.fd = f->fd, .buf = in + (size_t)i * BLEN, .len = BLEN,
+                                    .off = (uint64_t)(BREQ - 1 - i) * 2 * BLEN,
+                                    .path = f->path};
+        /* one more, past the end of the file: got 0, not an error */
+        static unsigned char past[16];
+        q[BREQ] = (struct cio_req){.fd = f->fd, .buf = past, .len = sizeof past,
+                                   .off = (uint64_t)BREQ * 2 * BLEN + 5000, .path = f->path};
+        struct cio_fault_plan p[4] = {
+            {0},
+            {.ops = CIO_FOP_READ, .nth = 1, .kind = CIO_FAULT_SHORT, .persistent = 1},
+            {.ops = CIO_FOP_READ, .nth = 2, .kind = CIO_FAULT_EINTR, .persistent = 0},
+            {.ops = CIO_FOP_READ, .nth = 9, .kind = CIO_FAULT_EIO, .persistent = 0},
+        };
+        cio_fault_set(pass ? &p[pass] : NULL);
+        cairn_status st = cio_read_batch(f->c, q, BREQ + 1);
+        cio_fault_set(NULL);
+        assert_int_equal(q[BREQ].got, 0);
+        for (int i = 0; i < BREQ; i++) {
+            if (pass == 3 && i == 8)
+                continue;
+            assert_int_equal(q[i].got, BLEN);
+            assert_memory_equal(in + (size_t)i * BLEN, bufs + (size_t)i * BLEN, BLEN);
+        }
+        if (pass < 3) {
+            assert_int_equal(st, CAIRN_OK);
+        } else {
+            assert_int_equal(st, CAIRN_EIO);
+            assert_non_null(strstr(cairn_last_error(), "could not read file"));
+        }
+    }
+}
+
 #define T(fn)                                                                      \
     cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown,            \
                                              (void *)(intptr_t)CAIRN_IO_POSIX),    \
@@ -643,6 +765,8 @@ int main(void)
         T(test_meta_faults),
         T(test_create_zeroed_faults),
         T(test_durable_replace_faults),
+        T(test_batch_write),
+        T(test_batch_read),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -18,9 +18,10 @@
  *    canceled copy, a corrupt page of the pinned image: each a clear status
  *    and nothing left behind.
  * 6. two_processes: a second process pins and copies checkpoints slowly
- *    (several checkpoints complete during each copy) while two writer
- *    threads commit and background checkpoints run; every copy opens to
- *    exactly the oracle's state at its redo LSN, replaying nothing.
+ *    (it waits, half way through each copy, until two more checkpoints
+ *    completed) while two writer threads commit and background checkpoints
+ *    run; every copy opens to exactly the oracle's state at its redo LSN,
+ *    replaying nothing, and cairn_check finds nothing wrong in it.
  *
  * Seeded: CAIRN_SEED replays a run. CAIRN_PIN_COPIES: copies in case 6
  * (default 4).
@@ -164,6 +165,10 @@ static void copy_and_check(cairn_pin *pin, const cairn_pin_info *pi, const char 
     must(cairn_stats_get(c, &s), "stats");
     assert_int_equal(s.recovery.checkpoint, pi->generation);
     assert_int_equal(s.recovery.records_replayed, 0);
+    cairn_check_report rep;
+    must(cairn_check(c, &rep), "check of the copy");
+    assert_int_equal(rep.generation, pi->generation);
+    assert_int_equal(rep.warnings, 0);
     /* the copy is a database of its own: it takes commits and checkpoints */
     fill(c, "a", 10, 99);
     must(cairn_checkpoint(c, NULL), "checkpoint of the copy");
@@ -721,6 +726,8 @@ static void test_two_processes(void **state)
         must(cairn_stats_get(c, &cs), "stats");
         assert_int_equal(cs.recovery.checkpoint, gen);
         assert_int_equal(cs.recovery.records_replayed, 0);
+        cairn_check_report rep;
+        must(cairn_check(c, &rep), "check of a copy");
         must(cairn_close(c), "close copy");
         tu_dig_free(&want);
         tu_dig_free(&got);
