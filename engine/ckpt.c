@@ -524,6 +524,8 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     pthread_mutex_lock(&db->commit_mu);
     pthread_rwlock_wrlock(&db->gate);
     pthread_rwlock_wrlock(&db->cat_lock);
+    /* memory that is not a state of the log must never reach the pages */
+    st = db_usable(db);
     ns.gen = ck->cur.gen + 1;
     ns.redo = db->applied_end;
     ns.db_id = db->db_id;

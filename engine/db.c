@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -385,6 +386,28 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
 
 fail:
     db_free(db);
+    return st;
+}
+
+void db_apply_failed(cairn_db *db, const char *what) {
+    pthread_mutex_lock(&db->apply_mu);
+    if (!atomic_load(&db->apply_failed)) {
+        snprintf(db->apply_msg, sizeof db->apply_msg, "%s is durable but could not be "
+                 "applied in memory: %s", what, cairn_last_error());
+        atomic_store(&db->apply_failed, true);
+        clog_error("database \"%s\": %s; reads, writes and checkpoints are refused until "
+                   "it is reopened (the reopen applies it from the WAL)", db->path,
+                   db->apply_msg);
+    }
+    pthread_mutex_unlock(&db->apply_mu);
+}
+
+cairn_status db_usable(cairn_db *db) {
+    if (!atomic_load(&db->apply_failed)) return CAIRN_OK;
+    pthread_mutex_lock(&db->apply_mu);
+    cairn_status st = cerr_set(CAIRN_EPOISONED, "database \"%s\" must be reopened: %s",
+                               db->path, db->apply_msg);
+    pthread_mutex_unlock(&db->apply_mu);
     return st;
 }
 

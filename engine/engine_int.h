@@ -177,6 +177,7 @@ struct cairn_txn {
     struct cairn_txn *q_next, *q_prev;
     uint64_t end_lsn;
     bool applied;
+    cairn_status apply_st; /* durable, but applying it in memory failed */
 };
 
 /* ---- the database handle ----------------------------------------------- */
@@ -229,7 +230,20 @@ struct cairn_db {
     uint64_t applied_end;
     uint64_t applied_txn;
     struct ckpt *ck;
+
+    /* A change that is durable (or will be, in async mode) could not be
+     * applied in memory (out of memory): memory no longer is a state of
+     * the log, so reads, writes and checkpoints are refused until a reopen
+     * replays it. apply_msg under apply_mu. */
+    _Atomic bool apply_failed;
+    char apply_msg[384];
 };
+
+/* Poisons db after a failed apply of the durable unit described by what
+ * (cairn_last_error() holds the reason); logs it once. */
+void db_apply_failed(cairn_db *db, const char *what);
+/* CAIRN_EPOISONED (with why) after a failed apply, else CAIRN_OK. */
+cairn_status db_usable(cairn_db *db);
 
 void txn_pool_free(cairn_db *db);
 

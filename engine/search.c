@@ -25,6 +25,7 @@ CAIRN_API cairn_status cairn_collection_stat(cairn_db *db, const char *name,
                                              cairn_collection_info *out) {
     cerr_clear();
     if (!db || !name || !out) return cerr_set(CAIRN_EINVAL, "cairn_collection_stat: NULL argument");
+    if (db_usable(db)) return CAIRN_EPOISONED;
     pthread_rwlock_rdlock(&db->cat_lock);
     struct coll *c = cat_find_name(db, name);
     if (c) {
@@ -46,6 +47,7 @@ CAIRN_API cairn_status cairn_collection_list(cairn_db *db, cairn_collection_info
                                              size_t *n) {
     cerr_clear();
     if (!db || !out || !n) return cerr_set(CAIRN_EINVAL, "cairn_collection_list: NULL argument");
+    if (db_usable(db)) return CAIRN_EPOISONED;
     pthread_rwlock_rdlock(&db->cat_lock);
     size_t cnt = db->ncolls;
     cairn_collection_info *arr = calloc(cnt ? cnt : 1, sizeof *arr);
@@ -71,7 +73,8 @@ CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection, uint64_t 
     cerr_clear();
     if (payload_out) *payload_out = NULL;
     if (!db || !collection) return cerr_set(CAIRN_EINVAL, "cairn_get: NULL argument");
-    cairn_status st = CAIRN_OK;
+    cairn_status st = db_usable(db);
+    if (st) return st;
     pthread_rwlock_rdlock(&db->cat_lock);
     struct coll *c = cat_find_name(db, collection);
     if (!c) {
@@ -113,6 +116,7 @@ CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
     if (n_hits) *n_hits = 0;
     if (!db || !collection || !n_hits || (k && !hits))
         return cerr_set(CAIRN_EINVAL, "cairn_search: NULL argument");
+    if (db_usable(db)) return CAIRN_EPOISONED;
     pthread_rwlock_rdlock(&db->cat_lock);
     struct coll *c = cat_find_name(db, collection);
     if (!c) {

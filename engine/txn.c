@@ -14,7 +14,10 @@
  *      its transaction is durable and applied.
  *      ASYNC/NONE: apply while still holding commit_mu (LSN order), return.
  *   4. a failed append/flush leaves nothing applied; the WAL writer is then
- *      poisoned and every later write fails with CAIRN_EPOISONED.
+ *      poisoned and every later write fails with CAIRN_EPOISONED. A unit
+ *      that is logged but fails to apply in memory (ENOMEM) poisons the
+ *      whole handle (db_apply_failed): reads, writes and checkpoints are
+ *      refused until a reopen replays it.
  * DDL (create/drop collection) holds commit_mu until it is applied, so that
  * commits validated under commit_mu always see the catalog of the log.
  */
@@ -60,6 +63,7 @@ static void txn_release_ops(cairn_txn *t) {
 CAIRN_API cairn_status cairn_txn_begin(cairn_db *db, cairn_txn **out) {
     cerr_clear();
     if (!db || !out) return cerr_set(CAIRN_EINVAL, "cairn_txn_begin: NULL argument");
+    if (db_usable(db)) return CAIRN_EPOISONED;
     cairn_txn *t = calloc(1, sizeof *t);
     if (!t) return cerr_set(CAIRN_ENOMEM, "could not allocate a transaction");
     t->db = db;
@@ -232,21 +236,26 @@ static void txn_apply(cairn_db *db, cairn_txn *t) {
             pthread_rwlock_wrlock(&c->lock);
             held = c;
         }
+        cairn_status st;
         if (op->type == WAL_REC_DELETE) {
-            if (store_delete(&c->st, op->id, lsn) != CAIRN_OK)
-                clog_error("could not apply the delete of point %llu of transaction %llu: %s",
-                           (unsigned long long)op->id,
-                           (unsigned long long)t->txn_id, cairn_last_error());
+            st = store_delete(&c->st, op->id, lsn);
         } else {
             const uint8_t *rec = t->buf + op->rec_off;
             const uint8_t *body = rec + WAL_REC_HDR;
             const float *vec = (const float *)(const void *)(body + 16);
             uint32_t plen = ld32(body + 12);
             const char *ptext = (const char *)(body + 16 + 4 * (size_t)ld32(body + 8));
-            if (store_upsert(&c->st, op->id, vec, ptext, plen, lsn) != CAIRN_OK)
-                clog_error("could not apply point %llu of transaction %llu: %s",
-                           (unsigned long long)op->id,
-                           (unsigned long long)t->txn_id, cairn_last_error());
+            st = store_upsert(&c->st, op->id, vec, ptext, plen, lsn);
+        }
+        if (st) {
+            /* Each store op is all-or-nothing, but the transaction is now
+             * half in memory: the handle must not be used any more. */
+            char what[96];
+            snprintf(what, sizeof what, "transaction %llu (point %llu)",
+                     (unsigned long long)t->txn_id, (unsigned long long)op->id);
+            t->apply_st = st;
+            db_apply_failed(db, what);
+            break;
         }
     }
     if (held) pthread_rwlock_unlock(&held->lock);
@@ -350,7 +359,8 @@ static int64_t next_commit_time(cairn_db *db) {
  * durability mode. Called with commit_mu held; releases it. */
 static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
                                   cairn_commit_info *info) {
-    cairn_status st = buf_reserve(t, wal_enc_commit(NULL, 0, 0, 0));
+    cairn_status st = db_usable(db);
+    if (!st) st = buf_reserve(t, wal_enc_commit(NULL, 0, 0, 0));
     if (st) {
         pthread_mutex_unlock(&db->commit_mu);
         return st;
@@ -376,6 +386,12 @@ static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
         pthread_mutex_unlock(&db->commit_mu);
     }
     if (st) return not_durable(db, st, "transaction", (unsigned long long)t->txn_id, last);
+    if (t->apply_st) {
+        pthread_mutex_lock(&db->apply_mu);
+        st = cerr_set(t->apply_st, "database \"%s\": %s; reopen it", db->path, db->apply_msg);
+        pthread_mutex_unlock(&db->apply_mu);
+        return st;
+    }
     atomic_fetch_add(&db->commits, 1);
     if (info) {
         info->txn_id = t->txn_id;
@@ -477,11 +493,13 @@ CAIRN_API cairn_status cairn_delete_batch(cairn_db *db, const char *collection,
 static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
                                uint64_t txn_id, bool create, uint32_t coll_id,
                                uint32_t dim, cairn_metric metric, const char *name) {
+    cairn_status st = db_usable(db);
+    if (st) return st;
     uint8_t cbuf[64];
     size_t clen = wal_enc_commit(cbuf, txn_id, next_commit_time(db), 1);
     memcpy(rec + len, cbuf, clen);
     uint64_t first, last, end;
-    cairn_status st = wal_writer_append(db->wal, rec, len + clen, &first, &last, &end);
+    st = wal_writer_append(db->wal, rec, len + clen, &first, &last, &end);
     if (st) return st;
     if (db->opts.durability == CAIRN_DURABILITY_SYNC) {
         st = wal_writer_wait(db->wal, end);
@@ -503,7 +521,13 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
         db->applied_txn = txn_id;
     }
     pthread_rwlock_unlock(&db->gate);
-    if (st) return st;
+    if (st) {
+        char what[96];
+        snprintf(what, sizeof what, "the creation of collection \"%.40s\" (transaction %llu)",
+                 name, (unsigned long long)txn_id);
+        db_apply_failed(db, what);
+        return st;
+    }
     atomic_fetch_add(&db->commits, 1);
     return CAIRN_OK;
 }
@@ -563,6 +587,11 @@ CAIRN_API cairn_status cairn_restore_point(cairn_db *db, const char *name,
     if (st) return st;
     uint8_t rec[WAL_REC_HDR + 16 + CAIRN_MAX_NAME + 8];
     pthread_mutex_lock(&db->commit_mu);
+    st = db_usable(db);
+    if (st) {
+        pthread_mutex_unlock(&db->commit_mu);
+        return st;
+    }
     size_t len = wal_enc_restore_point(rec, next_commit_time(db), name,
                                        (uint8_t)strlen(name));
     uint64_t first, last, end;

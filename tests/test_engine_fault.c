@@ -46,6 +46,7 @@
 
 #include "cairn.h"
 #include "common/io.h"
+#include "engine/engine_int.h"
 #include "wal/wal.h"
 
 #include "testutil.h"
@@ -752,6 +753,72 @@ static void test_nth_op_enospc_persistent(void **state) {
     nth_loop(CAIRN_IO_POSIX, CIO_FAULT_ENOSPC, 1, "ENOSPC persistent, posix");
 }
 
+/* 4. A durable change whose apply in memory fails (ENOMEM, through the
+ * store's seam) poisons the handle: the commit reports it, every later
+ * read, write and checkpoint is CAIRN_EPOISONED naming it, close works,
+ * and a reopen holds the change (replay applies it). In every mode. */
+static void apply_failure(cairn_durability d) {
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    cairn_options o = tu_opts(d, CAIRN_IO_DEFAULT, 1);
+    cairn_db *db = NULL;
+    assert_int_equal(cairn_open(dir, &o, &db), CAIRN_OK);
+    assert_int_equal(cairn_collection_create(db, "a", 8, CAIRN_METRIC_L2), CAIRN_OK);
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (uint64_t id = 0; id < 5; id++)
+        assert_int_equal(cairn_upsert_batch(db, "a", &(cairn_point){.id = id, .vector = v},
+                                            1, 8, NULL), CAIRN_OK);
+    assert_int_equal(cairn_checkpoint(db, NULL), CAIRN_OK);
+    struct coll *c = cat_find_name(db, "a");
+    assert_non_null(c);
+    pthread_rwlock_wrlock(&c->lock);
+    c->st.fault_in = 1; /* the first fallible step of the next store op */
+    pthread_rwlock_unlock(&c->lock);
+    cairn_txn *t = NULL;
+    assert_int_equal(cairn_txn_begin(db, &t), CAIRN_OK);
+    assert_int_equal(cairn_txn_upsert(t, "a", 100, v, 8, "{\"x\":1}", 7), CAIRN_OK);
+    assert_int_equal(cairn_txn_upsert(t, "a", 101, v, 8, NULL, 0), CAIRN_OK);
+    assert_int_equal(cairn_txn_commit(t, NULL), CAIRN_ENOMEM);
+    cairn_txn_free(t);
+    assert_non_null(strstr(cairn_last_error(), "durable but could not be applied"));
+    assert_non_null(strstr(cairn_last_error(), "point 100"));
+    /* everything after is refused, naming the cause */
+    float out[8];
+    cairn_hit hits[2];
+    uint32_t nh = 0;
+    assert_int_equal(cairn_get(db, "a", 1, out, 8, NULL), CAIRN_EPOISONED);
+    assert_non_null(strstr(cairn_last_error(), "must be reopened"));
+    assert_non_null(strstr(cairn_last_error(), "point 100"));
+    assert_int_equal(cairn_search(db, "a", v, 8, 2, NULL, hits, &nh), CAIRN_EPOISONED);
+    assert_int_equal(cairn_txn_begin(db, &t), CAIRN_EPOISONED);
+    assert_int_equal(cairn_upsert_batch(db, "a", &(cairn_point){.id = 7, .vector = v}, 1, 8,
+                                        NULL), CAIRN_EPOISONED);
+    assert_int_equal(cairn_collection_create(db, "b", 4, CAIRN_METRIC_L2), CAIRN_EPOISONED);
+    assert_int_equal(cairn_restore_point(db, "r", NULL), CAIRN_EPOISONED);
+    assert_int_equal(cairn_checkpoint(db, NULL), CAIRN_EPOISONED);
+    assert_non_null(strstr(cairn_last_error(), "point 100"));
+    assert_int_equal(cairn_close(db), CAIRN_OK);
+    /* the transaction is durable: whole after the reopen (async and none
+     * flushed it at close) */
+    assert_int_equal(cairn_open(dir, &o, &db), CAIRN_OK);
+    for (uint64_t id = 0; id < 5; id++)
+        assert_int_equal(cairn_get(db, "a", id, out, 8, NULL), CAIRN_OK);
+    char *pay = NULL;
+    assert_int_equal(cairn_get(db, "a", 100, out, 8, &pay), CAIRN_OK);
+    assert_string_equal(pay, "{\"x\":1}");
+    cairn_free(pay);
+    assert_int_equal(cairn_get(db, "a", 101, out, 8, NULL), CAIRN_OK);
+    assert_int_equal(cairn_checkpoint(db, NULL), CAIRN_OK);
+    assert_int_equal(cairn_close(db), CAIRN_OK);
+}
+
+static void test_apply_failure(void **state) {
+    (void)state;
+    apply_failure(CAIRN_DURABILITY_SYNC);
+    apply_failure(CAIRN_DURABILITY_ASYNC);
+    apply_failure(CAIRN_DURABILITY_NONE);
+}
+
 int main(void) {
     g_seed = tu_seed("engine_fault", 0xfa17ULL);
     if (tu_tmpbase(tmpbase, sizeof tmpbase, "engine_fault") != 0) {
@@ -766,6 +833,7 @@ int main(void) {
         cmocka_unit_test(test_absorbed_uring),
         cmocka_unit_test(test_nth_op_eio),
         cmocka_unit_test(test_nth_op_enospc_persistent),
+        cmocka_unit_test(test_apply_failure),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cio_fault_set(NULL);
