@@ -142,12 +142,13 @@ static int fault_errno(int kind)
 
 /* The length a SHORT fault really writes/reads: about half. A multiple of
  * 4096 or 512 bytes stays one (as real short transfers do), so O_DIRECT
- * requests remain valid; a single 512-byte block or byte goes whole. */
+ * requests remain valid on 4096-byte-sector devices too; a single 4096- or
+ * 512-byte block or byte goes whole. */
 static size_t short_len(size_t n)
 {
     size_t h = n / 2;
-    if (n % 4096 == 0 && n >= 8192)
-        return h & ~(size_t)4095;
+    if (n % 4096 == 0)
+        return n >= 8192 ? h & ~(size_t)4095 : n;
     if (n % 512 == 0)
         return n >= 1024 ? h & ~(size_t)511 : n;
     return n > 1 ? h : n;

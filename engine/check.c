@@ -458,7 +458,7 @@ static bool walk_map(struct chk *k, int fd, struct pfile_refs *r, const struct c
                 m->ok = false;
                 continue;
             }
-            char where[160];
+            char where[4352]; /* a path, and what is at the page */
             snprintf(where, sizeof where, "page file \"%s\": %s map page %" PRIu32
                      " (offset %" PRIu64 ")", r->path, space_name(space), phys,
                      (uint64_t)phys * PAGE_SIZE);

@@ -380,7 +380,7 @@ static void matrix_case(cairn_io_backend io, const struct fcase *fc, uint64_t nt
         .ops = fc->ops, .nth = nth, .kind = fc->kind, .persistent = persistent};
     cio_fault_set(&plan);
     uint64_t failed_at = 0;
-    struct tx failed;
+    struct tx failed = {0};
     for (uint64_t i = 1; i <= 12; i++, k++) {
         struct tx t;
         gen_tx(seed, k, false, &t);
@@ -581,7 +581,7 @@ static bool nth_run(cairn_io_backend io, uint64_t n, enum cio_fault_kind kind,
     uint64_t seed = g_seed ^ 0xfeedULL;
     static struct model acked, with_failed;
     memset(&acked, 0, sizeof acked);
-    struct tx failed;
+    struct tx failed = {0};
     bool have_failed = false;
     char msg[1100];
     const char *phase = "none";
