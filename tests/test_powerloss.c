@@ -3,37 +3,60 @@
  * the crash simulator of common/simio.c (model: top of that file), checked
  * against an oracle.
  *
- * A forked child runs the workload (steps[], built by build_workload():
- * collections created, dropped and created again under the same name,
- * transactions spanning collections with upserts and deletes, a batch, an
- * aborted transaction, a restore point, a close and reopen, wide vectors
- * that roll the WAL into its next 2 MiB segment) on one thread in SYNC
- * durability, with the simulator told to cut the power at op N. It writes
- * "B k" to the oracle file before step k and "A k" once step k returned,
- * with plain write(2), which the simulator does not see. At op N the
- * simulator applies the crash to the files and _exit()s the child.
+ * A forked child runs the workload (steps[], built by build_workload(); 32
+ * steps, about 185 I/O ops): collections created; commits; checkpoint
+ * 1 (creates collections/, the page files, the catalog and the
+ * superblock); transactions spanning collections with upserts and
+ * deletes, payloads in heap records and in overflow chains, a batch, an
+ * aborted transaction, a restore point; a collection dropped and created
+ * again under the same name with another shape; wide vectors that roll the
+ * WAL into its next 2 MiB segment; checkpoint 2 (redo LSN in segment 1);
+ * overflow chains freed; checkpoint 3 (writes into the pages checkpoint 2
+ * replaced, deletes the dropped collection's page file, removes WAL
+ * segment 0); a close and reopen; checkpoint 4 (page reuse after an open).
+ * So crash points land in every step of a checkpoint: page and map page
+ * writes, catalog, fdatasyncs, superblock creation, write and sync, the
+ * deletion of a page file and of a WAL segment. It runs on one thread in
+ * SYNC durability, with checkpoints only by its steps (or also in the
+ * background, see --bg-checkpoints), with the simulator told to cut the
+ * power at op N. It writes "B k" to the oracle file before step k and
+ * "A k" once step k returned, "C g" when a checkpoint step returned
+ * generation g, with plain write(2), which the simulator does not see. At
+ * op N the simulator applies the crash to the files and _exit()s the
+ * child. The dry run also checks that the workload still covers what is
+ * listed above (four checkpoints, a WAL segment and a page file deleted).
  *
  * The parent then opens the database with the normal I/O layer and checks
  * that it opens and that everything a reader sees (tu_state_digest) is the
  * model after the last acknowledged step or after the one in flight (a
  * commit may be durable before it is acknowledged): every acknowledged
- * commit is there, no transaction is there in part, nothing else is.
+ * commit is there, no transaction is there in part, nothing else is. A
+ * checkpoint changes nothing in the model, and one that the crash cut is
+ * not acknowledged; but the open must start from the last acknowledged
+ * checkpoint (cairn_stats recovery.checkpoint), or from the next one if a
+ * checkpoint step was in flight (or any later one, with background
+ * checkpoints). The counts printed include how many points recovered from
+ * a checkpoint; the exhaustive run fails if none did.
  *
  * Chained crashes (--only N,M; a third of the random points): after the crash
  * at N a second child opens the crashed database under the simulator (so
  * crash recovery itself runs under it), checks what it finds like the
- * parent would, writes "R k" (the step it found; acknowledged from then on:
- * a recovered commit must not disappear later), goes on from step k+1 and
- * loses power at its op M. The parent checks the end state as above.
+ * parent would, writes "K g" (the checkpoint it started from) and "R k"
+ * (the step it found; acknowledged from then on: a recovered commit must
+ * not disappear later, nor the open go back to an older checkpoint), goes
+ * on from step k+1 and loses power at its op M. The parent checks the end
+ * state as above.
  *
  *   test_powerloss [--exhaustive] [--random R] [--seed S] [--sector 512|4096]
  *                  [--only N[,M]] [--verbose]... [--keep]
- *                  [--torn-neighbours] [--atomic-sectors]
+ *                  [--torn-neighbours] [--atomic-sectors] [--bg-checkpoints]
  *   --exhaustive   a dry run counts the T ops of the workload and is itself
  *                  a crash point (power lost after the last op); then every
  *                  N in 1..T.
  *   --random R     R points drawn from the seed: point i has its own seed s_i
- *                  and N_i in 1..T+1; a third are chained, with M_i in 1..T+1.
+ *                  and N_i in 1..T+1; a third are chained, with M_i in 1..T+1;
+ *                  a quarter have background checkpoints (T counted by a
+ *                  second dry run with them, about 275 ops).
  *   --only N[,M]   one point: what a failure message tells to rerun. N may
  *                  be "end": power lost after the last op (the dry run).
  *   --seed S       default 1, or env CAIRN_SEED. The simulator draws every
@@ -45,10 +68,20 @@
  *   --keep         keep the directory of a failed point.
  *   --torn-neighbours  garbage may also hit durable bytes beside an unsynced
  *                  write in the same sector (a device without powersafe
- *                  overwrite), see common/README.md.
+ *                  overwrite), see common/README.md. The WAL assumes
+ *                  powersafe overwrite (wal/README.md, "Direct I/O"): its
+ *                  appends start inside the sector holding the end of the
+ *                  log (and the segment header), so points cut there fail
+ *                  under this model (acknowledged records or the header
+ *                  garbled); checkpoint files write whole pages only.
  *   --atomic-sectors  no garbage: each sector is kept or reverted whole (a
  *                  device that writes sectors atomically).
- * Without flags (meson test): --exhaustive --random 500.
+ *   --bg-checkpoints  every point (the exhaustive ones too) also has
+ *                  background checkpoints, every 512 KiB of WAL
+ *                  (checkpoint_wal_bytes): they run on the checkpointer
+ *                  thread, beside the steps.
+ * Without flags (meson test): --exhaustive --random 500 (about 186 + 501 points
+ * with the bg dry run, about 100 s under ASan on 2 loaded cores).
  *
  * Threads. The WAL flusher and the segment preallocator do I/O too; their
  * ops take turns with the committer's in the order they reach the
@@ -61,12 +94,19 @@
  * its N loses power after its last op instead. A failure prints what the
  * children logged (the op cut and the fate of every undurable change) with
  * its seed, its point and the line to rerun it; if the rerun cuts another
- * op (another thread order), run it a few times in a loop.
+ * op (another thread order), run it a few times in a loop. Background
+ * checkpoints are one more such thread: a commit past the WAL threshold
+ * wakes the checkpointer, whose ops then interleave with the next steps';
+ * the checks hold whatever the order (a background checkpoint changes
+ * nothing in the model either), only the upper bound on the generation an
+ * open may start from is gone.
  *
- * Adding a step (e.g. the page store's checkpoint): an enum value, a case in
- * run_step() (what the child does) and in model_step() (what it does to the
- * model: nothing, for a checkpoint), and its place in build_workload().
+ * Adding a step: an enum value, a case in run_step() (what the child does)
+ * and in model_step() (what it does to the model: nothing, for a
+ * checkpoint), and its place in build_workload(); if it is meant to
+ * exercise something, a check in the dry run that it still does.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -101,7 +141,8 @@ enum step_kind {
     ST_ABORT,         /* ops, then abort: changes nothing */
     ST_BATCH,         /* ops (upserts, all in coll) with cairn_upsert_batch */
     ST_RESTORE_POINT, /* name */
-    ST_REOPEN         /* close and open again */
+    ST_REOPEN,        /* close and open again */
+    ST_CHECKPOINT     /* cairn_checkpoint: changes nothing a reader sees */
 };
 
 struct wop {
@@ -173,6 +214,27 @@ static uint32_t mid_pad(void)
     return 1000 + (uint32_t)(tu_splitmix(&wl_rng) % 3000);
 }
 
+/* Over a page body (8136 bytes): an overflow chain of 2 or 3 pages. */
+static uint32_t big_pad(void)
+{
+    return 9000 + (uint32_t)(tu_splitmix(&wl_rng) % 8000);
+}
+
+/* Transaction i of the wide series: two wide vectors (about 260 KiB of
+ * WAL), a heap record in alpha (collection a: 0 before its drop, 3 after)
+ * or beta, upserts and deletes in beta and gamma. */
+static void wide_txn(int i, int a)
+{
+    struct step *s = add_step(ST_TXN);
+    add_op(s, false, i % 2 ? 1 : a, 10 + (uint64_t)i, mid_pad());
+    add_op(s, false, WIDE, 10 + (uint64_t)i, small_pad());
+    add_op(s, false, 2, 20 + (uint64_t)i, small_pad());
+    add_op(s, false, WIDE, 2 + (uint64_t)(i % 3), small_pad());
+    add_op(s, i % 3 == 0, 1, 1 + (uint64_t)(i % 4), small_pad());
+    if (i % 4 == 1)
+        add_op(s, true, 2, 20 + (uint64_t)i - 1, 0);
+}
+
 static void build_workload(void)
 {
     struct step *s;
@@ -193,20 +255,17 @@ static void build_workload(void)
     add_op(s, false, 0, 9, small_pad());
     add_op(s, true, 1, 1, 0);
     add_step(ST_CREATE)->coll = 2;
-    /* Two wide vectors a transaction: about 2.6 MiB in all, the WAL rolls
-     * into segment 1. */
-    for (int i = 0; i < 10; i++) {
-        if (i == 4)
-            add_step(ST_REOPEN);
-        s = add_step(ST_TXN);
-        add_op(s, false, i % 2, 10 + (uint64_t)i, mid_pad());
-        add_op(s, false, WIDE, 10 + (uint64_t)i, small_pad());
-        add_op(s, false, 2, 20 + (uint64_t)i, small_pad());
-        add_op(s, false, WIDE, 2 + (uint64_t)(i % 3), small_pad());
-        add_op(s, i % 3 == 0, 1, 1 + (uint64_t)(i % 4), small_pad());
-        if (i % 4 == 1)
-            add_op(s, true, 2, 20 + (uint64_t)i - 1, 0);
-    }
+    /* Checkpoint 1: creates collections/, four page files, the catalog
+     * and the superblock file. */
+    add_step(ST_CHECKPOINT);
+    for (int i = 0; i < 4; i++)
+        wide_txn(i, 0);
+    /* Overflow chains; a heap record dies. */
+    s = add_step(ST_TXN);
+    add_op(s, false, 0, 50, big_pad());
+    add_op(s, false, 1, 51, big_pad());
+    add_op(s, true, 0, 3, 0);
+    add_op(s, false, 2, 22, mid_pad());
     s = add_step(ST_BATCH);
     s->coll = 1;
     for (int i = 0; i < 4; i++)
@@ -216,12 +275,36 @@ static void build_workload(void)
     add_op(s, true, 1, 31, 0);
     add_op(s, false, 2, 21, small_pad());
     add_op(s, false, 1, 40, small_pad());
-    add_step(ST_CREATE)->coll = 3;
+    add_step(ST_CREATE)->coll = 3; /* alpha again, another id and shape */
     s = add_step(ST_TXN);
-    add_op(s, false, 3, 1, small_pad());
+    add_op(s, false, 3, 1, big_pad());
     add_op(s, true, 1, 2, 0);
     add_op(s, false, 2, 5, small_pad());
     add_op(s, false, 3, 2, small_pad());
+    /* 19 wide vectors in all by now: the WAL rolls into segment 1. */
+    for (int i = 4; i < 9; i++)
+        wide_txn(i, 3);
+    /* Checkpoint 2: redo LSN in segment 1; the first alpha is not in its
+     * catalog (its page file goes at the next checkpoint). */
+    add_step(ST_CHECKPOINT);
+    /* Overflow chains die: replaced by a small payload, deleted. */
+    s = add_step(ST_TXN);
+    add_op(s, false, 3, 1, small_pad());
+    add_op(s, true, 1, 51, 0);
+    add_op(s, false, 3, 3, mid_pad());
+    wide_txn(9, 3);
+    /* Checkpoint 3: writes into pages that checkpoint 2 replaced, deletes
+     * the first alpha's page file, removes WAL segment 0 (below the redo
+     * LSN of checkpoint 2). */
+    add_step(ST_CHECKPOINT);
+    add_step(ST_REOPEN);
+    s = add_step(ST_TXN);
+    add_op(s, false, 3, 4, mid_pad());
+    add_op(s, false, WIDE, 3, small_pad());
+    add_op(s, true, 2, 5, 0);
+    /* Checkpoint 4, after the reopen: free pages rebuilt from the catalog
+     * of checkpoint 3. */
+    add_step(ST_CHECKPOINT);
     s = add_step(ST_TXN);
     add_op(s, false, 3, 1, small_pad());
 }
@@ -231,11 +314,20 @@ static void build_workload(void)
 static char dbdir[512], stashdir[512], oracle_path[512], log_path[2][512], basedir[400];
 static int sim_verbose;
 static unsigned opt_sector;
-static bool opt_torn, opt_atomic;
+static bool opt_torn, opt_atomic, opt_bg;
+static bool cur_bg; /* the point being run has background checkpoints */
 
+#define BG_WAL_BYTES ((uint64_t)512 << 10)
+
+/* Checkpoints only by the workload's steps (none by size or time), or
+ * also in the background every BG_WAL_BYTES of WAL (about every second
+ * wide transaction). */
 static cairn_options child_opts(void)
 {
-    return tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1);
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 1);
+    o.checkpoint_wal_bytes = cur_bg ? BG_WAL_BYTES : UINT64_MAX;
+    o.checkpoint_interval_s = 0;
+    return o;
 }
 
 static float vbuf[MAXOPS][MAXDIM];
@@ -289,8 +381,8 @@ static cairn_status run_batch(cairn_db *db, const struct step *s)
     return st;
 }
 
-/* Runs step s in the child. */
-static cairn_status run_step(cairn_db **db, const struct step *s)
+/* Runs step s in the child; *ck receives what a checkpoint step did. */
+static cairn_status run_step(cairn_db **db, const struct step *s, cairn_checkpoint_info *ck)
 {
     switch (s->kind) {
     case ST_CREATE:
@@ -313,6 +405,8 @@ static cairn_status run_step(cairn_db **db, const struct step *s)
         cairn_options o = child_opts();
         return cairn_open(dbdir, &o, db);
     }
+    case ST_CHECKPOINT:
+        return cairn_checkpoint(*db, ck);
     }
     return CAIRN_EINVAL;
 }
@@ -339,6 +433,7 @@ static int model_step(struct tu_model *m, const struct step *s)
     case ST_ABORT:
     case ST_RESTORE_POINT:
     case ST_REOPEN:
+    case ST_CHECKPOINT:
         return 0;
     }
     return -1;
@@ -369,6 +464,13 @@ struct oracle {
     int acked;      /* last step acknowledged (A) or found by a recovery (R) */
     int begun;      /* last step begun (B) */
     uint64_t total; /* ops of a run that reached its end (T), else 0 */
+    uint64_t ckpt;  /* highest checkpoint generation acknowledged (C) or
+                       loaded by a recovery under the simulator (K) */
+    /* what the checkpoint steps did (the dry run checks the workload
+     * still covers it): WAL segments removed (W), times the count of
+     * page files went down after one (P: a dropped collection's file
+     * deleted) */
+    uint64_t wal_removed, files_deleted;
 };
 
 static int oracle_fd = -1;
@@ -397,7 +499,7 @@ static int oracle_read(struct oracle *o, char *why, size_t n)
         return -1;
     }
     char tag;
-    uint64_t v;
+    uint64_t v, files = UINT64_MAX;
     while (fscanf(f, " %c %" SCNu64, &tag, &v) == 2) {
         if (tag == 'B')
             o->begun = (int)v;
@@ -407,6 +509,14 @@ static int oracle_read(struct oracle *o, char *why, size_t n)
             o->acked = o->begun = (int)v; /* flight that it dropped stays out */
         else if (tag == 'T')
             o->total = v;
+        else if (tag == 'C' || tag == 'K')
+            o->ckpt = v > o->ckpt ? v : o->ckpt;
+        else if (tag == 'W')
+            o->wal_removed += v;
+        else if (tag == 'P') {
+            o->files_deleted += files != UINT64_MAX && v < files;
+            files = v;
+        }
     }
     fclose(f);
     if (o->begun > o->acked + 1 || o->acked > nsteps) {
@@ -414,6 +524,31 @@ static int oracle_read(struct oracle *o, char *why, size_t n)
         return -1;
     }
     return 0;
+}
+
+/* Whether an open that loaded checkpoint generation gen fits the oracle.
+ * An acknowledged checkpoint is durable (its superblock slot is only
+ * overwritten two generations later), and so is one that a recovery
+ * loaded: an open starts from it or from a later one. A later one only
+ * when a checkpoint step was in flight, unless checkpoints also run in the
+ * background. 0, or -1 with why. */
+static int check_ckpt(const struct oracle *o, uint64_t gen, char *why, size_t n)
+{
+    bool in_flight = o->begun == o->acked + 1 && steps[o->begun].kind == ST_CHECKPOINT;
+    uint64_t hi = cur_bg ? UINT64_MAX : o->ckpt + in_flight;
+    if (gen >= o->ckpt && gen <= hi)
+        return 0;
+    if (gen < o->ckpt)
+        snprintf(why, n,
+                 "recovery started from checkpoint %" PRIu64 " (0: none), but checkpoint %" PRIu64
+                 " was acknowledged",
+                 gen, o->ckpt);
+    else
+        snprintf(why, n,
+                 "recovery started from checkpoint %" PRIu64 ", but the last acknowledged one is "
+                 "%" PRIu64 " and %s",
+                 gen, o->ckpt, in_flight ? "only one more was in flight" : "none was in flight");
+    return -1;
 }
 
 /* The step whose model db holds: the acknowledged one or the one in
@@ -465,6 +600,33 @@ __attribute__((noreturn)) static void child_fail(int step, const char *what, cai
     _exit(EXIT_FAILED);
 }
 
+/* The page files in collections/ (0 if it does not exist). */
+static uint64_t count_page_files(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/collections", dbdir);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        n += l > 6 && !strcmp(e->d_name + l - 6, ".pages");
+    }
+    closedir(d);
+    return n;
+}
+
+/* The checkpoint generation the last open of db loaded. */
+static uint64_t loaded_ckpt(cairn_db *db)
+{
+    cairn_stats stats;
+    if (cairn_stats_get(db, &stats) != CAIRN_OK)
+        return UINT64_MAX;
+    return stats.recovery.checkpoint;
+}
+
 /* stage 1: a fresh database; stage 2: recover the crashed one, check it,
  * go on. Never returns. */
 __attribute__((noreturn)) static void child_main(int stage, uint64_t sim_seed,
@@ -505,19 +667,46 @@ __attribute__((noreturn)) static void child_main(int stage, uint64_t sim_seed,
     if (st)
         child_fail(0, stage == 2 ? "open after the crash" : "open", st);
     int k = 0;
+    uint64_t gen = loaded_ckpt(db); /* the latest checkpoint this process knows */
     if (stage == 2) {
         k = match_state(db, &before, why, sizeof why);
+        if (k >= 0 && check_ckpt(&before, gen, why, sizeof why) != 0)
+            k = -1;
         if (k < 0) {
             fprintf(stderr, "powerloss: child: after recovery under the simulator: %s\n", why);
             _exit(EXIT_FAILED);
         }
+        oracle_put('K', gen);
         oracle_put('R', (uint64_t)k);
     }
     for (int i = k + 1; i <= nsteps; i++) {
+        cairn_checkpoint_info info;
         oracle_put('B', (uint64_t)i);
-        st = run_step(&db, &steps[i]);
+        st = run_step(&db, &steps[i], &info);
         if (st)
             child_fail(i, "step", st);
+        if (steps[i].kind == ST_CHECKPOINT) {
+            /* Generations count up by one (background ones add more). */
+            if (cur_bg ? info.generation <= gen : info.generation != gen + 1) {
+                fprintf(stderr, "powerloss: child: step %d: checkpoint generation %" PRIu64
+                        " after %" PRIu64 "\n", i, info.generation, gen);
+                _exit(EXIT_FAILED);
+            }
+            gen = info.generation;
+            oracle_put('C', gen);
+            oracle_put('W', info.wal_segments_removed);
+            if (!cur_bg)
+                oracle_put('P', count_page_files());
+        } else if (steps[i].kind == ST_REOPEN) {
+            /* A clean close and open: the latest checkpoint, no other. */
+            uint64_t g = loaded_ckpt(db);
+            if (cur_bg ? g < gen : g != gen) {
+                fprintf(stderr, "powerloss: child: step %d: the reopen loaded checkpoint %" PRIu64
+                        ", the last one taken is %" PRIu64 "\n", i, g, gen);
+                _exit(EXIT_FAILED);
+            }
+            gen = g;
+        }
         oracle_put('A', (uint64_t)i);
     }
     oracle_put('T', cio_sim_ops());
@@ -529,10 +718,11 @@ __attribute__((noreturn)) static void child_main(int stage, uint64_t sim_seed,
 struct point {
     uint64_t seed;
     uint64_t n, m; /* n == 0: after the last op; m == 0: not chained */
+    bool bg;       /* background checkpoints too */
 };
 
 struct tally {
-    long points, chained, in_flight_found, truncated;
+    long points, chained, in_flight_found, truncated, from_ckpt, bg;
 };
 
 /* "N", "end" or "N,M" */
@@ -574,9 +764,10 @@ static int fail_point(const struct point *p, const char *fmt, ...)
     show_logs();
     fprintf(stderr,
             "powerloss: FAIL at crash point %s, seed %" PRIu64 ": %s\n"
-            "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s --verbose\n",
+            "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s%s --verbose\n",
             label, p->seed, why, argv0, p->seed, label, sector,
-            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "");
+            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "",
+            p->bg ? " --bg-checkpoints" : "");
     if (opt_keep)
         fprintf(stderr, "  kept: %s\n", basedir);
     return -1;
@@ -626,10 +817,12 @@ static int fresh_dirs(void)
 }
 
 /* One crash point (chained when p->m). 0, or -1 after printing why.
- * *total receives the op count of a run that reached its end (or 0). */
-static int run_point(const struct point *p, struct tally *t, uint64_t *total)
+ * *out (if not NULL) receives the oracle of the first stage: its op count
+ * (total) if it reached its end, what its checkpoints did. */
+static int run_point(const struct point *p, struct tally *t, struct oracle *out)
 {
     char why[1400];
+    cur_bg = p->bg;
     if (fresh_dirs() != 0)
         return fail_point(p, "could not prepare %s: %s", basedir, strerror(errno));
     if (run_child(1, p->seed, p->n, why, sizeof why) != 0)
@@ -637,8 +830,8 @@ static int run_point(const struct point *p, struct tally *t, uint64_t *total)
     struct oracle o;
     if (oracle_read(&o, why, sizeof why) != 0)
         return fail_point(p, "%s", why);
-    if (total)
-        *total = o.total;
+    if (out)
+        *out = o;
     if (p->m) {
         if (tu_rm_rf(stashdir) != 0 || mkdir(stashdir, 0755) != 0)
             return fail_point(p, "could not prepare %s: %s", stashdir, strerror(errno));
@@ -650,6 +843,8 @@ static int run_point(const struct point *p, struct tally *t, uint64_t *total)
     }
     cairn_options opts = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT,
                                  1 + (unsigned)((p->n + p->m) % 3));
+    opts.checkpoint_wal_bytes = UINT64_MAX; /* the check changes nothing */
+    opts.checkpoint_interval_s = 0;
     cairn_db *db = NULL;
     cairn_status st = cairn_open(dbdir, &opts, &db);
     if (st)
@@ -660,13 +855,20 @@ static int run_point(const struct point *p, struct tally *t, uint64_t *total)
     if (stats.recovery.bytes_truncated)
         t->truncated++;
     int k = match_state(db, &o, why, sizeof why);
+    if (k >= 0 && check_ckpt(&o, stats.recovery.checkpoint, why, sizeof why) != 0)
+        k = -1;
     st = cairn_close(db);
     if (k < 0)
         return fail_point(p, "%s", why);
     if (st)
         return fail_point(p, "close: %s: %s", cairn_status_name(st), cairn_last_error());
-    if (k > o.acked)
+    /* (a step that changes nothing a reader sees matches either way) */
+    if (k > o.acked && steps[k].kind != ST_ABORT && steps[k].kind != ST_RESTORE_POINT &&
+        steps[k].kind != ST_REOPEN && steps[k].kind != ST_CHECKPOINT)
         t->in_flight_found++;
+    if (stats.recovery.checkpoint)
+        t->from_ckpt++;
+    t->bg += p->bg;
     t->points++;
     if (sim_verbose)
         show_logs();
@@ -685,7 +887,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: %s [--exhaustive] [--random R] [--seed S] [--sector 512|4096]\n"
             "       [--only N[,M]] [--verbose]... [--keep] [--torn-neighbours]\n"
-            "       [--atomic-sectors]\n",
+            "       [--atomic-sectors] [--bg-checkpoints]\n",
             argv0);
     exit(2);
 }
@@ -724,6 +926,8 @@ int main(int argc, char **argv)
             opt_torn = true;
         else if (!strcmp(a, "--atomic-sectors"))
             opt_atomic = true;
+        else if (!strcmp(a, "--bg-checkpoints"))
+            opt_bg = true;
         else
             usage();
     }
@@ -754,46 +958,78 @@ int main(int argc, char **argv)
     double t0 = now_s();
     if (only) {
         one.seed = seed;
+        one.bg = opt_bg;
         rc = run_point(&one, &t, NULL);
         goto done;
     }
 
-    /* The dry run: the power goes after the last op; it counts them. */
-    uint64_t total = 0;
-    struct point dry = {seed, 0, 0};
-    rc = run_point(&dry, &t, &total);
+    /* The dry runs: the power goes after the last op; they count them
+     * (total[1]: with background checkpoints, for the random points that
+     * have them). */
+    uint64_t total[2] = {0, 0};
+    long dry_ckpt = 0; /* the exhaustive run's dry run recovered from a checkpoint */
+    for (int bg = opt_bg; bg < 2 && !rc; bg++) {
+        if (bg && !opt_bg && nrandom <= 0)
+            break;
+        struct oracle o;
+        struct point dry = {seed, 0, 0, bg};
+        long before = t.from_ckpt;
+        rc = run_point(&dry, &t, &o);
+        if (bg == opt_bg)
+            dry_ckpt = t.from_ckpt - before;
+        if (rc)
+            break;
+        total[bg] = o.total;
+        if (o.total == 0)
+            rc = fail_point(&dry, "the dry run did not reach the end of the workload");
+        /* What the workload is there to cover, with checkpoints by its
+         * steps only (a workload edit must not lose it silently). */
+        else if (!bg && (o.ckpt < 4 || !o.wal_removed || !o.files_deleted))
+            rc = fail_point(&dry,
+                            "the workload no longer covers its checkpoints: %" PRIu64
+                            " acknowledged (4 expected), %" PRIu64 " WAL segments removed, "
+                            "%" PRIu64 " dropped collections' page files deleted",
+                            o.ckpt, o.wal_removed, o.files_deleted);
+        else
+            printf("powerloss: the workload does %" PRIu64 " I/O operations%s\n", o.total,
+                   bg ? " with background checkpoints" : "");
+        fflush(stdout);
+    }
     if (rc)
         goto done;
-    if (total == 0) {
-        rc = fail_point(&dry, "the dry run did not reach the end of the workload");
-        goto done;
-    }
-    printf("powerloss: the workload does %" PRIu64 " I/O operations\n", total);
-    fflush(stdout);
     if (exhaustive) {
         /* A run whose preallocator was slower may do more ops: the loop
          * goes on to the largest count a run reported. */
-        for (uint64_t n = 1; n <= total && !rc; n++) {
-            struct point p = {seed, n, 0};
-            uint64_t seen = 0;
-            rc = run_point(&p, &t, &seen);
-            if (seen > total)
-                total = seen;
+        uint64_t n_total = total[opt_bg];
+        long from_ckpt = t.from_ckpt;
+        for (uint64_t n = 1; n <= n_total && !rc; n++) {
+            struct point p = {seed, n, 0, opt_bg};
+            struct oracle o;
+            rc = run_point(&p, &t, &o);
+            if (!rc && o.total > n_total)
+                n_total = o.total;
         }
         if (rc)
             goto done;
+        from_ckpt = t.from_ckpt - from_ckpt + dry_ckpt;
         printf("powerloss: exhaustive: %" PRIu64 " crash points (after each of the %" PRIu64
-               " ops, and after the last) passed in %.1f s\n",
-               total + 1, total, now_s() - t0);
+               " ops, and after the last) passed in %.1f s; %ld recovered from a checkpoint\n",
+               n_total + 1, n_total, now_s() - t0, from_ckpt);
         fflush(stdout);
+        if (from_ckpt == 0) {
+            struct point p = {seed, 1, 0, opt_bg};
+            rc = fail_point(&p, "no crash point recovered from a checkpoint");
+            goto done;
+        }
     }
     double t1 = now_s();
     uint64_t rng = seed;
     for (long i = 0; i < nrandom && !rc; i++) {
         uint64_t s = tu_splitmix(&rng);
-        struct point p = {s, 1 + s % (total + 1), 0};
+        bool bg = opt_bg || (s >> 32) % 4 == 0;
+        struct point p = {s, 1 + s % (total[bg] + 1), 0, bg};
         if ((s >> 20) % 3 == 0)
-            p.m = 1 + (s >> 24) % (total + 1);
+            p.m = 1 + (s >> 24) % (total[bg] + 1);
         rc = run_point(&p, &t, NULL);
     }
     if (!rc && nrandom > 0)
@@ -802,9 +1038,11 @@ int main(int argc, char **argv)
 done:
     if (rc == 0 || !opt_keep)
         tu_rm_rf(basedir);
-    printf("powerloss: %ld points (%ld chained) in %.1f s; %ld found the commit in flight "
-           "durable; %ld recoveries truncated a torn tail\n",
-           t.points, t.chained, now_s() - t0, t.in_flight_found, t.truncated);
+    printf("powerloss: %ld points (%ld chained, %ld with background checkpoints) in %.1f s; "
+           "%ld recovered from a checkpoint; %ld found the commit in flight durable; %ld "
+           "recoveries truncated a torn tail\n",
+           t.points, t.chained, t.bg, now_s() - t0, t.from_ckpt, t.in_flight_found,
+           t.truncated);
     printf("%ld passed, %d failed\n", t.points, rc ? 1 : 0);
     return rc ? 1 : 0;
 }
