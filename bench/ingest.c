@@ -30,6 +30,7 @@
  * has id ((t+1) << 40 | i) and pool slot (i * nthreads + t) mod pool.
  */
 #include "ingest.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -212,47 +213,15 @@ static float *pool_vec;    /* pool x INGEST_DIM */
 static char *pool_payload; /* pool x INGEST_PAYLOAD_BYTES, no NULs */
 static void *disk_fill;    /* 1 MiB of nonzero bytes for the disk bound */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1]. */
-static double unit_open(uint64_t *s) {
-    return ((double)(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0;
-}
+_Static_assert(INGEST_DIM == BENCH_DIM &&
+                   INGEST_PAYLOAD_BYTES == BENCH_PAYLOAD_BYTES,
+               "the pool comes from bench_pool_make()");
 
 static int pool_generate(void) {
     size_t n = opt.pool;
-    pool_vec = malloc(n * INGEST_VEC_BYTES);
-    pool_payload = malloc(n * INGEST_PAYLOAD_BYTES);
     disk_fill = malloc(1u << 20);
-    if (!pool_vec || !pool_payload || !disk_fill)
+    if (!disk_fill || bench_pool_make(opt.seed, n, &pool_vec, &pool_payload) != 0)
         return -1;
-    uint64_t s = opt.seed;
-    for (size_t i = 0; i < n * INGEST_DIM; i += 2) {
-        double r = sqrt(-2.0 * log(unit_open(&s)));
-        double th = 2.0 * M_PI * unit_open(&s);
-        pool_vec[i] = (float)(r * cos(th));
-        if (i + 1 < n * INGEST_DIM)
-            pool_vec[i + 1] = (float)(r * sin(th));
-    }
-    static const char tagchars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    for (size_t i = 0; i < n; i++) {
-        char buf[INGEST_PAYLOAD_BYTES + 1];
-        uint64_t r = splitmix64(&s);
-        int len = snprintf(buf, sizeof(buf),
-                           "{\"cat\":\"c%02u\",\"score\":0.%06u,\"tag\":\"",
-                           (unsigned)(r % 16), (unsigned)((r >> 8) % 1000000));
-        while (len < (int)INGEST_PAYLOAD_BYTES - 2)
-            buf[len++] = tagchars[splitmix64(&s) % (sizeof(tagchars) - 1)];
-        buf[len++] = '"';
-        buf[len++] = '}';
-        memcpy(pool_payload + i * INGEST_PAYLOAD_BYTES, buf,
-               INGEST_PAYLOAD_BYTES);
-    }
     /* The disk bound writes vector bytes (random, nonzero). */
     size_t fill = 1u << 20;
     size_t have = n * INGEST_VEC_BYTES;
@@ -260,51 +229,6 @@ static int pool_generate(void) {
         memcpy((char *)disk_fill + off, pool_vec,
                fill - off < have ? fill - off : have);
     return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Latency histogram: log2 buckets of 32 linear sub-buckets (ns).      */
-/* ------------------------------------------------------------------ */
-
-#define HSUB_BITS 5
-#define HSUB (1u << HSUB_BITS)
-#define HBUCKETS ((64 - HSUB_BITS) * HSUB)
-
-struct hist {
-    uint64_t n[HBUCKETS];
-};
-
-static unsigned hist_index(uint64_t v) {
-    if (v < HSUB)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= HSUB_BITS */
-    unsigned sub = (unsigned)(v >> (e - HSUB_BITS)) & (HSUB - 1);
-    return (e - HSUB_BITS + 1) * HSUB + sub;
-}
-
-static double hist_value(unsigned idx) {
-    if (idx < HSUB)
-        return idx;
-    unsigned e = idx / HSUB + HSUB_BITS - 1, sub = idx % HSUB;
-    double width = (double)(1ULL << (e - HSUB_BITS));
-    return (double)(HSUB + sub) * width + width / 2;
-}
-
-static double hist_quantile(const struct hist *h, double q) {
-    uint64_t total = 0;
-    for (unsigned i = 0; i < HBUCKETS; i++)
-        total += h->n[i];
-    if (!total)
-        return 0;
-    uint64_t want = (uint64_t)ceil(q * (double)total), seen = 0;
-    if (want == 0)
-        want = 1;
-    for (unsigned i = 0; i < HBUCKETS; i++) {
-        seen += h->n[i];
-        if (seen >= want)
-            return hist_value(i);
-    }
-    return hist_value(HBUCKETS - 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -348,12 +272,6 @@ struct worker {
     struct hist hist;
     char err[INGEST_ERRLEN];
 };
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *worker_main(void *arg) {
     struct worker *w = arg;
@@ -401,101 +319,11 @@ static void *spinner_main(void *arg) {
     return NULL;
 }
 
-/* CPU accounting over the measured window, to show how much of the
- * machine other processes took: figures taken while that is high are
- * noise. Only user time is compared (all CPUs' user + nice from /proc/stat
- * less this process's own user time, every thread included), so that the
- * kernel's own work for our I/O (writeback, the ext4 journal, interrupts),
- * which counts as system time of kernel threads, is not mistaken for a
- * neighbour. Steal: time the hypervisor gave to other guests. */
-struct cpu_sample {
-    unsigned long long user, steal, total; /* /proc/stat "cpu", ticks */
-    unsigned long long self_user;          /* this process, ticks */
-    int ok;
-};
-
-static void cpu_sample(struct cpu_sample *c) {
-    memset(c, 0, sizeof(*c));
-    unsigned long long v[8] = {0};
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return;
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n != 8)
-        return;
-    /* user nice system idle iowait irq softirq steal */
-    c->user = v[0] + v[1];
-    c->steal = v[7];
-    for (int i = 0; i < 8; i++)
-        c->total += v[i];
-    char buf[1024];
-    f = fopen("/proc/self/stat", "r");
-    if (!f)
-        return;
-    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    char *p = strrchr(buf, ')');
-    unsigned long long ut;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime */
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%llu", &ut) != 1)
-        return;
-    c->self_user = ut;
-    c->ok = 1;
-}
-
-static void cpu_noise(const struct cpu_sample *a, const struct cpu_sample *b,
-                      double *other, double *steal) {
-    *other = *steal = -1;
-    if (!a->ok || !b->ok || b->total <= a->total)
-        return;
-    double total = (double)(b->total - a->total);
-    double user = (double)(b->user - a->user) -
-                  (double)(b->self_user - a->self_user);
-    *other = user > 0 ? 100.0 * user / total : 0;
-    *steal = 100.0 * (double)(b->steal - a->steal) / total;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    if (remove(path) != 0 && errno != ENOENT)
-        fprintf(stderr, "could not remove \"%s\": %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void rm_tree(const char *path) {
-    nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
-}
-
-static void sleep_s(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* With --quiet P: waits (at most 10 s) until other processes have used at
  * most P % of the CPUs (user time) over half a second. */
 static void wait_quiet(void) {
-    if (opt.quiet <= 0)
-        return;
-    uint64_t deadline = mono_ns() + 10000000000ULL;
-    for (;;) {
-        struct cpu_sample a, b;
-        double other, steal;
-        cpu_sample(&a);
-        sleep_s(0.5);
-        cpu_sample(&b);
-        cpu_noise(&a, &b, &other, &steal);
-        if (other <= opt.quiet || mono_ns() > deadline)
-            return;
-    }
+    if (opt.quiet > 0)
+        (void)cpu_wait_quiet(opt.quiet, 10.0);
 }
 
 /* Runs one engine on one workload in a fresh directory under base. Returns
@@ -691,70 +519,6 @@ static int engine_index(const char *name) {
         if (strcmp(opt.engines[e]->name, name) == 0)
             return (int)e;
     return -1;
-}
-
-static const char *fs_name(long type) {
-    switch ((unsigned long)type) {
-    case 0xEF53: return "ext2/3/4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x858458f6: return "ramfs";
-    case 0x794c7630: return "overlayfs";
-    default: return "other";
-    }
-}
-
-static void cpu_model(char *out, size_t len) {
-    snprintf(out, len, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ')
-                    p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(out, len, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
-/* Quotes an argument for a POSIX shell if it needs it. */
-static void shell_append(char *buf, size_t len, const char *arg) {
-    size_t used = strlen(buf);
-    int plain = *arg != 0;
-    for (const char *p = arg; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    "0123456789-_./=,:+@%", *p))
-            plain = 0;
-    if (used && used + 1 < len)
-        buf[used++] = ' ', buf[used] = 0;
-    if (plain) {
-        snprintf(buf + used, len - used, "%s", arg);
-        return;
-    }
-    size_t o = used;
-    if (o + 1 < len)
-        buf[o++] = '\'';
-    for (const char *p = arg; *p && o + 5 < len; p++) {
-        if (*p == '\'') {
-            memcpy(buf + o, "'\\''", 4);
-            o += 4;
-        } else {
-            buf[o++] = *p;
-        }
-    }
-    if (o + 1 < len)
-        buf[o++] = '\'';
-    buf[o] = 0;
 }
 
 static void fmt_ratio(char *out, size_t len, double ratio) {

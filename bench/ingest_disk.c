@@ -14,6 +14,7 @@
  * layer below can shortcut zero pages. MB/s counts bytes actually written.
  */
 #include "ingest.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,34 +59,6 @@ static int disk_open(const char *dir, const struct ingest_cfg *cfg,
     return 0;
 }
 
-/* Writes the file full of zeros in 1 MiB pieces and fsyncs it and its
- * directory, so that the timed overwrites change no metadata but mtime. */
-static int disk_prefill(int fd, const char *path, uint64_t bytes, char *err) {
-    static const char zeros[1 << 20];
-    uint64_t off = 0;
-    while (off < bytes) {
-        size_t len = sizeof(zeros);
-        if (bytes - off < len)
-            len = (size_t)(bytes - off);
-        ssize_t w = pwrite(fd, zeros, len, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(err, INGEST_ERRLEN,
-                     "could not write file \"%s\" at offset %llu: %s", path,
-                     (unsigned long long)off, strerror(errno));
-            return -1;
-        }
-        off += (uint64_t)w;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(err, INGEST_ERRLEN, "could not fsync file \"%s\": %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static int disk_thread_open(void *state, unsigned tid, void **tstate,
                             char *err) {
     struct disk_state *ds = state;
@@ -103,7 +76,9 @@ static int disk_thread_open(void *state, unsigned tid, void **tstate,
         free(t);
         return -1;
     }
-    if (disk_prefill(t->fd, t->path, ds->file_bytes, err) != 0) {
+    /* Zero-filled and fsync'd, so that the timed overwrites change no
+     * metadata but mtime. */
+    if (disk_prefill(t->fd, t->path, ds->file_bytes, err, INGEST_ERRLEN) != 0) {
         close(t->fd);
         free(t);
         return -1;
@@ -123,20 +98,9 @@ static int disk_commit(void *tstate, const struct ingest_point *pts, size_t n,
     struct disk_state *ds = t->ds;
     (void)pts;
     (void)n;
-    size_t done = 0;
-    while (done < ds->op_bytes) {
-        ssize_t w = pwrite(t->fd, (const char *)ds->fill + done,
-                           ds->op_bytes - done, (off_t)(t->off + done));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(err, INGEST_ERRLEN,
-                     "could not write file \"%s\" at offset %llu: %s", t->path,
-                     (unsigned long long)t->off, strerror(errno));
-            return -1;
-        }
-        done += (size_t)w;
-    }
+    if (disk_pwrite_all(t->fd, ds->fill, ds->op_bytes, t->off, t->path, err,
+                        INGEST_ERRLEN) != 0)
+        return -1;
     if (fdatasync(t->fd) != 0) {
         snprintf(err, INGEST_ERRLEN, "could not fdatasync file \"%s\": %s",
                  t->path, strerror(errno));
