@@ -59,6 +59,10 @@ struct cio {
     int broken;  /* io_uring: the ring failed; every call fails */
     unsigned depth;
     struct io_uring ring;
+    /* the batch of reads in flight (cio_read_batch_begin) */
+    unsigned pend_n;
+    int32_t pend_res[64];
+    size_t pend_want[64];
 };
 
 static const char *pname(const char *path)
@@ -536,86 +540,180 @@ static cairn_status req_finish(cio *c, struct cio_req *q, int op, size_t from)
     return st;
 }
 
+#define BATCH_MAX 64u
+
+/* Remembers the first failure of a batch: its status and its message
+ * (later failures overwrite the thread's message). */
+struct first_err {
+    cairn_status st;
+    char msg[512];
+};
+
+static void note_err(struct first_err *fe, cairn_status st)
+{
+    if (st && !fe->st) {
+        fe->st = st;
+        snprintf(fe->msg, sizeof fe->msg, "%s", cairn_last_error());
+    }
+}
+
+static cairn_status first_err_status(const struct first_err *fe)
+{
+    return fe->st ? cerr_set(fe->st, "%s", fe->msg) : CAIRN_OK;
+}
+
+/* Prepares the SQEs of k <= BATCH_MAX requests (user_data = index); each
+ * takes its fault-seam decision now: res[i] < 0 an injected failure (a
+ * no-op keeps the index in the submission), want[i] the bytes asked. */
+static cairn_status batch_prep(cio *c, struct cio_req *q, unsigned k, int op, int32_t *res,
+                               size_t *want)
+{
+    const char *verb = op == OP_WRITE ? "write" : "read";
+    for (unsigned i = 0; i < k; i++) {
+        struct cio_req *r = &q[i];
+        want[i] = CAIRN_MIN(r->len, CIO_CHUNK);
+        res[i] = 0;
+        int kind = cio_fault_take(op == OP_WRITE ? CIO_FOP_WRITE : CIO_FOP_READ, 1);
+        struct io_uring_sqe *sqe = uring_sqe(c, i);
+        if (!sqe) {
+            c->broken = 1;
+            return uring_broken(verb, r->path, EBUSY);
+        }
+        if (kind && kind != CIO_FAULT_SHORT) {
+            res[i] = -fault_errno(kind);
+            io_uring_prep_nop(sqe);
+            continue;
+        }
+        if (kind == CIO_FAULT_SHORT)
+            want[i] = short_len(want[i]);
+        if (op == OP_WRITE)
+            io_uring_prep_write(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+        else
+            io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+    }
+    return CAIRN_OK;
+}
+
+/* Judges the completions got[] of k prepared requests and finishes what
+ * is short or retryable one request at a time. */
+static void batch_judge(cio *c, struct cio_req *q, unsigned k, int op, const int32_t *res,
+                        const int32_t *got, struct first_err *fe)
+{
+    for (unsigned i = 0; i < k; i++) {
+        struct cio_req *r = &q[i];
+        int64_t v = res[i] < 0 ? res[i] : got[i];
+        cairn_status st = CAIRN_OK;
+        if (v < 0 && !retryable((int)-v)) {
+            r->got = 0;
+            st = op == OP_WRITE
+                     ? write_error((int)-v, r->path, r->off, 0)
+                     : cerr_errno((int)-v, "could not read file \"%s\" at offset %llu",
+                                  pname(r->path), (unsigned long long)r->off);
+        } else if (v >= 0 && (size_t)v == r->len) {
+            r->got = r->len;
+        } else if (op == OP_READ && v == 0) {
+            r->got = 0; /* end of file */
+        } else {
+            /* short, or EAGAIN/EINTR: the rest one at a time, with its
+             * retries */
+            st = req_finish(c, r, op, v > 0 ? (size_t)v : 0);
+        }
+        note_err(fe, st);
+    }
+}
+
+/* Waits for the k CQEs of a submitted batch into got[]. */
+static int batch_wait(cio *c, unsigned k, int32_t *got)
+{
+    for (unsigned n = 0; n < k;) {
+        struct io_uring_cqe *cqe;
+        int r = io_uring_wait_cqe(&c->ring, &cqe);
+        if (r == -EINTR || r == -EAGAIN)
+            continue;
+        if (r < 0) {
+            c->broken = 1;
+            return r;
+        }
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        if (ud < k)
+            got[ud] = cqe->res;
+        io_uring_cqe_seen(&c->ring, cqe);
+        n++;
+    }
+    return 0;
+}
+
+static bool queued(const cio *c)
+{
+    return c->backend == CIO_URING && !sim_on();
+}
+
 static cairn_status batch(cio *c, struct cio_req *q, size_t n, int op)
 {
     const char *verb = op == OP_WRITE ? "write" : "read";
-    cairn_status first = check_ctx(c, verb, n ? q[0].path : NULL);
-    if (first)
-        return first;
+    cairn_status st = check_ctx(c, verb, n ? q[0].path : NULL);
+    if (st)
+        return st;
+    struct first_err fe = {0};
     /* The simulator serializes every operation, posix has no queue: the
      * same requests one by one. */
-    char msg[512]; /* the first failure's: later ones overwrite the message */
-    if (c->backend != CIO_URING || sim_on()) {
-        for (size_t i = 0; i < n; i++) {
-            cairn_status st = req_finish(c, &q[i], op, 0);
-            if (st && !first) {
-                first = st;
-                snprintf(msg, sizeof msg, "%s", cairn_last_error());
-            }
-        }
-        return first ? cerr_set(first, "%s", msg) : CAIRN_OK;
+    if (!queued(c)) {
+        for (size_t i = 0; i < n; i++)
+            note_err(&fe, req_finish(c, &q[i], op, 0));
+        return first_err_status(&fe);
     }
-    int32_t res[64]; /* an injected failure, or 0 */
-    size_t want[64];
-    unsigned per = CAIRN_MIN(c->depth, 64u);
+    int32_t res[BATCH_MAX], got[BATCH_MAX];
+    size_t want[BATCH_MAX];
+    unsigned per = CAIRN_MIN(c->depth, BATCH_MAX);
     for (size_t b = 0; b < n; b += per) {
         unsigned k = (unsigned)CAIRN_MIN((size_t)per, n - b);
-        /* each request is its own operation for the fault seam */
-        for (unsigned i = 0; i < k; i++) {
-            struct cio_req *r = &q[b + i];
-            want[i] = CAIRN_MIN(r->len, CIO_CHUNK);
-            int kind = cio_fault_take(op == OP_WRITE ? CIO_FOP_WRITE : CIO_FOP_READ, 1);
-            struct io_uring_sqe *sqe = NULL;
-            res[i] = 0;
-            if (kind && kind != CIO_FAULT_SHORT) {
-                res[i] = -fault_errno(kind); /* not submitted */
-                /* a no-op keeps user_data i in the submission */
-                sqe = uring_sqe(c, i);
-                if (sqe)
-                    io_uring_prep_nop(sqe);
-            } else {
-                if (kind == CIO_FAULT_SHORT)
-                    want[i] = short_len(want[i]);
-                sqe = uring_sqe(c, i);
-                if (sqe && op == OP_WRITE)
-                    io_uring_prep_write(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
-                else if (sqe)
-                    io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
-            }
-            if (!sqe) {
-                c->broken = 1;
-                return uring_broken(verb, r->path, EBUSY);
-            }
-        }
-        int32_t got[64];
+        if ((st = batch_prep(c, q + b, k, op, res, want)))
+            return st;
         if (uring_run(c, k, got) < 0)
             return uring_broken(verb, q[b].path, EIO);
-        for (unsigned i = 0; i < k; i++) {
-            struct cio_req *r = &q[b + i];
-            int64_t v = res[i] < 0 ? res[i] : got[i];
-            cairn_status st = CAIRN_OK;
-            if (v < 0 && !retryable((int)-v)) {
-                r->got = 0;
-                st = op == OP_WRITE
-                         ? write_error((int)-v, r->path, r->off, 0)
-                         : cerr_errno((int)-v, "could not read file \"%s\" at offset %llu",
-                                      pname(r->path), (unsigned long long)r->off);
-            } else if (v >= 0 && (size_t)v == r->len) {
-                r->got = r->len;
-            } else if (op == OP_READ && v == 0) {
-                r->got = 0; /* end of file */
-            } else {
-                /* short, or EAGAIN/EINTR: the rest one at a time, with its
-                 * retries */
-                st = req_finish(c, r, op, v > 0 ? (size_t)v : 0);
-            }
-            if (st && !first) {
-                first = st;
-                snprintf(msg, sizeof msg, "%s", cairn_last_error());
-            }
-        }
+        batch_judge(c, q + b, k, op, res, got, &fe);
     }
-    return first ? cerr_set(first, "%s", msg) : CAIRN_OK;
+    return first_err_status(&fe);
+}
+
+cairn_status cio_read_batch_begin(cio *c, struct cio_req *q, size_t n)
+{
+    cairn_status st = check_ctx(c, "read", n ? q[0].path : NULL);
+    if (st || !queued(c))
+        return st;
+    if (n > CAIRN_MIN(c->depth, BATCH_MAX) || c->pend_n)
+        return cerr_set(CAIRN_EINVAL, "could not read file \"%s\": a batch of %zu reads "
+                        "does not fit the queue (depth %u) or another is in flight",
+                        pname(n ? q[0].path : NULL), n, c->depth);
+    if ((st = batch_prep(c, q, (unsigned)n, OP_READ, c->pend_res, c->pend_want)))
+        return st;
+    for (unsigned tries = 0;;) {
+        int r = io_uring_submit(&c->ring);
+        if (r >= 0 && (size_t)r == n)
+            break;
+        if ((r < 0 && (r == -EINTR || r == -EAGAIN || r == -EBUSY)) && ++tries < CIO_RETRIES)
+            continue;
+        c->broken = 1;
+        return uring_broken("read", n ? q[0].path : NULL, r < 0 ? -r : EIO);
+    }
+    c->pend_n = (unsigned)n;
+    return CAIRN_OK;
+}
+
+cairn_status cio_read_batch_end(cio *c, struct cio_req *q, size_t n)
+{
+    if (!c || !queued(c))
+        return batch(c, q, n, OP_READ);
+    if (c->pend_n != n)
+        return cerr_set(CAIRN_EINVAL, "could not read file \"%s\": %zu reads ended, %u begun",
+                        pname(n ? q[0].path : NULL), n, c->pend_n);
+    c->pend_n = 0;
+    int32_t got[BATCH_MAX];
+    if (batch_wait(c, (unsigned)n, got) < 0)
+        return uring_broken("read", n ? q[0].path : NULL, EIO);
+    struct first_err fe = {0};
+    batch_judge(c, q, (unsigned)n, OP_READ, c->pend_res, got, &fe);
+    return first_err_status(&fe);
 }
 
 cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n)

@@ -73,6 +73,13 @@ struct cio_req {
 };
 cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n);
 cairn_status cio_read_batch(cio *c, struct cio_req *reqs, size_t n);
+/* The same reads in two halves, so the caller can work while they run:
+ * _begin submits them (at most the queue depth, one batch in flight per
+ * context, no other I/O on it until _end) and returns at once; _end waits
+ * and finishes them like cio_read_batch. posix and the simulator read in
+ * _end. The fault seam decides each request's fate in _begin. */
+cairn_status cio_read_batch_begin(cio *c, struct cio_req *reqs, size_t n);
+cairn_status cio_read_batch_end(cio *c, struct cio_req *reqs, size_t n);
 
 /* ---- file operations (synchronous, fault seam kind CIO_FOP_META/SYNC) ---- */
 cairn_status cfs_open(const char *path, int flags, mode_t mode, int *fd_out);

@@ -883,9 +883,41 @@ static cairn_status install_run(struct cdisk *d, struct pager *pg, unsigned spac
     return CAIRN_OK;
 }
 
-/* Reads the pages of a space in physical order: runs of pages within
- * LOAD_RUN of each other (holes read through), up to LOAD_RUNS runs or
- * LOAD_BATCH pages per batch, then verifies and installs them. */
+/* One batch of reads: runs of pages within LOAD_RUN of each other (holes
+ * read through), up to LOAD_RUNS runs or LOAD_BATCH pages. */
+struct load_batch {
+    struct cio_req q[LOAD_RUNS];
+    size_t lo[LOAD_RUNS + 1]; /* run b covers r[lo[b] .. lo[b+1]) */
+    unsigned nq;
+};
+
+/* Plans the batch starting at r[*i] into buf; advances *i. */
+static void plan_batch(struct cdisk *d, const struct load_ref *r, size_t n, size_t *i,
+                       uint8_t *buf, struct load_batch *b)
+{
+    size_t used = 0;
+    b->nq = 0;
+    while (*i < n && b->nq < LOAD_RUNS) {
+        uint32_t first = r[*i].phys;
+        size_t j = *i;
+        while (j < n && r[j].phys - first < LOAD_RUN)
+            j++;
+        uint32_t span = r[j - 1].phys - first + 1;
+        if (used + span > LOAD_BATCH)
+            break;
+        b->q[b->nq] = (struct cio_req){.fd = d->pf.fd, .buf = buf + used * PAGE_SIZE,
+                                       .len = (size_t)span * PAGE_SIZE,
+                                       .off = (uint64_t)first * PAGE_SIZE, .path = d->pf.path};
+        b->lo[b->nq++] = *i;
+        used += span;
+        *i = j;
+    }
+    b->lo[b->nq] = *i;
+}
+
+/* Reads the pages of a space in physical order, in batches, two in
+ * rotation: while batch k's pages are verified and installed, batch k+1
+ * is being read (io_uring), so the disk and the CPU work at once. */
 static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *pg,
                                unsigned space, uint8_t *buf, uint64_t *pages)
 {
@@ -908,35 +940,41 @@ static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *p
     if (r[n - 1].phys >= d->pf.npages)
         st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\": map references page %" PRIu32
                       " outside the file", d->pf.path, r[n - 1].phys);
-    struct cio_req q[LOAD_RUNS];
-    size_t lo[LOAD_RUNS + 1];
-    for (size_t i = 0; i < n && !st;) {
-        unsigned nq = 0;
-        size_t used = 0;
-        while (i < n && nq < LOAD_RUNS) {
-            uint32_t first = r[i].phys;
-            size_t j = i;
-            while (j < n && r[j].phys - first < LOAD_RUN)
-                j++;
-            uint32_t span = r[j - 1].phys - first + 1;
-            if (used + span > LOAD_BATCH)
-                break;
-            q[nq] = (struct cio_req){.fd = d->pf.fd, .buf = buf + used * PAGE_SIZE,
-                                     .len = (size_t)span * PAGE_SIZE,
-                                     .off = (uint64_t)first * PAGE_SIZE, .path = d->pf.path};
-            lo[nq++] = i;
-            used += span;
-            i = j;
+    struct load_batch bt[2];
+    size_t next = 0;
+    unsigned cur = 0;
+    bool inflight = false;
+    if (!st) {
+        plan_batch(d, r, n, &next, buf, &bt[0]);
+        st = cio_read_batch_begin(ck->io, bt[0].q, bt[0].nq);
+        inflight = !st;
+    }
+    while (inflight) {
+        struct load_batch *b = &bt[cur];
+        st = cio_read_batch_end(ck->io, b->q, b->nq);
+        inflight = false;
+        if (!st && next < n) {
+            struct load_batch *o = &bt[cur ^ 1];
+            plan_batch(d, r, n, &next, buf + (size_t)(cur ^ 1) * LOAD_BATCH * PAGE_SIZE, o);
+            st = cio_read_batch_begin(ck->io, o->q, o->nq);
+            inflight = !st;
         }
-        lo[nq] = i;
-        st = cio_read_batch(ck->io, q, nq);
-        for (unsigned b = 0; b < nq && !st; b++) {
-            if (q[b].got < q[b].len)
+        for (unsigned q = 0; q < b->nq && !st; q++) {
+            if (b->q[q].got < b->q[q].len)
                 st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\" is cut short at page %" PRIu64,
-                              d->pf.path, (q[b].off + q[b].got) / PAGE_SIZE);
+                              d->pf.path, (b->q[q].off + b->q[q].got) / PAGE_SIZE);
             else
-                st = install_run(d, pg, space, r, lo[b], lo[b + 1], q[b].buf, pages);
+                st = install_run(d, pg, space, r, b->lo[q], b->lo[q + 1], b->q[q].buf, pages);
         }
+        if (st && inflight) {
+            /* nothing may stay in flight on the context */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", cairn_last_error());
+            cio_read_batch_end(ck->io, bt[cur ^ 1].q, bt[cur ^ 1].nq);
+            st = cerr_set(st, "%s", msg);
+            inflight = false;
+        }
+        cur ^= 1;
     }
     free(r);
     return st;
@@ -980,7 +1018,7 @@ static cairn_status remove_orphans(cairn_db *db, struct ckpt *ck)
 struct load_ctx {
     cairn_db *db;
     struct ckpt *ck;
-    uint8_t *buf; /* LOAD_BATCH pages: data runs */
+    uint8_t *buf; /* 2 x LOAD_BATCH pages: the batches being read */
 };
 
 static cairn_status load_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
@@ -1018,7 +1056,7 @@ static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct 
     void *bufv = NULL, *catv = NULL;
     size_t maxcat = cat_chain_max(s);
     ck->cat_pages = calloc(maxcat ? maxcat : 1, sizeof *ck->cat_pages);
-    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, (size_t)LOAD_BATCH * PAGE_SIZE) ||
+    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, 2 * (size_t)LOAD_BATCH * PAGE_SIZE) ||
         posix_memalign(&catv, PAGE_SIZE, PAGE_SIZE)) {
         free(bufv);
         return cerr_set(CAIRN_ENOMEM, "out of memory");

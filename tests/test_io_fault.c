@@ -687,6 +687,9 @@ static void test_batch_write(void **state)
         assert_int_equal(landed(f, i), i < 4);
 }
 
+static void check_read_pass(int pass, cairn_status st, const struct cio_req *q,
+                            const unsigned char *in, const unsigned char *bufs);
+
 static void test_batch_read(void **state)
 {
     struct fx *f = fx_get(state);
@@ -712,19 +715,46 @@ static void test_batch_read(void **state)
         cio_fault_set(pass ? &p[pass] : NULL);
         cairn_status st = cio_read_batch(f->c, q, BREQ + 1);
         cio_fault_set(NULL);
-        assert_int_equal(q[BREQ].got, 0);
-        for (int i = 0; i < BREQ; i++) {
-            if (pass == 3 && i == 8)
-                continue;
-            assert_int_equal(q[i].got, BLEN);
-            assert_memory_equal(in + (size_t)i * BLEN, bufs + (size_t)i * BLEN, BLEN);
+        check_read_pass(pass, st, q, in, bufs);
+        /* the same in two halves, 7 at a time (within the queue depth) */
+        memset(in, 0, sizeof in);
+        cio_fault_set(pass ? &p[pass] : NULL);
+        st = CAIRN_OK;
+        for (int b = 0; b < BREQ + 1; b += 7) {
+            size_t k = (size_t)(BREQ + 1 - b < 7 ? BREQ + 1 - b : 7);
+            assert_int_equal(cio_read_batch_begin(f->c, q + b, k), CAIRN_OK);
+            cairn_status e = cio_read_batch_end(f->c, q + b, k);
+            if (e && !st)
+                st = e;
         }
-        if (pass < 3) {
-            assert_int_equal(st, CAIRN_OK);
-        } else {
-            assert_int_equal(st, CAIRN_EIO);
-            assert_non_null(strstr(cairn_last_error(), "could not read file"));
-        }
+        cio_fault_set(NULL);
+        check_read_pass(pass, st, q, in, bufs);
+    }
+    /* one batch in flight at a time, within the queue depth */
+    if (f->backend == CAIRN_IO_URING) {
+        assert_int_equal(cio_read_batch_begin(f->c, q, 2), CAIRN_OK);
+        assert_int_equal(cio_read_batch_begin(f->c, q + 2, 2), CAIRN_EINVAL);
+        assert_int_equal(cio_read_batch_end(f->c, q, 3), CAIRN_EINVAL);
+        assert_int_equal(cio_read_batch_end(f->c, q, 2), CAIRN_OK);
+        assert_int_equal(cio_read_batch_begin(f->c, q, 9), CAIRN_EINVAL);
+    }
+}
+
+static void check_read_pass(int pass, cairn_status st, const struct cio_req *q,
+                            const unsigned char *in, const unsigned char *bufs)
+{
+    assert_int_equal(q[BREQ].got, 0);
+    for (int i = 0; i < BREQ; i++) {
+        if (pass == 3 && i == 8)
+            continue;
+        assert_int_equal(q[i].got, BLEN);
+        assert_memory_equal(in + (size_t)i * BLEN, bufs + (size_t)i * BLEN, BLEN);
+    }
+    if (pass < 3) {
+        assert_int_equal(st, CAIRN_OK);
+    } else {
+        assert_int_equal(st, CAIRN_EIO);
+        assert_non_null(strstr(cairn_last_error(), "could not read file"));
     }
 }
 
