@@ -68,7 +68,7 @@ static char *dir_name(const char *path)
         }
     }
     if (!d)
-        cerr_set(CAIRN_ENOMEM, "could not publish file \"%s\": out of memory", path);
+        cerr_set(CAIRN_ENOMEM, "could not name the directory of \"%s\": out of memory", path);
     return d;
 }
 
@@ -79,12 +79,15 @@ static cairn_status publish(int fd, const char *tmp, const char *path)
     if (st)
         return st;
     st = cfs_rename(tmp, path);
-    if (st)
-        return st;
+    return st ? st : cfs_fsync_parent(path);
+}
+
+cairn_status cfs_fsync_parent(const char *path)
+{
     char *dir = dir_name(path);
     if (!dir)
         return CAIRN_ENOMEM;
-    st = cfs_fsync_dir(dir);
+    cairn_status st = cfs_fsync_dir(dir);
     free(dir);
     return st;
 }
@@ -92,14 +95,7 @@ static cairn_status publish(int fd, const char *tmp, const char *path)
 cairn_status cfs_mkdir_durable(const char *path, mode_t mode)
 {
     cairn_status st = cfs_mkdir(path, mode);
-    if (st)
-        return st;
-    char *dir = dir_name(path);
-    if (!dir)
-        return CAIRN_ENOMEM;
-    st = cfs_fsync_dir(dir);
-    free(dir);
-    return st;
+    return st ? st : cfs_fsync_parent(path);
 }
 
 static int check_path(const char *path, const char *verb)

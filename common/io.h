@@ -93,6 +93,8 @@ cairn_status cfs_mkdir(const char *path, mode_t mode); /* EEXIST is OK */
 cairn_status cfs_mkdir_durable(const char *path, mode_t mode);
 /* fsync of a directory (after create/rename/unlink inside it). */
 cairn_status cfs_fsync_dir(const char *dir);
+/* fsync of the directory holding path: its entry is durable. */
+cairn_status cfs_fsync_parent(const char *path);
 /* Atomic publish: write path.tmp, fsync it, rename over path, fsync dir. */
 cairn_status cairn_durable_replace(const char *path, const void *data, size_t len);
 /* Reads a whole (small) file into a malloc'd buffer (+1 NUL byte). */

@@ -1,8 +1,22 @@
 /* util.c — small shared helpers (see util.h). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/util.h"
+
+char *cairn_path_join(const char *dir, const char *name)
+{
+    size_t la = strlen(dir), lb = strlen(name);
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, la);
+    p[la] = '/';
+    memcpy(p + la + 1, name, lb + 1);
+    return p;
+}
 
 /*
  * Well-formed UTF-8 per RFC 3629 / Unicode table 3-7: no overlong forms, no

@@ -29,6 +29,9 @@ static inline uint64_t cairn_mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* "<dir>/<name>" in a malloc'd string; NULL when out of memory. */
+char *cairn_path_join(const char *dir, const char *name);
+
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 int cairn_utf8_valid(const char *s, size_t n);
 

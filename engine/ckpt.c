@@ -111,18 +111,6 @@ struct ckpt {
     _Atomic bool requested;
 };
 
-static char *join(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = malloc(la + lb + 2);
-    if (!p)
-        return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
-    return p;
-}
-
 /* ---- superblock ---------------------------------------------------------- */
 
 void super_encode(uint8_t *page, const struct super *s, uint32_t slot)
@@ -463,7 +451,7 @@ static cairn_status remove_wal(cairn_db *db, uint64_t limit, uint64_t *removed)
             break;
         char name[64];
         wal_seg_name(name, sizeof name, db->timeline, starts[i]);
-        char *p = join(db->waldir, name);
+        char *p = cairn_path_join(db->waldir, name);
         if (!p) {
             st = cerr_set(CAIRN_ENOMEM, "out of memory");
             break;
@@ -999,7 +987,7 @@ static cairn_status remove_orphans(cairn_db *db, struct ckpt *ck)
             continue;
         if (id && id <= UINT32_MAX && disk_find(ck, (uint32_t)id))
             continue;
-        char *p = join(ck->coll_dir, e->d_name);
+        char *p = cairn_path_join(ck->coll_dir, e->d_name);
         if (!p) {
             st = cerr_set(CAIRN_ENOMEM, "out of memory");
             break;
@@ -1153,9 +1141,9 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
                                                   : DEFAULT_WAL_BYTES;
     ck->interval_s = db->opts.checkpoint_interval_s;
     void *scr = NULL;
-    ck->super_path = join(db->path, "superblock");
-    ck->coll_dir = join(db->path, "collections");
-    ck->cat_path = join(db->path, "catalog.pages");
+    ck->super_path = cairn_path_join(db->path, "superblock");
+    ck->coll_dir = cairn_path_join(db->path, "collections");
+    ck->cat_path = cairn_path_join(db->path, "catalog.pages");
     if (!ck->super_path || !ck->coll_dir || !ck->cat_path ||
         posix_memalign(&scr, PAGE_SIZE, PAGE_SIZE) != 0)
         return cerr_set(CAIRN_ENOMEM, "out of memory");

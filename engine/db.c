@@ -56,16 +56,6 @@ CAIRN_API void cairn_options_init(cairn_options *o) {
     o->checkpoint_interval_s = 300;
 }
 
-static char *path_join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = malloc(la + lb + 2);
-    if (!p) return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
-    return p;
-}
-
 struct meta {
     uint32_t version, seg_shift, timeline;
     uint64_t db_id;
@@ -112,7 +102,7 @@ static cairn_status meta_decode(const uint8_t *in, size_t len, struct meta *m,
 
 cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
                           uint32_t *timeline) {
-    char *mpath = path_join(dbpath, "meta");
+    char *mpath = cairn_path_join(dbpath, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
     char *data = NULL;
     size_t len = 0;
@@ -168,7 +158,7 @@ static size_t count_segments(const char *waldir) {
  * creation cut short (wal/ is made now), and wal/ without meta is corrupt
  * only if it holds segments. */
 static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
-    char *mpath = path_join(db->path, "meta");
+    char *mpath = cairn_path_join(db->path, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
     char *data = NULL;
     size_t len = 0;
@@ -347,8 +337,8 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
     atomic_store(&db->next_txn_id, 1);
     db->next_coll_id = 1;
     db->path = strdup(path);
-    db->waldir = path_join(path, "wal");
-    char *lockpath = path_join(path, "LOCK");
+    db->waldir = cairn_path_join(path, "wal");
+    char *lockpath = cairn_path_join(path, "LOCK");
     if (!db->path || !db->waldir || !lockpath) {
         free(lockpath);
         db_free(db);

@@ -75,18 +75,6 @@ struct cairn_pin {
     uint64_t db_id;
 };
 
-static char *path2(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = malloc(la + lb + 2);
-    if (!p)
-        return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
-    return p;
-}
-
 static int flock_retry(int fd, int op)
 {
     int r;
@@ -101,7 +89,7 @@ static int flock_retry(int fd, int op)
 static cairn_status pins_dir_lock(const char *dbpath, bool create, int *dfd)
 {
     *dfd = -1;
-    char *dir = path2(dbpath, "pins");
+    char *dir = cairn_path_join(dbpath, "pins");
     if (!dir)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     cairn_status st = CAIRN_OK;
@@ -191,7 +179,7 @@ cairn_status pins_scan(const char *dbpath, uint64_t db_id, struct pin_set *out)
     cairn_status st = pins_dir_lock(dbpath, false, &dfd);
     if (st || dfd < 0)
         return st;
-    char *dir = path2(dbpath, "pins");
+    char *dir = cairn_path_join(dbpath, "pins");
     DIR *d = dir ? fdopendir(dup(dfd)) : NULL;
     if (!d) {
         st = dir ? cerr_errno(errno, "could not list pin directory \"%s\"", dir)
@@ -207,7 +195,7 @@ cairn_status pins_scan(const char *dbpath, uint64_t db_id, struct pin_set *out)
         bool tmp = has_suffix(e->d_name, ".pin.tmp");
         if (!tmp && !has_suffix(e->d_name, ".pin"))
             continue;
-        char *p = path2(dir, e->d_name);
+        char *p = cairn_path_join(dir, e->d_name);
         if (!p) {
             st = cerr_set(CAIRN_ENOMEM, "out of memory");
             break;
@@ -298,7 +286,7 @@ CAIRN_API cairn_status cairn_pin_open(const char *path, cairn_pin **out, cairn_p
     pin->fd = -1;
     pin->img = imgv;
     pin->dbpath = strdup(path);
-    char *super_path = path2(path, "superblock");
+    char *super_path = cairn_path_join(path, "superblock");
     char *tmp = NULL;
     cio *io = NULL;
     int dfd = -1;
@@ -336,7 +324,7 @@ CAIRN_API cairn_status cairn_pin_open(const char *path, cairn_pin **out, cairn_p
             rnd = (uint64_t)cairn_now_us();
         char name[64];
         snprintf(name, sizeof name, "pins/%ld-%016" PRIx64 ".pin", (long)getpid(), rnd);
-        pin->pinpath = path2(path, name);
+        pin->pinpath = cairn_path_join(path, name);
         tmp = pin->pinpath ? malloc(strlen(pin->pinpath) + 5) : NULL;
         if (!tmp)
             st = cerr_set(CAIRN_ENOMEM, "out of memory");
@@ -484,7 +472,7 @@ static cairn_status copy_collection(struct copy *cp, const struct cat_entry *e,
 {
     char name[64];
     snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
-    char *dpath = path2(cp->root, name);
+    char *dpath = cairn_path_join(cp->root, name);
     if (!dpath)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     int fd = -1;
@@ -518,7 +506,7 @@ static cairn_status copy_wal(struct copy *cp)
     wal_seg_name(name, sizeof name, cp->pin->timeline, start);
     char sub[80];
     snprintf(sub, sizeof sub, "wal/%s", name);
-    char *spath = path2(cp->pin->dbpath, sub), *dpath = path2(cp->root, sub);
+    char *spath = cairn_path_join(cp->pin->dbpath, sub), *dpath = cairn_path_join(cp->root, sub);
     uint8_t *chunk = malloc((size_t)1 << 20);
     int sfd = -1, dfd = -1;
     cairn_status st = spath && dpath && chunk ? CAIRN_OK
@@ -558,7 +546,7 @@ static cairn_status copy_wal(struct copy *cp)
 static cairn_status copy_small(struct copy *cp, const char *name, const void *data, size_t len,
                                uint64_t size)
 {
-    char *dpath = path2(cp->root, name);
+    char *dpath = cairn_path_join(cp->root, name);
     if (!dpath)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     int fd = -1;
@@ -576,13 +564,13 @@ static void remove_tree(const char *root)
 {
     static const char *const subs[] = {"collections", "wal"};
     for (size_t i = 0; i <= CAIRN_ARRAY_LEN(subs); i++) {
-        char *dir = i < CAIRN_ARRAY_LEN(subs) ? path2(root, subs[i]) : strdup(root);
+        char *dir = i < CAIRN_ARRAY_LEN(subs) ? cairn_path_join(root, subs[i]) : strdup(root);
         DIR *d = dir ? opendir(dir) : NULL;
         struct dirent *e;
         while (d && (e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;
-            char *p = path2(dir, e->d_name);
+            char *p = cairn_path_join(dir, e->d_name);
             if (p)
                 unlink(p);
             free(p);
@@ -599,9 +587,9 @@ static cairn_status do_copy(struct copy *cp)
 {
     cairn_pin *pin = cp->pin;
     const struct super *s = &pin->sb;
-    char *cat_src = path2(pin->dbpath, "catalog.pages");
-    char *cat_dst = path2(cp->root, "catalog.pages");
-    char *meta_src = path2(pin->dbpath, "meta");
+    char *cat_src = cairn_path_join(pin->dbpath, "catalog.pages");
+    char *cat_dst = cairn_path_join(cp->root, "catalog.pages");
+    char *meta_src = cairn_path_join(pin->dbpath, "meta");
     size_t maxcat = cat_chain_max(s);
     uint32_t *cat_pages = calloc(maxcat ? maxcat : 1, sizeof *cat_pages);
     struct pfile cat = {.fd = -1};
@@ -633,7 +621,7 @@ static cairn_status do_copy(struct copy *cp)
         const struct cat_entry *e = &cp->ents[i];
         char name[64];
         snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
-        char *p = path2(pin->dbpath, name);
+        char *p = cairn_path_join(pin->dbpath, name);
         st = p ? pfile_open_ro(&src[i], p, e->id) : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(p);
         for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
@@ -653,7 +641,7 @@ static cairn_status do_copy(struct copy *cp)
     if (!st)
         st = cfs_mkdir(cp->root, 0755);
     for (int i = 0; !st && i < 2; i++) {
-        char *sub = path2(cp->root, i ? "wal" : "collections");
+        char *sub = cairn_path_join(cp->root, i ? "wal" : "collections");
         st = sub ? cfs_mkdir(sub, 0755) : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(sub);
     }
@@ -681,8 +669,8 @@ static cairn_status do_copy(struct copy *cp)
         }
     }
     for (int i = 0; !st && i < 3; i++) {
-        char *d = i == 0 ? path2(cp->root, "collections")
-                  : i == 1 ? path2(cp->root, "wal") : strdup(cp->root);
+        char *d = i == 0 ? cairn_path_join(cp->root, "collections")
+                  : i == 1 ? cairn_path_join(cp->root, "wal") : strdup(cp->root);
         st = d ? cfs_fsync_dir(d) : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(d);
     }
@@ -734,20 +722,8 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
         st = do_copy(&cp);
     if (!st)
         st = cfs_rename(root, target);
-    if (!st) {
-        /* the new name is durable: fsync the directory that holds it */
-        char *parent = strdup(target);
-        char *slash = parent ? strrchr(parent, '/') : NULL;
-        if (!parent)
-            st = cerr_set(CAIRN_ENOMEM, "out of memory");
-        else if (!slash)
-            st = cfs_fsync_dir(".");
-        else {
-            slash[slash == parent] = '\0';
-            st = cfs_fsync_dir(parent);
-        }
-        free(parent);
-    }
+    if (!st)
+        st = cfs_fsync_parent(target); /* the new name is durable */
     if (st) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
