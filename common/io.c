@@ -61,8 +61,7 @@ struct cio {
     struct io_uring ring;
     /* the batch of reads in flight (cio_read_batch_begin) */
     unsigned pend_n;
-    int32_t pend_res[64];
-    size_t pend_want[64];
+    int32_t pend_res[64]; /* injected failures (batch_prep) */
 };
 
 static const char *pname(const char *path)
@@ -277,14 +276,15 @@ const char *cio_name(const cio *c)
  * io_uring plumbing
  * ---------------------------------------------------------------------- */
 
-/* Submits the n prepared SQEs (user_data 0..n-1) and reaps their n CQEs into
- * res[]. Returns 0, or -errno when the ring itself failed (c->broken set). */
-static int uring_run(cio *c, unsigned n, int32_t *res)
+/* Submits the n prepared SQEs; with `wait`, the same io_uring_enter also
+ * waits until their n completions are there. 0, or -errno when the ring
+ * itself failed (c->broken set). */
+static int uring_submit(cio *c, unsigned n, bool wait)
 {
     unsigned submitted = 0, tries = 0;
     while (submitted < n) {
-        /* One io_uring_enter both submits and waits for the completions. */
-        int r = io_uring_submit_and_wait(&c->ring, n - submitted);
+        int r = wait ? io_uring_submit_and_wait(&c->ring, n - submitted)
+                     : io_uring_submit(&c->ring);
         if (r > 0) {
             submitted += (unsigned)r;
             continue;
@@ -294,6 +294,12 @@ static int uring_run(cio *c, unsigned n, int32_t *res)
         c->broken = 1;
         return r < 0 ? r : -EIO;
     }
+    return 0;
+}
+
+/* Reaps the n CQEs of submitted SQEs (user_data 0..n-1) into res[]. */
+static int uring_reap(cio *c, unsigned n, int32_t *res)
+{
     for (unsigned got = 0; got < n;) {
         struct io_uring_cqe *cqe;
         int r = io_uring_wait_cqe(&c->ring, &cqe);
@@ -310,6 +316,13 @@ static int uring_run(cio *c, unsigned n, int32_t *res)
         got++;
     }
     return 0;
+}
+
+/* Submits the n prepared SQEs and reaps their completions into res[]. */
+static int uring_run(cio *c, unsigned n, int32_t *res)
+{
+    int r = uring_submit(c, n, true);
+    return r ? r : uring_reap(c, n, res);
 }
 
 static struct io_uring_sqe *uring_sqe(cio *c, uint64_t ud)
@@ -564,14 +577,13 @@ static cairn_status first_err_status(const struct first_err *fe)
 
 /* Prepares the SQEs of k <= BATCH_MAX requests (user_data = index); each
  * takes its fault-seam decision now: res[i] < 0 an injected failure (a
- * no-op keeps the index in the submission), want[i] the bytes asked. */
-static cairn_status batch_prep(cio *c, struct cio_req *q, unsigned k, int op, int32_t *res,
-                               size_t *want)
+ * no-op keeps the index in the submission), else 0. */
+static cairn_status batch_prep(cio *c, struct cio_req *q, unsigned k, int op, int32_t *res)
 {
     const char *verb = op == OP_WRITE ? "write" : "read";
     for (unsigned i = 0; i < k; i++) {
         struct cio_req *r = &q[i];
-        want[i] = CAIRN_MIN(r->len, CIO_CHUNK);
+        size_t want = CAIRN_MIN(r->len, CIO_CHUNK);
         res[i] = 0;
         int kind = cio_fault_take(op == OP_WRITE ? CIO_FOP_WRITE : CIO_FOP_READ, 1);
         struct io_uring_sqe *sqe = uring_sqe(c, i);
@@ -585,11 +597,11 @@ static cairn_status batch_prep(cio *c, struct cio_req *q, unsigned k, int op, in
             continue;
         }
         if (kind == CIO_FAULT_SHORT)
-            want[i] = short_len(want[i]);
+            want = short_len(want);
         if (op == OP_WRITE)
-            io_uring_prep_write(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+            io_uring_prep_write(sqe, r->fd, r->buf, (unsigned)want, r->off);
         else
-            io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)want[i], r->off);
+            io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)want, r->off);
     }
     return CAIRN_OK;
 }
@@ -622,27 +634,6 @@ static void batch_judge(cio *c, struct cio_req *q, unsigned k, int op, const int
     }
 }
 
-/* Waits for the k CQEs of a submitted batch into got[]. */
-static int batch_wait(cio *c, unsigned k, int32_t *got)
-{
-    for (unsigned n = 0; n < k;) {
-        struct io_uring_cqe *cqe;
-        int r = io_uring_wait_cqe(&c->ring, &cqe);
-        if (r == -EINTR || r == -EAGAIN)
-            continue;
-        if (r < 0) {
-            c->broken = 1;
-            return r;
-        }
-        uint64_t ud = io_uring_cqe_get_data64(cqe);
-        if (ud < k)
-            got[ud] = cqe->res;
-        io_uring_cqe_seen(&c->ring, cqe);
-        n++;
-    }
-    return 0;
-}
-
 static bool queued(const cio *c)
 {
     return c->backend == CIO_URING && !sim_on();
@@ -663,11 +654,10 @@ static cairn_status batch(cio *c, struct cio_req *q, size_t n, int op)
         return first_err_status(&fe);
     }
     int32_t res[BATCH_MAX], got[BATCH_MAX];
-    size_t want[BATCH_MAX];
     unsigned per = CAIRN_MIN(c->depth, BATCH_MAX);
     for (size_t b = 0; b < n; b += per) {
         unsigned k = (unsigned)CAIRN_MIN((size_t)per, n - b);
-        if ((st = batch_prep(c, q + b, k, op, res, want)))
+        if ((st = batch_prep(c, q + b, k, op, res)))
             return st;
         if (uring_run(c, k, got) < 0)
             return uring_broken(verb, q[b].path, EIO);
@@ -685,17 +675,10 @@ cairn_status cio_read_batch_begin(cio *c, struct cio_req *q, size_t n)
         return cerr_set(CAIRN_EINVAL, "could not read file \"%s\": a batch of %zu reads "
                         "does not fit the queue (depth %u) or another is in flight",
                         pname(n ? q[0].path : NULL), n, c->depth);
-    if ((st = batch_prep(c, q, (unsigned)n, OP_READ, c->pend_res, c->pend_want)))
+    if ((st = batch_prep(c, q, (unsigned)n, OP_READ, c->pend_res)))
         return st;
-    for (unsigned tries = 0;;) {
-        int r = io_uring_submit(&c->ring);
-        if (r >= 0 && (size_t)r == n)
-            break;
-        if ((r < 0 && (r == -EINTR || r == -EAGAIN || r == -EBUSY)) && ++tries < CIO_RETRIES)
-            continue;
-        c->broken = 1;
-        return uring_broken("read", n ? q[0].path : NULL, r < 0 ? -r : EIO);
-    }
+    if (uring_submit(c, (unsigned)n, false) < 0)
+        return uring_broken("read", n ? q[0].path : NULL, EIO);
     c->pend_n = (unsigned)n;
     return CAIRN_OK;
 }
@@ -709,7 +692,7 @@ cairn_status cio_read_batch_end(cio *c, struct cio_req *q, size_t n)
                         pname(n ? q[0].path : NULL), n, c->pend_n);
     c->pend_n = 0;
     int32_t got[BATCH_MAX];
-    if (batch_wait(c, (unsigned)n, got) < 0)
+    if (uring_reap(c, (unsigned)n, got) < 0)
         return uring_broken("read", n ? q[0].path : NULL, EIO);
     struct first_err fe = {0};
     batch_judge(c, q, (unsigned)n, OP_READ, c->pend_res, got, &fe);
@@ -719,11 +702,6 @@ cairn_status cio_read_batch_end(cio *c, struct cio_req *q, size_t n)
 cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n)
 {
     return batch(c, reqs, n, OP_WRITE);
-}
-
-cairn_status cio_read_batch(cio *c, struct cio_req *reqs, size_t n)
-{
-    return batch(c, reqs, n, OP_READ);
 }
 
 static cairn_status do_sync(cio *c, int fd, const char *path, int op)

@@ -72,12 +72,11 @@ struct cio_req {
     size_t got; /* out: bytes done */
 };
 cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n);
-cairn_status cio_read_batch(cio *c, struct cio_req *reqs, size_t n);
-/* The same reads in two halves, so the caller can work while they run:
- * _begin submits them (at most the queue depth, one batch in flight per
- * context, no other I/O on it until _end) and returns at once; _end waits
- * and finishes them like cio_read_batch. posix and the simulator read in
- * _end. The fault seam decides each request's fate in _begin. */
+/* Reads in two halves, so that the caller can work while they run: _begin
+ * submits them (at most the queue depth, one batch in flight per context,
+ * no other I/O on it until _end) and returns at once; _end waits and
+ * finishes them. posix and the simulator read in _end. The fault seam
+ * decides each request's fate in _begin. */
 cairn_status cio_read_batch_begin(cio *c, struct cio_req *reqs, size_t n);
 cairn_status cio_read_batch_end(cio *c, struct cio_req *reqs, size_t n);
 
