@@ -666,6 +666,11 @@ static cairn_status batch(cio *c, struct cio_req *q, size_t n, int op)
     return first_err_status(&fe);
 }
 
+unsigned cio_batch_max(const cio *c)
+{
+    return c && queued(c) ? CAIRN_MIN(c->depth, BATCH_MAX) : BATCH_MAX;
+}
+
 cairn_status cio_read_batch_begin(cio *c, struct cio_req *q, size_t n)
 {
     cairn_status st = check_ctx(c, "read", n ? q[0].path : NULL);

@@ -78,6 +78,8 @@ cairn_status cio_write_batch(cio *c, struct cio_req *reqs, size_t n);
  * finishes them. posix and the simulator read in _end. The fault seam
  * decides each request's fate in _begin. */
 cairn_status cio_read_batch_begin(cio *c, struct cio_req *reqs, size_t n);
+/* The most requests cio_read_batch_begin takes at once on c. */
+unsigned cio_batch_max(const cio *c);
 cairn_status cio_read_batch_end(cio *c, struct cio_req *reqs, size_t n);
 
 /* ---- file operations (synchronous, fault seam kind CIO_FOP_META/SYNC) ---- */

@@ -55,7 +55,6 @@
 #include "engine/pfile.h"
 
 #define CHK_MSG 1024
-#define CHK_RUN 128u /* pages per read of a run */
 
 /* Header page body offsets (docs/format.md, "Header page"). */
 #define HDR_N 24
@@ -71,7 +70,7 @@ struct chk {
     void *ctx;
     cairn_status first_st; /* of the first problem */
     cio *io;
-    uint8_t *buf;          /* CHK_RUN aligned pages */
+    uint8_t *buf;          /* 2 * PFILE_READ_BATCH aligned pages (pfile_read_refs) */
     /* the collections of the checkpoint (for the WAL's replay rules) */
     struct chk_coll {
         uint32_t id, dim;
@@ -390,17 +389,6 @@ static void dmap_free(struct dmap *m)
     memset(m, 0, sizeof *m);
 }
 
-static uint32_t map_depth_for(uint32_t n)
-{
-    if (n == 0)
-        return 0;
-    if (n <= MAP_LEAF_N)
-        return 1;
-    if ((uint64_t)n <= (uint64_t)MAP_LEAF_N * MAP_INNER_N)
-        return 2;
-    return 3;
-}
-
 /* Reads the map of one space; false only when out of memory. */
 static bool walk_map(struct chk *k, int fd, struct pfile_refs *r, const struct cat_entry *e,
                      unsigned space, struct dmap *m)
@@ -409,7 +397,7 @@ static bool walk_map(struct chk *k, int fd, struct pfile_refs *r, const struct c
     m->n = e->n[space];
     m->depth = e->depth[space];
     m->root = e->root[space];
-    if (m->depth != map_depth_for(m->n) || (m->depth == 0) != (m->root == 0)) {
+    if (m->depth != pmap_depth_for(m->n) || (m->depth == 0) != (m->root == 0)) {
         problem(k, "catalog \"%s\": collection %" PRIu32 " has a %s map of depth %" PRIu32
                 " and root %" PRIu32 " for %" PRIu32 " pages", k->v->cat_path, e->id,
                 space_name(space), m->depth, m->root, m->n);
@@ -521,16 +509,33 @@ static bool walk_map(struct chk *k, int fd, struct pfile_refs *r, const struct c
     return true;
 }
 
-struct load_ref {
-    uint32_t phys, pno;
-    uint64_t lsn;
-    unsigned space;
+/* Installs each good page of the image into the scratch store; a page
+ * that cannot be read or verified is a problem, and the walk goes on. */
+struct image_load {
+    struct chk *k;
+    struct store *tmp;
+    uint64_t bad;
 };
 
-static int cmp_ref(const void *a, const void *b)
+static cairn_status image_page(void *vctx, const struct page_ref *r, const uint8_t *page,
+                               cairn_status st)
 {
-    const struct load_ref *x = a, *y = b;
-    return x->phys < y->phys ? -1 : x->phys > y->phys;
+    struct image_load *il = vctx;
+    if (page || st == CAIRN_ECORRUPT)
+        il->k->rep->pages_checked++;
+    if (st) {
+        problem_last(il->k, st);
+        il->bad++;
+        return CAIRN_OK;
+    }
+    uint8_t *fr = page_frame_alloc();
+    if (!fr)
+        return CAIRN_ENOMEM;
+    memcpy(fr, page, PAGE_SIZE);
+    st = pager_install(&il->tmp->pg, r->space, r->pno, fr);
+    if (st)
+        page_frame_free(fr);
+    return st;
 }
 
 /* Reads and verifies every mapped page of both spaces, installing the good
@@ -544,60 +549,21 @@ static bool load_pages(struct chk *k, int fd, const struct pfile_refs *r, uint32
             n += dm[sp].phys[i] != 0;
     if (!n)
         return true;
-    struct load_ref *refs = malloc(n * sizeof *refs);
+    struct page_ref *refs = malloc(n * sizeof *refs);
     if (!refs)
         return false;
     size_t q = 0;
     for (unsigned sp = 0; sp < PSPACE_N; sp++)
         for (uint32_t i = 0; i < dm[sp].n; i++)
             if (dm[sp].phys[i])
-                refs[q++] = (struct load_ref){.phys = dm[sp].phys[i], .pno = i,
-                                              .lsn = dm[sp].lsn[i], .space = sp};
-    qsort(refs, n, sizeof *refs, cmp_ref);
-    bool ok = true;
-    for (size_t i = 0; i < n && ok;) {
-        uint32_t first = refs[i].phys, got = 0;
-        size_t j = i;
-        while (j < n && refs[j].phys - first < CHK_RUN)
-            j++;
-        uint32_t span = refs[j - 1].phys - first + 1;
-        bool rd = read_pages(k, fd, r->path, first, span, &got);
-        for (size_t t = i; t < j; t++) {
-            const struct load_ref *lr = &refs[t];
-            if (!rd) {
-                (*bad)++;
-                continue;
-            }
-            if (lr->phys - first >= got) {
-                problem(k, "page file \"%s\": page %" PRIu32 " is cut short", r->path, lr->phys);
-                (*bad)++;
-                continue;
-            }
-            k->rep->pages_checked++;
-            const uint8_t *src = k->buf + (size_t)(lr->phys - first) * PAGE_SIZE;
-            cairn_status st = page_verify(src, r->path, lr->phys, coll_id, 0, lr->space,
-                                          lr->pno, lr->lsn);
-            if (st) {
-                problem_last(k, st);
-                (*bad)++;
-                continue;
-            }
-            uint8_t *fr = page_frame_alloc();
-            if (!fr) {
-                ok = false;
-                break;
-            }
-            memcpy(fr, src, PAGE_SIZE);
-            if (pager_install(&tmp->pg, lr->space, lr->pno, fr)) {
-                page_frame_free(fr);
-                ok = false;
-                break;
-            }
-        }
-        i = j;
-    }
+                refs[q++] = (struct page_ref){.phys = dm[sp].phys[i], .pno = i,
+                                              .lsn = dm[sp].lsn[i], .space = (uint16_t)sp};
+    struct image_load il = {.k = k, .tmp = tmp};
+    cairn_status st = pfile_read_refs(k->io, fd, r->path, coll_id, r->npages, refs, n, k->buf,
+                                      image_page, &il);
     free(refs);
-    return ok;
+    *bad = il.bad;
+    return st != CAIRN_ENOMEM;
 }
 
 /* store_check lines about the image ("collection C: <space> page P: ...")
@@ -1238,11 +1204,11 @@ static cairn_status run_check(cairn_db *db, const struct ckpt_view *v, void *vct
     k->v = v;
     k->cur = v->cur;
     k->rep->generation = v->cur->gen;
-    cairn_status st = cio_ctx_open(&k->io, CAIRN_IO_POSIX, 0);
+    cairn_status st = cio_ctx_open(&k->io, CAIRN_IO_DEFAULT, PFILE_RUNS);
     if (st)
         return st;
     void *bufv = NULL;
-    if (posix_memalign(&bufv, PAGE_SIZE, (size_t)CHK_RUN * PAGE_SIZE) != 0) {
+    if (posix_memalign(&bufv, PAGE_SIZE, 2 * (size_t)PFILE_READ_BATCH * PAGE_SIZE) != 0) {
         cio_ctx_close(k->io);
         return cerr_set(CAIRN_ENOMEM, "cairn_check: out of memory");
     }

@@ -828,84 +828,34 @@ void ckpt_close(cairn_db *db)
 
 /* Reads the physical pages `phys` (sorted) of a file in runs and installs
  * each, verified, into pager space `space`. */
-struct load_ref {
-    uint32_t phys, pno;
-    uint64_t lsn;
+/* Installs each page read into the collection's pager; the first page that
+ * cannot be read or verified stops the load. */
+struct install_ctx {
+    struct pager *pg;
+    uint32_t coll_id;
+    uint64_t *pages;
 };
 
-static int cmp_ref(const void *a, const void *b)
+static cairn_status install_page(void *vctx, const struct page_ref *r, const uint8_t *page,
+                                 cairn_status st)
 {
-    const struct load_ref *x = a, *y = b;
-    return x->phys < y->phys ? -1 : x->phys > y->phys;
+    struct install_ctx *ic = vctx;
+    if (st)
+        return st;
+    uint8_t *fr = page_frame_alloc();
+    if (!fr)
+        return cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32 ": out of memory",
+                        ic->coll_id);
+    memcpy(fr, page, PAGE_SIZE);
+    st = pager_install(ic->pg, r->space, r->pno, fr);
+    if (st)
+        page_frame_free(fr);
+    else
+        (*ic->pages)++;
+    return st;
 }
 
-#define LOAD_RUN 128u   /* physical pages spanned by one read */
-#define LOAD_BATCH 512u /* pages read in one batch (io_uring: one submission) */
-#define LOAD_RUNS 16u
-
-/* Verifies the pages of one read run (r[i..j) within buf) and installs
- * them into the pager. */
-static cairn_status install_run(struct cdisk *d, struct pager *pg, unsigned space,
-                                const struct load_ref *r, size_t i, size_t j,
-                                const uint8_t *buf, uint64_t *pages)
-{
-    uint32_t first = r[i].phys;
-    for (size_t q = i; q < j; q++) {
-        const uint8_t *src = buf + (size_t)(r[q].phys - first) * PAGE_SIZE;
-        cairn_status st = page_verify(src, d->pf.path, r[q].phys, d->id, 0, space, r[q].pno,
-                                      r[q].lsn);
-        if (st)
-            return st;
-        uint8_t *fr = page_frame_alloc();
-        if (!fr)
-            return cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32
-                            ": out of memory", d->id);
-        memcpy(fr, src, PAGE_SIZE);
-        st = pager_install(pg, space, r[q].pno, fr);
-        if (st) {
-            page_frame_free(fr);
-            return st;
-        }
-        (*pages)++;
-    }
-    return CAIRN_OK;
-}
-
-/* One batch of reads: runs of pages within LOAD_RUN of each other (holes
- * read through), up to LOAD_RUNS runs or LOAD_BATCH pages. */
-struct load_batch {
-    struct cio_req q[LOAD_RUNS];
-    size_t lo[LOAD_RUNS + 1]; /* run b covers r[lo[b] .. lo[b+1]) */
-    unsigned nq;
-};
-
-/* Plans the batch starting at r[*i] into buf; advances *i. */
-static void plan_batch(struct cdisk *d, const struct load_ref *r, size_t n, size_t *i,
-                       uint8_t *buf, struct load_batch *b)
-{
-    size_t used = 0;
-    b->nq = 0;
-    while (*i < n && b->nq < LOAD_RUNS) {
-        uint32_t first = r[*i].phys;
-        size_t j = *i;
-        while (j < n && r[j].phys - first < LOAD_RUN)
-            j++;
-        uint32_t span = r[j - 1].phys - first + 1;
-        if (used + span > LOAD_BATCH)
-            break;
-        b->q[b->nq] = (struct cio_req){.fd = d->pf.fd, .buf = buf + used * PAGE_SIZE,
-                                       .len = (size_t)span * PAGE_SIZE,
-                                       .off = (uint64_t)first * PAGE_SIZE, .path = d->pf.path};
-        b->lo[b->nq++] = *i;
-        used += span;
-        *i = j;
-    }
-    b->lo[b->nq] = *i;
-}
-
-/* Reads the pages of a space in physical order, in batches, two in
- * rotation: while batch k's pages are verified and installed, batch k+1
- * is being read (io_uring), so the disk and the CPU work at once. */
+/* Reads, verifies and installs every page of one space. */
 static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *pg,
                                unsigned space, uint8_t *buf, uint64_t *pages)
 {
@@ -915,55 +865,18 @@ static cairn_status load_space(struct ckpt *ck, struct cdisk *d, struct pager *p
         n += m->phys[i] != 0;
     if (!n)
         return CAIRN_OK;
-    struct load_ref *r = malloc(n * sizeof *r);
+    struct page_ref *r = malloc(n * sizeof *r);
     if (!r)
         return cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32 ": out of memory",
                         d->id);
     size_t k = 0;
     for (uint32_t i = 0; i < m->n; i++)
         if (m->phys[i])
-            r[k++] = (struct load_ref){.phys = m->phys[i], .pno = i, .lsn = m->lsn[i]};
-    qsort(r, n, sizeof *r, cmp_ref);
-    cairn_status st = CAIRN_OK;
-    if (r[n - 1].phys >= d->pf.npages)
-        st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\": map references page %" PRIu32
-                      " outside the file", d->pf.path, r[n - 1].phys);
-    struct load_batch bt[2];
-    size_t next = 0;
-    unsigned cur = 0;
-    bool inflight = false;
-    if (!st) {
-        plan_batch(d, r, n, &next, buf, &bt[0]);
-        st = cio_read_batch_begin(ck->io, bt[0].q, bt[0].nq);
-        inflight = !st;
-    }
-    while (inflight) {
-        struct load_batch *b = &bt[cur];
-        st = cio_read_batch_end(ck->io, b->q, b->nq);
-        inflight = false;
-        if (!st && next < n) {
-            struct load_batch *o = &bt[cur ^ 1];
-            plan_batch(d, r, n, &next, buf + (size_t)(cur ^ 1) * LOAD_BATCH * PAGE_SIZE, o);
-            st = cio_read_batch_begin(ck->io, o->q, o->nq);
-            inflight = !st;
-        }
-        for (unsigned q = 0; q < b->nq && !st; q++) {
-            if (b->q[q].got < b->q[q].len)
-                st = cerr_set(CAIRN_ECORRUPT, "page file \"%s\" is cut short at page %" PRIu64,
-                              d->pf.path, (b->q[q].off + b->q[q].got) / PAGE_SIZE);
-            else
-                st = install_run(d, pg, space, r, b->lo[q], b->lo[q + 1], b->q[q].buf, pages);
-        }
-        if (st && inflight) {
-            /* nothing may stay in flight on the context */
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", cairn_last_error());
-            cio_read_batch_end(ck->io, bt[cur ^ 1].q, bt[cur ^ 1].nq);
-            st = cerr_set(st, "%s", msg);
-            inflight = false;
-        }
-        cur ^= 1;
-    }
+            r[k++] = (struct page_ref){.phys = m->phys[i], .pno = i, .lsn = m->lsn[i],
+                                       .space = (uint16_t)space};
+    struct install_ctx ic = {.pg = pg, .coll_id = d->id, .pages = pages};
+    cairn_status st = pfile_read_refs(ck->io, d->pf.fd, d->pf.path, d->id, d->pf.npages, r, n,
+                                      buf, install_page, &ic);
     free(r);
     return st;
 }
@@ -1006,7 +919,7 @@ static cairn_status remove_orphans(cairn_db *db, struct ckpt *ck)
 struct load_ctx {
     cairn_db *db;
     struct ckpt *ck;
-    uint8_t *buf; /* 2 x LOAD_BATCH pages: the batches being read */
+    uint8_t *buf; /* 2 x PFILE_READ_BATCH pages: the batches being read */
 };
 
 static cairn_status load_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
@@ -1044,7 +957,7 @@ static cairn_status load_checkpoint(cairn_db *db, struct ckpt *ck, const struct 
     void *bufv = NULL, *catv = NULL;
     size_t maxcat = cat_chain_max(s);
     ck->cat_pages = calloc(maxcat ? maxcat : 1, sizeof *ck->cat_pages);
-    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, 2 * (size_t)LOAD_BATCH * PAGE_SIZE) ||
+    if (!ck->cat_pages || posix_memalign(&bufv, PAGE_SIZE, 2 * (size_t)PFILE_READ_BATCH * PAGE_SIZE) ||
         posix_memalign(&catv, PAGE_SIZE, PAGE_SIZE)) {
         free(bufv);
         return cerr_set(CAIRN_ENOMEM, "out of memory");
@@ -1148,7 +1061,7 @@ cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn)
         posix_memalign(&scr, PAGE_SIZE, PAGE_SIZE) != 0)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     ck->scratch = scr;
-    cairn_status st = cio_ctx_open(&ck->io, db->opts.io_backend, 8);
+    cairn_status st = cio_ctx_open(&ck->io, db->opts.io_backend, PFILE_RUNS);
     if (st)
         return st;
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -270,6 +271,138 @@ cairn_status pfile_read(struct pfile *f, cio *c, uint32_t phys, uint8_t *buf,
     return page_verify(buf, f->path, phys, f->coll_id, type, space, page_no, lsn);
 }
 
+/* ---- reading many pages ---------------------------------------------------- */
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const struct page_ref *x = a, *y = b;
+    return x->phys < y->phys ? -1 : x->phys > y->phys;
+}
+
+/* One batch: run q covers refs[lo[q] .. lo[q+1]). */
+struct read_batch {
+    struct cio_req q[PFILE_RUNS];
+    size_t lo[PFILE_RUNS + 1];
+    unsigned nq;
+};
+
+/* Plans the batch starting at refs[*i] (pages inside the file) into buf:
+ * at most maxq runs. */
+static void plan_batch(int fd, const char *path, const struct page_ref *r, size_t n, size_t *i,
+                       unsigned maxq, uint8_t *buf, struct read_batch *b)
+{
+    size_t used = 0;
+    b->nq = 0;
+    while (*i < n && b->nq < maxq) {
+        uint32_t first = r[*i].phys;
+        size_t j = *i;
+        while (j < n && r[j].phys - first < PFILE_READ_RUN)
+            j++;
+        uint32_t span = r[j - 1].phys - first + 1;
+        if (used + span > PFILE_READ_BATCH)
+            break;
+        b->q[b->nq] = (struct cio_req){.fd = fd, .buf = buf + used * PAGE_SIZE,
+                                       .len = (size_t)span * PAGE_SIZE,
+                                       .off = (uint64_t)first * PAGE_SIZE, .path = path};
+        b->lo[b->nq++] = *i;
+        used += span;
+        *i = j;
+    }
+    b->lo[b->nq] = *i;
+}
+
+/* Hands the pages of read run q to fn. */
+static cairn_status run_pages(const struct read_batch *b, unsigned q, cairn_status rst,
+                              const char *path, uint32_t coll_id, const struct page_ref *r,
+                              page_ref_fn fn, void *ctx)
+{
+    char msg[512];
+    if (rst)
+        snprintf(msg, sizeof msg, "%s", cairn_last_error());
+    const struct cio_req *rq = &b->q[q];
+    uint32_t first = r[b->lo[q]].phys;
+    cairn_status st = CAIRN_OK;
+    for (size_t t = b->lo[q]; t < b->lo[q + 1] && !st; t++) {
+        size_t at = (size_t)(r[t].phys - first) * PAGE_SIZE;
+        cairn_status pst;
+        const uint8_t *page = NULL;
+        if (rst)
+            pst = cerr_set(rst, "%s", msg); /* the run could not be read */
+        else if (at + PAGE_SIZE > rq->got)
+            pst = cerr_set(CAIRN_ECORRUPT, "page file \"%s\": page %" PRIu32 " is cut short",
+                           path, r[t].phys);
+        else if (!(pst = page_verify((const uint8_t *)rq->buf + at, path, r[t].phys, coll_id,
+                                     r[t].type, r[t].space, r[t].pno, r[t].lsn)))
+            page = (const uint8_t *)rq->buf + at;
+        st = fn(ctx, &r[t], page, pst);
+    }
+    return st;
+}
+
+cairn_status pfile_read_refs(cio *io, int fd, const char *path, uint32_t coll_id,
+                             uint32_t npages, struct page_ref *refs, size_t n, uint8_t *buf,
+                             page_ref_fn fn, void *ctx)
+{
+    qsort(refs, n, sizeof *refs, cmp_ref);
+    cairn_status st = CAIRN_OK;
+    /* references past the end of the file (and to page 0) are never read */
+    size_t lo = 0, hi = n;
+    while (lo < hi && refs[lo].phys == 0)
+        lo++;
+    while (hi > lo && refs[hi - 1].phys >= npages)
+        hi--;
+    for (size_t t = 0; t < n && !st; t++)
+        if (t < lo || t >= hi)
+            st = fn(ctx, &refs[t], NULL,
+                    cerr_set(CAIRN_ECORRUPT, "page file \"%s\": a map references page %" PRIu32
+                             ", outside the file (%" PRIu32 " pages)", path, refs[t].phys,
+                             npages));
+    struct read_batch bt[2];
+    unsigned maxq = CAIRN_MIN(PFILE_RUNS, cio_batch_max(io));
+    size_t next = lo;
+    unsigned cur = 0;
+    bool inflight = false;
+    if (!st && next < hi) {
+        plan_batch(fd, path, refs, hi, &next, maxq, buf, &bt[0]);
+        st = cio_read_batch_begin(io, bt[0].q, bt[0].nq);
+        inflight = !st;
+    }
+    while (inflight) {
+        struct read_batch *b = &bt[cur];
+        cairn_status rst = cio_read_batch_end(io, b->q, b->nq);
+        char rmsg[512];
+        if (rst)
+            snprintf(rmsg, sizeof rmsg, "%s", cairn_last_error());
+        inflight = false;
+        if (next < hi) {
+            /* the next batch reads while fn works on this one */
+            struct read_batch *o = &bt[cur ^ 1];
+            plan_batch(fd, path, refs, hi, &next, maxq,
+                       buf + (size_t)(cur ^ 1) * PFILE_READ_BATCH * PAGE_SIZE, o);
+            st = cio_read_batch_begin(io, o->q, o->nq);
+            inflight = !st;
+        }
+        if (rst)
+            cerr_set(rst, "%s", rmsg);
+        /* a failed batch: each run gets its own verdict (its own message
+         * when a run failed, every page of it that status) */
+        for (unsigned q = 0; q < b->nq && !st; q++) {
+            cairn_status qst = rst && b->q[q].got < b->q[q].len ? rst : CAIRN_OK;
+            st = run_pages(b, q, qst, path, coll_id, refs, fn, ctx);
+        }
+        if (st && inflight) {
+            /* nothing may stay in flight on the context */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", cairn_last_error());
+            cio_read_batch_end(io, bt[cur ^ 1].q, bt[cur ^ 1].nq);
+            st = cerr_set(st, "%s", msg);
+            inflight = false;
+        }
+        cur ^= 1;
+    }
+    return st;
+}
+
 /* ---- map ---------------------------------------------------------------- */
 
 void pmap_init(struct pmap *m)
@@ -294,7 +427,7 @@ static uint32_t div_up(uint32_t a, uint32_t b)
     return (uint32_t)(((uint64_t)a + b - 1) / b);
 }
 
-static uint32_t depth_for(uint32_t n)
+uint32_t pmap_depth_for(uint32_t n)
 {
     if (n == 0)
         return 0;
@@ -402,7 +535,7 @@ cairn_status pmap_flush(struct pmap *m, struct pfile *f, cio *c, uint64_t min_pi
         return st;
     if (n < m->n)
         n = m->n;
-    uint32_t depth = depth_for(n);
+    uint32_t depth = pmap_depth_for(n);
     uint32_t cnt[MAP_MAX_DEPTH] = {0};
     for (unsigned l = 0; l < depth; l++) {
         cnt[l] = l == 0 ? div_up(n, MAP_LEAF_N) : div_up(cnt[l - 1], MAP_INNER_N);
@@ -492,7 +625,7 @@ cairn_status pmap_load_as(struct pmap *m, struct pfile *f, cio *c, uint32_t root
                           uint32_t mark)
 {
     pmap_free(m);
-    if (depth != depth_for(n) || (depth == 0) != (root == 0))
+    if (depth != pmap_depth_for(n) || (depth == 0) != (root == 0))
         return cerr_set(CAIRN_ECORRUPT,
                         "page file \"%s\": space %" PRIu32 " map has depth %" PRIu32
                         " and root %" PRIu32 " for %" PRIu32 " pages",

@@ -37,6 +37,8 @@
 #define PF_USED UINT32_MAX
 #define PFILE_STAGE 256u /* pages staged before a batch of writes (2 MiB) */
 #define PFILE_RUNS 16u   /* runs in one batch */
+#define PFILE_READ_RUN 128u   /* physical pages one read may span (holes read through) */
+#define PFILE_READ_BATCH 512u /* pages per read batch; a reader's buffer holds two */
 #define MAP_LEAF_N (PAGE_BODY / 16u)  /* 510 */
 #define MAP_INNER_N (PAGE_BODY / 4u)  /* 2040 */
 #define MAP_MAX_DEPTH 3u
@@ -112,6 +114,33 @@ void pfile_end(struct pfile *f, uint32_t gen, bool ok);
  * page type). CAIRN_ECORRUPT names file and page. */
 cairn_status pfile_read(struct pfile *f, cio *c, uint32_t phys, uint8_t *buf,
                         uint16_t type, uint32_t space, uint64_t page_no, uint64_t lsn);
+
+/* A page to read from a page file, and what its header must say. */
+struct page_ref {
+    uint32_t phys;  /* physical page */
+    uint32_t pno;   /* logical page (point pages), node index (map pages) */
+    uint64_t lsn;   /* the page LSN its map records; UINT64_MAX: any */
+    uint16_t type;  /* 0: any point page type */
+    uint16_t space;
+};
+/* Gets each page read: verified (st CAIRN_OK), or NULL and why (st, with
+ * the message set: not readable, outside or past the end of the file, or
+ * failing page_verify). A nonzero return stops the walk and is returned. */
+typedef cairn_status (*page_ref_fn)(void *ctx, const struct page_ref *r, const uint8_t *page,
+                                    cairn_status st);
+/* Reads refs[0..n) (sorted here by physical page) from the page file open
+ * as fd (path, coll_id and npages: for verification and messages) in
+ * physical order: runs of pages within PFILE_READ_RUN of each other, up to
+ * PFILE_RUNS runs or PFILE_READ_BATCH pages per batch, two batches in
+ * rotation so that the next is read (io_uring) while fn works on the
+ * current one. buf: 2 * PFILE_READ_BATCH pages, aligned. The open, the
+ * checker and the copy of a pinned checkpoint all read pages this way. */
+cairn_status pfile_read_refs(cio *io, int fd, const char *path, uint32_t coll_id,
+                             uint32_t npages, struct page_ref *refs, size_t n, uint8_t *buf,
+                             page_ref_fn fn, void *ctx);
+
+/* Levels of a map of n logical pages (0: empty). */
+uint32_t pmap_depth_for(uint32_t n);
 
 void pmap_init(struct pmap *m);
 void pmap_free(struct pmap *m);

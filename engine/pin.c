@@ -415,20 +415,6 @@ static cairn_status tick(struct copy *cp, uint64_t bytes)
     return CAIRN_OK;
 }
 
-/* Reads page phys of src (verified against what the reference expects)
- * and writes it at the same position of dst. */
-static cairn_status copy_page(struct copy *cp, struct pfile *src, int dst, const char *dpath,
-                              uint32_t phys, uint16_t type, uint32_t space, uint64_t pno,
-                              uint64_t lsn)
-{
-    cairn_status st = pfile_read(src, cp->io, phys, cp->buf, type, space, pno, lsn);
-    if (!st)
-        st = cio_write(cp->io, dst, cp->buf, PAGE_SIZE, (uint64_t)phys * PAGE_SIZE, dpath);
-    if (!st)
-        st = tick(cp, PAGE_SIZE);
-    return st;
-}
-
 static cairn_status keep_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
 {
     (void)phys;
@@ -446,16 +432,6 @@ static cairn_status keep_entry(void *vctx, const struct cat_entry *e, uint32_t p
     return CAIRN_OK;
 }
 
-/* Creates dst (sized like src, holes where nothing is copied). */
-static cairn_status open_dst(struct copy *cp, const char *path, uint32_t npages, int *fd)
-{
-    cairn_status st = cfs_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, fd);
-    if (!st)
-        st = cfs_ftruncate(*fd, (uint64_t)npages * PAGE_SIZE, path);
-    (void)cp;
-    return st;
-}
-
 static cairn_status sync_close(struct copy *cp, int *fd, const char *path, cairn_status st)
 {
     if (*fd < 0)
@@ -464,32 +440,6 @@ static cairn_status sync_close(struct copy *cp, int *fd, const char *path, cairn
         st = cio_fdatasync(cp->io, *fd, path);
     close(*fd);
     *fd = -1;
-    return st;
-}
-
-static cairn_status copy_collection(struct copy *cp, const struct cat_entry *e,
-                                    struct pmap *maps, struct pfile *src)
-{
-    char name[64];
-    snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
-    char *dpath = cairn_path_join(cp->root, name);
-    if (!dpath)
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    int fd = -1;
-    cairn_status st = open_dst(cp, dpath, src->npages, &fd);
-    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
-        struct pmap *m = &maps[sp];
-        for (unsigned l = 0; !st && l < m->depth; l++)
-            for (uint32_t i = 0; !st && i < m->nnode[l]; i++)
-                if (m->node[l][i])
-                    st = copy_page(cp, src, fd, dpath, m->node[l][i],
-                                   l == 0 ? PT_MAP_LEAF : PT_MAP_INNER, sp, i, UINT64_MAX);
-        for (uint32_t i = 0; !st && i < m->n; i++)
-            if (m->phys[i])
-                st = copy_page(cp, src, fd, dpath, m->phys[i], 0, sp, i, m->lsn[i]);
-    }
-    st = sync_close(cp, &fd, dpath, st);
-    free(dpath);
     return st;
 }
 
@@ -583,61 +533,144 @@ static void remove_tree(const char *root)
     }
 }
 
-static cairn_status do_copy(struct copy *cp)
+/* One page file of the image: its pages, to be copied to the same
+ * physical positions of dst (a file of the same size, holes elsewhere). */
+struct copy_file {
+    struct pfile src;
+    char *dst;
+    struct page_ref *refs;
+    size_t n, cap;
+};
+
+static cairn_status add_ref(struct copy_file *f, struct page_ref r)
+{
+    if (f->n == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 64;
+        struct page_ref *nr = realloc(f->refs, nc * sizeof *nr);
+        if (!nr)
+            return cerr_set(CAIRN_ENOMEM, "out of memory");
+        f->refs = nr;
+        f->cap = nc;
+    }
+    f->refs[f->n++] = r;
+    return CAIRN_OK;
+}
+
+/* The pages of collection e: its map nodes and every mapped page. */
+static cairn_status collection_refs(struct copy *cp, const struct cat_entry *e,
+                                    struct copy_file *f)
+{
+    cairn_status st = CAIRN_OK;
+    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
+        struct pmap m;
+        pmap_init(&m);
+        st = pmap_load(&m, &f->src, cp->io, e->root[sp], e->depth[sp], e->n[sp], sp, cp->buf);
+        for (unsigned l = 0; !st && l < m.depth; l++)
+            for (uint32_t i = 0; !st && i < m.nnode[l]; i++)
+                if (m.node[l][i])
+                    st = add_ref(f, (struct page_ref){
+                                        .phys = m.node[l][i], .pno = i, .lsn = UINT64_MAX,
+                                        .type = l == 0 ? PT_MAP_LEAF : PT_MAP_INNER,
+                                        .space = (uint16_t)sp});
+        for (uint32_t i = 0; !st && i < m.n; i++)
+            if (m.phys[i])
+                st = add_ref(f, (struct page_ref){.phys = m.phys[i], .pno = i,
+                                                  .lsn = m.lsn[i], .space = (uint16_t)sp});
+        pmap_free(&m);
+    }
+    return st;
+}
+
+struct page_sink {
+    struct copy *cp;
+    int fd;
+    const char *path;
+};
+
+/* Writes each verified page at its physical position in the copy. */
+static cairn_status write_page(void *vctx, const struct page_ref *r, const uint8_t *page,
+                               cairn_status st)
+{
+    struct page_sink *ps = vctx;
+    if (!st)
+        st = cio_write(ps->cp->io, ps->fd, page, PAGE_SIZE, (uint64_t)r->phys * PAGE_SIZE,
+                       ps->path);
+    return st ? st : tick(ps->cp, PAGE_SIZE);
+}
+
+static cairn_status copy_pages(struct copy *cp, struct copy_file *f, uint8_t *rbuf)
+{
+    int fd = -1;
+    cairn_status st = cfs_open(f->dst, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &fd);
+    if (!st)
+        st = cfs_ftruncate(fd, (uint64_t)f->src.npages * PAGE_SIZE, f->dst);
+    struct page_sink ps = {.cp = cp, .fd = fd, .path = f->dst};
+    if (!st)
+        st = pfile_read_refs(cp->io, f->src.fd, f->src.path, f->src.coll_id, f->src.npages,
+                             f->refs, f->n, rbuf, write_page, &ps);
+    return sync_close(cp, &fd, f->dst, st);
+}
+
+static cairn_status do_copy(struct copy *cp, uint8_t *rbuf)
 {
     cairn_pin *pin = cp->pin;
     const struct super *s = &pin->sb;
-    char *cat_src = cairn_path_join(pin->dbpath, "catalog.pages");
-    char *cat_dst = cairn_path_join(cp->root, "catalog.pages");
     char *meta_src = cairn_path_join(pin->dbpath, "meta");
-    size_t maxcat = cat_chain_max(s);
+    char *cat_src = cairn_path_join(pin->dbpath, "catalog.pages");
+    size_t maxcat = cat_chain_max(s), nf = 0;
     uint32_t *cat_pages = calloc(maxcat ? maxcat : 1, sizeof *cat_pages);
-    struct pfile cat = {.fd = -1};
-    struct pfile *src = NULL;
-    struct pmap *maps = NULL;
+    struct copy_file *files = NULL; /* [0] the catalog, then the collections */
     char *meta = NULL;
     size_t meta_len = 0, ncat = 0;
-    int fd = -1;
-    cairn_status st = cat_src && cat_dst && meta_src && cat_pages
-                          ? CAIRN_OK
-                          : cerr_set(CAIRN_ENOMEM, "out of memory");
-    /* 1. read what the image holds: catalog, then every map */
+    cairn_status st = meta_src && cat_src && cat_pages ? CAIRN_OK
+                                                       : cerr_set(CAIRN_ENOMEM, "out of memory");
+    /* 1. what the image holds: the catalog, then every map */
     if (!st)
         st = cfs_read_file(meta_src, &meta, &meta_len);
-    if (!st && s->ncolls)
-        st = pfile_open_ro(&cat, cat_src, 0);
-    if (!st && s->ncolls)
-        st = cat_walk(&cat, cp->io, s, PF_USED, cp->buf, cat_pages, &ncat, keep_entry, cp);
     if (!st) {
-        src = calloc(cp->nents ? cp->nents : 1, sizeof *src);
-        maps = calloc((cp->nents ? cp->nents : 1) * PSPACE_N, sizeof *maps);
-        if (!src || !maps)
+        files = calloc(1, sizeof *files);
+        st = files ? pfile_open_ro(&files[0].src, cat_src, 0)
+                   : cerr_set(CAIRN_ENOMEM, "out of memory");
+        nf = !st;
+        if (!st)
+            st = cat_walk(&files[0].src, cp->io, s, PF_USED, cp->buf, cat_pages, &ncat,
+                          keep_entry, cp);
+        for (size_t i = 0; !st && i < ncat; i++)
+            st = add_ref(&files[0], (struct page_ref){.phys = cat_pages[i], .pno = (uint32_t)i,
+                                                      .lsn = s->redo, .type = PT_CATALOG});
+        if (!st && !(files[0].dst = cairn_path_join(cp->root, "catalog.pages")))
             st = cerr_set(CAIRN_ENOMEM, "out of memory");
-        for (size_t i = 0; src && i < cp->nents; i++)
-            src[i].fd = -1;
     }
-    cp->total = (uint64_t)ncat * PAGE_SIZE;
+    if (!st && cp->nents) {
+        struct copy_file *nfiles = realloc(files, (1 + cp->nents) * sizeof *files);
+        if (!nfiles)
+            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        else
+            files = nfiles;
+    }
     for (size_t i = 0; !st && i < cp->nents; i++) {
         const struct cat_entry *e = &cp->ents[i];
+        struct copy_file *f = &files[nf];
+        memset(f, 0, sizeof *f);
         char name[64];
         snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
         char *p = cairn_path_join(pin->dbpath, name);
-        st = p ? pfile_open_ro(&src[i], p, e->id) : cerr_set(CAIRN_ENOMEM, "out of memory");
+        f->dst = cairn_path_join(cp->root, name);
+        st = p && f->dst ? pfile_open_ro(&f->src, p, e->id)
+                         : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(p);
-        for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
-            struct pmap *m = &maps[i * PSPACE_N + sp];
-            st = pmap_load(m, &src[i], cp->io, e->root[sp], e->depth[sp], e->n[sp], sp,
-                           cp->buf);
-            for (unsigned l = 0; !st && l < m->depth; l++)
-                for (uint32_t k = 0; k < m->nnode[l]; k++)
-                    cp->total += m->node[l][k] ? PAGE_SIZE : 0;
-            for (uint32_t k = 0; !st && k < m->n; k++)
-                cp->total += m->phys[k] ? PAGE_SIZE : 0;
+        if (st) {
+            free(f->dst);
+            break;
         }
+        nf++;
+        st = collection_refs(cp, e, f);
     }
+    for (size_t i = 0; i < nf; i++)
+        cp->total += (uint64_t)files[i].n * PAGE_SIZE;
     if (s->redo)
         cp->total += s->redo - ((s->redo - 1) & ~(((uint64_t)1 << pin->seg_shift) - 1));
-    /* 2. write the new directory */
+    /* 2. the new directory */
     if (!st)
         st = cfs_mkdir(cp->root, 0755);
     for (int i = 0; !st && i < 2; i++) {
@@ -647,14 +680,8 @@ static cairn_status do_copy(struct copy *cp)
     }
     if (!st)
         st = copy_small(cp, "meta", meta, meta_len, 0);
-    if (!st) {
-        st = open_dst(cp, cat_dst, s->ncolls ? cat.npages : 1, &fd);
-        for (size_t i = 0; !st && i < ncat; i++)
-            st = copy_page(cp, &cat, fd, cat_dst, cat_pages[i], PT_CATALOG, 0, i, s->redo);
-        st = sync_close(cp, &fd, cat_dst, st);
-    }
-    for (size_t i = 0; !st && i < cp->nents; i++)
-        st = copy_collection(cp, &cp->ents[i], &maps[i * PSPACE_N], &src[i]);
+    for (size_t i = 0; !st && i < nf; i++)
+        st = copy_pages(cp, &files[i], rbuf);
     if (!st)
         st = copy_wal(cp);
     if (!st) {
@@ -674,19 +701,15 @@ static cairn_status do_copy(struct copy *cp)
         st = d ? cfs_fsync_dir(d) : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(d);
     }
-    for (size_t i = 0; src && i < cp->nents; i++) {
-        pfile_close(&src[i]);
-        for (unsigned sp = 0; sp < PSPACE_N; sp++)
-            pmap_free(&maps[i * PSPACE_N + sp]);
+    for (size_t i = 0; i < nf; i++) {
+        pfile_close(&files[i].src);
+        free(files[i].dst);
+        free(files[i].refs);
     }
-    free(src);
-    free(maps);
-    if (cat.path)
-        pfile_close(&cat);
+    free(files);
     free(cat_pages);
     free(meta);
     free(cat_src);
-    free(cat_dst);
     free(meta_src);
     return st;
 }
@@ -717,9 +740,13 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
         return st;
     }
     struct copy cp = {.pin = pin, .buf = bufv, .root = root, .progress = progress, .ctx = ctx};
-    cairn_status st = cio_ctx_open(&cp.io, CAIRN_IO_DEFAULT, 8);
+    void *rbuf = NULL;
+    cairn_status st = posix_memalign(&rbuf, PAGE_SIZE, 2 * (size_t)PFILE_READ_BATCH * PAGE_SIZE)
+                          ? cerr_set(CAIRN_ENOMEM, "out of memory")
+                          : cio_ctx_open(&cp.io, CAIRN_IO_DEFAULT, PFILE_RUNS);
     if (!st)
-        st = do_copy(&cp);
+        st = do_copy(&cp, rbuf);
+    free(rbuf);
     if (!st)
         st = cfs_rename(root, target);
     if (!st)

@@ -26,7 +26,9 @@
 
 #include "cairn.h"
 #include "common/crc32c.h"
+#include "common/err.h"
 #include "common/io.h"
+#include "engine/pfile.h"
 #include "testutil.h"
 
 static char tmpbase[512];
@@ -590,6 +592,136 @@ static void test_fault_each_op(void **state)
     assert_true(failed > 3);
 }
 
+/* ---- the page reader (pfile_read_refs) ------------------------------------- */
+
+#define RR_N 48
+
+struct rr_seen {
+    uint32_t phys[RR_N + 4];
+    cairn_status st[RR_N + 4];
+    char msg[RR_N + 4][160];
+    size_t n;
+    size_t stop_at; /* return EIO at this call (0: never) */
+};
+
+static cairn_status rr_fn(void *ctx, const struct page_ref *r, const uint8_t *page,
+                          cairn_status st)
+{
+    struct rr_seen *s = ctx;
+    assert_true(s->n < RR_N + 4);
+    assert_true((page != NULL) == (st == CAIRN_OK));
+    if (page) {
+        /* the body says which page this is */
+        uint32_t which;
+        memcpy(&which, page + 64, 4);
+        assert_int_equal(which, r->phys);
+        assert_int_equal(r->pno, r->phys / 3);
+    }
+    s->phys[s->n] = r->phys;
+    s->st[s->n] = st;
+    snprintf(s->msg[s->n], sizeof s->msg[0], "%s", st ? cairn_last_error() : "");
+    if (++s->n == s->stop_at)
+        return cerr_set(CAIRN_EIO, "stopped by the callback");
+    return CAIRN_OK;
+}
+
+/* Pages spread so that reads form more runs than a batch (and than a
+ * queue of depth 2) holds, refs in shuffled order, one page damaged, one
+ * reference past the end of the file: every page reaches the callback once,
+ * in physical order, verified or with a message naming it; a callback
+ * error stops the walk and leaves nothing in flight; a failing read gives
+ * its run's pages that failure and the walk goes on. posix and io_uring. */
+static void test_read_refs(void **state)
+{
+    (void)state;
+    char dir[600], path[700];
+    new_dir(dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/f.pages", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    struct page_ref refs[RR_N + 1], copy[RR_N + 1];
+    uint8_t page[8192] __attribute__((aligned(4096)));
+    uint32_t maxphys = 0;
+    for (uint32_t k = 0; k < RR_N; k++) {
+        uint32_t phys = 3 + 150 * k + (k % 3); /* 150 apart: a run each */
+        memset(page, 0, sizeof page);
+        struct page_hdr h = {.type = PT_VEC, .coll_id = 7, .space = 0, .page_no = phys / 3,
+                             .lsn = 1000 + phys};
+        page_hdr_put(page, &h);
+        memcpy(page + 64, &phys, 4);
+        page_seal(page);
+        if (k == 20)
+            page[5000] ^= 1; /* damaged */
+        assert_int_equal(pwrite(fd, page, sizeof page, (off_t)phys * 8192), (ssize_t)sizeof page);
+        refs[(k * 17) % RR_N] = (struct page_ref){.phys = phys, .pno = phys / 3,
+                                                  .lsn = 1000 + phys, .type = 0, .space = 0};
+        maxphys = phys;
+    }
+    uint32_t npages = maxphys + 1;
+    refs[RR_N] = (struct page_ref){.phys = npages + 5, .pno = (npages + 5) / 3, .lsn = 1};
+    uint32_t damaged = 3 + 150 * 20 + 20 % 3;
+    void *bufv = NULL;
+    assert_int_equal(posix_memalign(&bufv, 4096, 2 * (size_t)PFILE_READ_BATCH * 8192), 0);
+    for (int be = 0; be < 2; be++) {
+        cio *c = NULL;
+        if (be == 1 && !cio_uring_available())
+            break;
+        assert_int_equal(cio_ctx_open(&c, be ? CAIRN_IO_URING : CAIRN_IO_POSIX, 2), CAIRN_OK);
+        /* whole walk */
+        struct rr_seen sn = {0};
+        memcpy(copy, refs, sizeof refs);
+        assert_int_equal(pfile_read_refs(c, fd, path, 7, npages, copy, RR_N + 1, bufv, rr_fn,
+                                         &sn), CAIRN_OK);
+        assert_int_equal(sn.n, RR_N + 1);
+        assert_int_equal(sn.phys[0], npages + 5); /* outside the file: said first */
+        assert_int_equal(sn.st[0], CAIRN_ECORRUPT);
+        assert_non_null(strstr(sn.msg[0], "outside the file"));
+        for (size_t i = 1; i < sn.n; i++) {
+            if (i > 1)
+                assert_true(sn.phys[i] > sn.phys[i - 1]);
+            if (sn.phys[i] == damaged) {
+                assert_int_equal(sn.st[i], CAIRN_ECORRUPT);
+                char want[64];
+                snprintf(want, sizeof want, "page %u ", damaged);
+                assert_non_null(strstr(sn.msg[i], want));
+            } else {
+                assert_int_equal(sn.st[i], CAIRN_OK);
+            }
+        }
+        /* stopped by the callback half way: its status, nothing in flight */
+        struct rr_seen st2 = {.stop_at = 30};
+        memcpy(copy, refs, sizeof refs);
+        assert_int_equal(pfile_read_refs(c, fd, path, 7, npages, copy, RR_N + 1, bufv, rr_fn,
+                                         &st2), CAIRN_EIO);
+        assert_int_equal(st2.n, 30);
+        assert_non_null(strstr(cairn_last_error(), "stopped by the callback"));
+        struct cio_req q = {.fd = fd, .buf = bufv, .len = 8192, .off = 8192 * 3, .path = path};
+        assert_int_equal(cio_read_batch_begin(c, &q, 1), CAIRN_OK);
+        assert_int_equal(cio_read_batch_end(c, &q, 1), CAIRN_OK);
+        /* the 5th read fails: that run's page gets EIO, the walk goes on */
+        struct cio_fault_plan fp = {.ops = CIO_FOP_READ, .nth = 5, .kind = CIO_FAULT_EIO};
+        struct rr_seen sf = {0};
+        memcpy(copy, refs, sizeof refs);
+        cio_fault_set(&fp);
+        cairn_status st = pfile_read_refs(c, fd, path, 7, npages, copy, RR_N + 1, bufv, rr_fn,
+                                          &sf);
+        cio_fault_set(NULL);
+        assert_int_equal(st, CAIRN_OK);
+        assert_int_equal(sf.n, RR_N + 1);
+        size_t eio = 0;
+        for (size_t i = 0; i < sf.n; i++)
+            if (sf.st[i] == CAIRN_EIO) {
+                eio++;
+                assert_non_null(strstr(sf.msg[i], "could not read file"));
+            }
+        assert_int_equal(eio, 1);
+        cio_ctx_close(c);
+    }
+    free(bufv);
+    close(fd);
+}
+
 int main(void)
 {
     tu_quiet_log();
@@ -607,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_superblock_fallback),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fault_each_op),
+        cmocka_unit_test(test_read_refs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)

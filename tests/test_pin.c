@@ -14,6 +14,12 @@
  *    honours it (pages of the pinned image are found from the pin file).
  * 4. stale: a pinner that dies without releasing leaves a file that the
  *    next checkpoint removes (and a *.tmp of one that died half way).
+ * 4b. unreadable_pin: a held pin file that cannot be read holds every page
+ *    and every WAL segment back; let go, it is stale and removed.
+ * 4c. copy_faults: an I/O failure (EIO once, ENOSPC from there on) at each
+ *    operation of a copy in turn: the injected status, no directory left
+ *    behind, except a whole copy when only the parent fsync after the
+ *    rename failed; and a checkpoint of no collection copies and opens.
  * 5. refusals: no checkpoint yet, target exists, a leftover .partial, a
  *    canceled copy, a corrupt page of the pinned image: each a clear status
  *    and nothing left behind.
@@ -41,12 +47,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cairn.h"
+#include "common/io.h"
 #include "testutil.h"
 
 static char tmpbase[512];
@@ -147,10 +155,10 @@ static void fill(cairn_db *db, const char *coll, uint32_t n, uint32_t salt)
 
 /* Copies the pin to target and checks that it opens to `want`, from the
  * pinned checkpoint, replaying nothing. */
-static void copy_and_check(cairn_pin *pin, const cairn_pin_info *pi, const char *target,
-                           const struct tu_dig *want)
+/* The copy at target opens to `want`, from the pinned checkpoint, replaying
+ * nothing, checks clean, and takes commits and checkpoints of its own. */
+static void check_copy(const cairn_pin_info *pi, const char *target, const struct tu_dig *want)
 {
-    must(cairn_pin_copy(pin, target, NULL, NULL), "pin copy");
     char partial[700];
     snprintf(partial, sizeof partial, "%s.partial", target);
     assert_false(exists(partial, NULL));
@@ -173,6 +181,13 @@ static void copy_and_check(cairn_pin *pin, const cairn_pin_info *pi, const char 
     fill(c, "a", 10, 99);
     must(cairn_checkpoint(c, NULL), "checkpoint of the copy");
     must(cairn_close(c), "close copy");
+}
+
+static void copy_and_check(cairn_pin *pin, const cairn_pin_info *pi, const char *target,
+                           const struct tu_dig *want)
+{
+    must(cairn_pin_copy(pin, target, NULL, NULL), "pin copy");
+    check_copy(pi, target, want);
 }
 
 /* ---- 1 ----------------------------------------------------------------------- */
@@ -386,6 +401,121 @@ static void test_stale(void **state)
     must(cairn_pin_close(live), "unpin");
     assert_int_equal(count_suffix(pins, ".pin"), 0);
     must(cairn_close(db), "close");
+}
+
+/* 4b. A pin file held by someone but unreadable pins everything: no page
+ * is reused and no WAL removed while it is held; once let go it is stale
+ * and removed. */
+static void test_unreadable_pin(void **state)
+{
+    (void)state;
+    char dir[600], pins[700], bad[800], wal[700];
+    new_dir(dir, sizeof dir, "db");
+    snprintf(pins, sizeof pins, "%s/pins", dir);
+    snprintf(bad, sizeof bad, "%s/1-badbadbadbadbadb.pin", pins);
+    snprintf(wal, sizeof wal, "%s/wal", dir);
+    cairn_db *db = must_open(dir);
+    must(cairn_collection_create(db, "a", DIM, CAIRN_METRIC_L2), "create");
+    fill(db, "a", 600, 1);
+    must(cairn_checkpoint(db, NULL), "checkpoint 1");
+    off_t before = file_size(dir, "collections/1.pages");
+    assert_int_equal(mkdir(pins, 0755), 0);
+    int fd = open(bad, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a pin", 9), 9);
+    assert_int_equal(flock(fd, LOCK_SH), 0);
+    rewrite_and_checkpoint(db, 3, 600);
+    /* nothing reused: 4 images' worth of pages */
+    assert_true(file_size(dir, "collections/1.pages") >= 3 * before - 8192 * 4);
+    /* several segments of WAL, checkpoints between: the first one stays */
+    for (int r = 0; r < 6; r++) {
+        fill(db, "a", 300, 50u + (uint32_t)r);
+        fill(db, "a", 300, 60u + (uint32_t)r);
+        must(cairn_checkpoint(db, NULL), "checkpoint");
+    }
+    assert_true(count_suffix(wal, ".wal") >= 3);
+    assert_true(exists(wal, "00000001-0000000000000000.wal"));
+    assert_true(exists(bad, NULL));
+    close(fd); /* let go: stale */
+    must(cairn_checkpoint(db, NULL), "checkpoint after release");
+    assert_false(exists(bad, NULL));
+    must(cairn_checkpoint(db, NULL), "second checkpoint after release");
+    assert_false(exists(wal, "00000001-0000000000000000.wal"));
+    must(cairn_close(db), "close");
+}
+
+/* 4c. The copy under an I/O failure at each of its operations in turn
+ * (EIO once, ENOSPC from there on): it fails with that status and leaves
+ * neither the target nor the partial directory, unless only the last
+ * step (the fsync of the parent after the rename) failed, and then the
+ * target is whole. Also: a checkpoint of no collection copies and opens. */
+static void test_copy_faults(void **state)
+{
+    (void)state;
+    char dir[600], target[700], partial[800];
+    new_dir(dir, sizeof dir, "db");
+    snprintf(target, sizeof target, "%s-copy", dir);
+    snprintf(partial, sizeof partial, "%s.partial", target);
+    cairn_db *db = must_open(dir);
+    must(cairn_checkpoint(db, NULL), "checkpoint of nothing");
+    cairn_pin *pin = NULL;
+    cairn_pin_info pi;
+    must(cairn_pin_open(dir, &pin, &pi), "pin");
+    assert_int_equal(pi.collections, 0);
+    must(cairn_pin_copy(pin, target, NULL, NULL), "copy of nothing");
+    cairn_db *c = must_open(target);
+    cairn_collection_info *cl = NULL;
+    size_t ncl = 9;
+    must(cairn_collection_list(c, &cl, &ncl), "list");
+    assert_int_equal(ncl, 0);
+    cairn_free(cl);
+    must(cairn_close(c), "close copy");
+    assert_int_equal(tu_rm_rf(target), 0);
+    must(cairn_pin_close(pin), "unpin");
+
+    must(cairn_collection_create(db, "a", DIM, CAIRN_METRIC_L2), "create a");
+    must(cairn_collection_create(db, "b", DIM, CAIRN_METRIC_COSINE), "create b");
+    fill(db, "a", 700, 1);
+    fill(db, "b", 200, 2);
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    struct tu_dig want = {0};
+    digest(db, &want);
+    must(cairn_pin_open(dir, &pin, &pi), "pin");
+    must(cairn_close(db), "close"); /* no engine I/O counted by the seam */
+    unsigned runs = 0, whole = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        for (uint64_t n = 1;; n++) {
+            struct cio_fault_plan p = {
+                .ops = CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_READ | CIO_FOP_META, .nth = n,
+                .kind = kind ? CIO_FAULT_ENOSPC : CIO_FAULT_EIO, .persistent = kind};
+            cio_fault_set(&p);
+            cairn_status st = cairn_pin_copy(pin, target, NULL, NULL);
+            uint64_t fired = cio_fault_fired();
+            cio_fault_set(NULL);
+            if (!fired) { /* past the copy's last operation: it worked */
+                must(st, "copy without a fault");
+                check_copy(&pi, target, &want);
+                assert_int_equal(tu_rm_rf(target), 0);
+                break;
+            }
+            runs++;
+            if (st != (kind ? CAIRN_ENOSPC : CAIRN_EIO))
+                fail_msg("copy with fault %d at op %" PRIu64 ": %s (%s)", kind, n,
+                         cairn_status_name(st), cairn_last_error());
+            assert_non_null(strstr(cairn_last_error(), target));
+            assert_false(exists(partial, NULL));
+            if (exists(target, NULL)) {
+                whole++;
+                check_copy(&pi, target, &want);
+                assert_int_equal(tu_rm_rf(target), 0);
+            }
+        }
+    }
+    print_message("copy faults: %u failed copies, %u of them whole (the parent fsync)\n",
+                  runs, whole);
+    assert_true(runs > 20);
+    tu_dig_free(&want);
+    must(cairn_pin_close(pin), "unpin");
 }
 
 /* ---- 5 ----------------------------------------------------------------------- */
@@ -757,6 +887,8 @@ int main(void)
         cmocka_unit_test(test_keeps_dropped_and_wal),
         cmocka_unit_test(test_survives_reopen),
         cmocka_unit_test(test_stale),
+        cmocka_unit_test(test_unreadable_pin),
+        cmocka_unit_test(test_copy_faults),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_two_processes),
     };
