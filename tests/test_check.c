@@ -31,6 +31,7 @@
 #include "common/crc32c.h"
 #include "engine/engine_int.h"
 #include "testutil.h"
+#include "testutil_cmocka.h"
 
 #define PG 8192u
 #define BODY 32u
@@ -42,35 +43,6 @@ static uint64_t g_seed;
 static void new_dir(char *out, size_t n)
 {
     snprintf(out, n, "%s/db%d", tmpbase, dbcounter++);
-}
-
-static void must(cairn_status st, const char *what)
-{
-    if (st != CAIRN_OK)
-        fail_msg("%s: %s: %s", what, cairn_status_name(st), cairn_last_error());
-}
-
-static cairn_options opts(void)
-{
-    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
-    o.checkpoint_wal_bytes = UINT64_MAX; /* only explicit checkpoints */
-    o.checkpoint_interval_s = 0;
-    return o;
-}
-
-static cairn_db *must_open_o(const char *dir, const cairn_options *o)
-{
-    cairn_db *db = NULL;
-    cairn_status st = cairn_open(dir, o, &db);
-    if (st != CAIRN_OK)
-        fail_msg("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
-    return db;
-}
-
-static cairn_db *must_open(const char *dir)
-{
-    cairn_options o = opts();
-    return must_open_o(dir, &o);
 }
 
 /* ---- findings -------------------------------------------------------------- */
@@ -176,57 +148,10 @@ static void expect_finding(cairn_db *db, const char *what, ...)
 
 /* ---- a seeded workload ---------------------------------------------------------- */
 
-#define NCOLL 3
-static const char *cname[NCOLL] = {"small", "mid", "wide"};
-static const uint32_t cdim[NCOLL] = {4, 128, 2100}; /* 2100: a vector spans pages */
-static const cairn_metric cmetric[NCOLL] = {CAIRN_METRIC_L2, CAIRN_METRIC_COSINE,
-                                            CAIRN_METRIC_DOT};
-
-/* One transaction of 1..8 upserts (payloads from none to 20 KB: records
- * and overflow chains) and deletes over the collections. */
-static cairn_status one_txn(cairn_db *db, uint64_t *rng, cairn_commit_info *ci)
-{
-    static _Thread_local float vec[2100];
-    static _Thread_local char pay[24000];
-    cairn_txn *t = NULL;
-    cairn_status st = cairn_txn_begin(db, &t);
-    if (st)
-        return st;
-    unsigned nops = 1 + (unsigned)(tu_splitmix(rng) % 8);
-    for (unsigned i = 0; i < nops && !st; i++) {
-        int c = (int)(tu_splitmix(rng) % NCOLL);
-        uint64_t id = tu_splitmix(rng) % (c == 2 ? 40 : 400);
-        if (tu_splitmix(rng) % 5 == 0) {
-            st = cairn_txn_delete(t, cname[c], id);
-            continue;
-        }
-        tu_fill_vec(rng, vec, cdim[c], -1, 1);
-        size_t plen = 0;
-        uint64_t r = tu_splitmix(rng) % 20;
-        if (r > 2) {
-            size_t want = r < 18 ? 10 + tu_splitmix(rng) % 200 : 5000 + tu_splitmix(rng) % 15000;
-            plen = (size_t)snprintf(pay, sizeof pay, "{\"k\":%llu,\"s\":\"",
-                                    (unsigned long long)(tu_splitmix(rng) % 1000));
-            while (plen < want)
-                pay[plen++] = (char)('a' + tu_splitmix(rng) % 26);
-            pay[plen++] = '"';
-            pay[plen++] = '}';
-            pay[plen] = 0;
-        }
-        st = cairn_txn_upsert(t, cname[c], id, vec, cdim[c], plen ? pay : NULL, plen);
-    }
-    if (!st)
-        st = cairn_txn_commit(t, ci);
-    else
-        cairn_txn_abort(t);
-    cairn_txn_free(t);
-    return st;
-}
-
 static void run_txns(cairn_db *db, uint64_t *rng, int n, cairn_commit_info *last)
 {
     for (int i = 0; i < n; i++)
-        must(one_txn(db, rng, last), "commit");
+        must(tu_mix_txn(db, rng, last), "commit");
 }
 
 /* 300 points of "wide" in one transaction: its group space needs 602
@@ -259,8 +184,7 @@ static void build(char *dir, size_t n, uint64_t seed, struct built *b)
     new_dir(dir, n);
     uint64_t rng = seed;
     b->db = must_open(dir);
-    for (int c = 0; c < NCOLL; c++)
-        must(cairn_collection_create(b->db, cname[c], cdim[c], cmetric[c]), "create");
+    must(tu_mix_create(b->db), "create");
     run_txns(b->db, &rng, 150, &b->last);
     fill_wide(b->db, &rng);
     must(cairn_checkpoint(b->db, &b->ci), "checkpoint 1");
@@ -468,8 +392,7 @@ static void test_no_checkpoint(void **state)
     assert_int_equal(r.pages_checked, 0);
     assert_int_equal(r.points_checked, 0);
     uint64_t rng = g_seed ^ 9;
-    for (int c = 0; c < NCOLL; c++)
-        must(cairn_collection_create(db, cname[c], cdim[c], cmetric[c]), "create");
+    must(tu_mix_create(db), "create");
     run_txns(db, &rng, 60, NULL);
     check_clean(db, &r, "no checkpoint");
     assert_int_equal(r.generation, 0);
@@ -725,8 +648,7 @@ static void test_fallback_wal(void **state)
     new_dir(dir, sizeof dir);
     uint64_t rng = g_seed ^ 0x250;
     b.db = must_open(dir);
-    for (int c = 0; c < NCOLL; c++)
-        must(cairn_collection_create(b.db, cname[c], cdim[c], cmetric[c]), "create");
+    must(tu_mix_create(b.db), "create");
     run_txns(b.db, &rng, 50, NULL);
     cairn_checkpoint_info c1, c2;
     must(cairn_checkpoint(b.db, &c1), "checkpoint 1");
@@ -852,7 +774,7 @@ static void *writer(void *arg)
     struct wargs *a = arg;
     uint64_t rng = a->seed;
     while (!*a->stop) {
-        cairn_status st = one_txn(a->db, &rng, NULL);
+        cairn_status st = tu_mix_txn(a->db, &rng, NULL);
         if (st) {
             fprintf(stderr, "writer: %s: %s\n", cairn_status_name(st), cairn_last_error());
             a->failed = true;
@@ -891,8 +813,7 @@ static void test_concurrent(void **state)
         o.checkpoint_wal_bytes = 512u << 10; /* background checkpoints too */
         o.checkpoint_interval_s = 0;
         cairn_db *db = must_open_o(dir, &o);
-        for (int c = 0; c < NCOLL; c++)
-            must(cairn_collection_create(db, cname[c], cdim[c], cmetric[c]), "create");
+        must(tu_mix_create(db), "create");
         _Atomic int stop = 0;
         struct wargs w[3];
         pthread_t t[3];

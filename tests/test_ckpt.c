@@ -30,6 +30,7 @@
 #include "common/io.h"
 #include "engine/pfile.h"
 #include "testutil.h"
+#include "testutil_cmocka.h"
 
 static char tmpbase[512];
 static int dbcounter;
@@ -40,95 +41,12 @@ static void new_dir(char *out, size_t n)
     snprintf(out, n, "%s/db%d", tmpbase, dbcounter++);
 }
 
-static cairn_db *must_open_o(const char *dir, const cairn_options *o)
-{
-    cairn_db *db = NULL;
-    cairn_status st = cairn_open(dir, o, &db);
-    if (st != CAIRN_OK)
-        fail_msg("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
-    return db;
-}
-
-static cairn_options opts(void)
-{
-    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
-    o.checkpoint_wal_bytes = UINT64_MAX; /* only explicit checkpoints */
-    o.checkpoint_interval_s = 0;
-    return o;
-}
-
-static cairn_db *must_open(const char *dir)
-{
-    cairn_options o = opts();
-    return must_open_o(dir, &o);
-}
-
-static void must(cairn_status st, const char *what)
-{
-    if (st != CAIRN_OK)
-        fail_msg("%s: %s: %s", what, cairn_status_name(st), cairn_last_error());
-}
-
 /* ---- a seeded workload ----------------------------------------------------- */
-
-#define NCOLL 3
-static const char *cname[NCOLL] = {"small", "mid", "wide"};
-static const uint32_t cdim[NCOLL] = {4, 128, 2100}; /* 2100: a vector spans pages */
-static const cairn_metric cmetric[NCOLL] = {CAIRN_METRIC_L2, CAIRN_METRIC_COSINE,
-                                            CAIRN_METRIC_DOT};
-
-static void create_all(cairn_db *db)
-{
-    for (int c = 0; c < NCOLL; c++)
-        must(cairn_collection_create(db, cname[c], cdim[c], cmetric[c]), "create");
-}
-
-/* One transaction of up to 8 operations over the collections; ids in a
- * small range so that updates and deletes hit existing points. Payloads
- * from none to ~20 KB (several heap pages). Returns the commit info. */
-static cairn_status one_txn(cairn_db *db, uint64_t *rng, cairn_commit_info *ci)
-{
-    static _Thread_local float vec[2100];
-    static _Thread_local char pay[24000];
-    cairn_txn *t = NULL;
-    cairn_status st = cairn_txn_begin(db, &t);
-    if (st)
-        return st;
-    unsigned nops = 1 + (unsigned)(tu_splitmix(rng) % 8);
-    for (unsigned i = 0; i < nops && !st; i++) {
-        int c = (int)(tu_splitmix(rng) % NCOLL);
-        uint64_t id = tu_splitmix(rng) % (c == 2 ? 40 : 400);
-        if (tu_splitmix(rng) % 5 == 0) {
-            st = cairn_txn_delete(t, cname[c], id);
-            continue;
-        }
-        tu_fill_vec(rng, vec, cdim[c], -1, 1);
-        size_t plen = 0;
-        uint64_t r = tu_splitmix(rng) % 20;
-        if (r > 2) {
-            size_t want = r < 18 ? 10 + tu_splitmix(rng) % 200 : 5000 + tu_splitmix(rng) % 15000;
-            plen = (size_t)snprintf(pay, sizeof pay, "{\"k\":%llu,\"s\":\"",
-                                    (unsigned long long)(tu_splitmix(rng) % 1000));
-            while (plen < want)
-                pay[plen++] = (char)('a' + tu_splitmix(rng) % 26);
-            pay[plen++] = '"';
-            pay[plen++] = '}';
-            pay[plen] = 0;
-        }
-        st = cairn_txn_upsert(t, cname[c], id, vec, cdim[c], plen ? pay : NULL, plen);
-    }
-    if (!st)
-        st = cairn_txn_commit(t, ci);
-    else
-        cairn_txn_abort(t);
-    cairn_txn_free(t);
-    return st;
-}
 
 static void run_txns(cairn_db *db, uint64_t *rng, int n)
 {
     for (int i = 0; i < n; i++)
-        must(one_txn(db, rng, NULL), "commit");
+        must(tu_mix_txn(db, rng, NULL), "commit");
 }
 
 static void digest(cairn_db *db, struct tu_dig *d)
@@ -188,7 +106,7 @@ static void test_reopen_same_state(void **state)
     new_dir(dir, sizeof dir);
     uint64_t rng = g_seed;
     cairn_db *db = must_open(dir);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     run_txns(db, &rng, 300);
     cairn_checkpoint_info ci;
     must(cairn_checkpoint(db, &ci), "checkpoint");
@@ -228,7 +146,7 @@ static void *writer(void *arg)
     struct wargs *a = arg;
     uint64_t rng = a->seed;
     while (!*a->stop) {
-        cairn_status st = one_txn(a->db, &rng, NULL);
+        cairn_status st = tu_mix_txn(a->db, &rng, NULL);
         if (st) {
             fprintf(stderr, "writer: %s: %s\n", cairn_status_name(st), cairn_last_error());
             return NULL;
@@ -244,7 +162,7 @@ static void test_concurrent_writers(void **state)
     char dir[600];
     new_dir(dir, sizeof dir);
     cairn_db *db = must_open(dir);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     _Atomic int stop = 0;
     struct wargs wa[3];
     pthread_t th[3];
@@ -289,7 +207,7 @@ static void test_wal_removal_and_hook(void **state)
     g_retain_calls = 0;
     uint64_t rng = g_seed ^ 0x55;
     cairn_db *db = must_open_o(dir, &o);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     /* ~3 segments of 2 MiB per round */
     cairn_checkpoint_info ci;
     for (int round = 0; round < 3; round++) {
@@ -316,7 +234,7 @@ static void test_drop_removes_file(void **state)
     new_dir(dir, sizeof dir);
     uint64_t rng = g_seed ^ 0x99;
     cairn_db *db = must_open(dir);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     run_txns(db, &rng, 50);
     must(cairn_checkpoint(db, NULL), "checkpoint");
     cairn_collection_info info;
@@ -354,7 +272,7 @@ static void test_corrupt_page_reported(void **state)
         new_dir(dir, sizeof dir);
         uint64_t rng = g_seed ^ 0x77;
         cairn_db *db = must_open(dir);
-        create_all(db);
+        must(tu_mix_create(db), "create");
         run_txns(db, &rng, 100);
         must(cairn_checkpoint(db, NULL), "checkpoint");
         cairn_collection_info info;
@@ -395,7 +313,7 @@ static void test_superblock_fallback(void **state)
     new_dir(dir, sizeof dir);
     uint64_t rng = g_seed ^ 0x31;
     cairn_db *db = must_open(dir);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     run_txns(db, &rng, 200);
     must(cairn_checkpoint(db, NULL), "checkpoint 1");
     run_txns(db, &rng, 200);
@@ -441,7 +359,7 @@ static void make_checkpointed(char *dir, size_t n, uint64_t seed, cairn_checkpoi
     new_dir(dir, n);
     uint64_t rng = seed;
     cairn_db *db = must_open(dir);
-    create_all(db);
+    must(tu_mix_create(db), "create");
     uint64_t removed = 0;
     for (int round = 0; round < 3; round++) {
         run_txns(db, &rng, 500);
@@ -548,7 +466,7 @@ static void test_fault_each_op(void **state)
         cairn_options o = opts();
         o.io_backend = (nth & 1) ? CAIRN_IO_POSIX : CAIRN_IO_DEFAULT;
         cairn_db *db = must_open_o(dir, &o);
-        create_all(db);
+        must(tu_mix_create(db), "create");
         run_txns(db, &rng, 60);
         must(cairn_checkpoint(db, NULL), "checkpoint 1");
         run_txns(db, &rng, 30);

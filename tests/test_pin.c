@@ -56,6 +56,7 @@
 #include "cairn.h"
 #include "common/io.h"
 #include "testutil.h"
+#include "testutil_cmocka.h"
 
 static char tmpbase[512];
 static int dbcounter;
@@ -64,35 +65,6 @@ static uint64_t g_seed;
 static void new_dir(char *out, size_t n, const char *what)
 {
     snprintf(out, n, "%s/%s%d", tmpbase, what, dbcounter++);
-}
-
-static void must(cairn_status st, const char *what)
-{
-    if (st != CAIRN_OK)
-        fail_msg("%s: %s: %s", what, cairn_status_name(st), cairn_last_error());
-}
-
-static cairn_options opts(void)
-{
-    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
-    o.checkpoint_wal_bytes = UINT64_MAX; /* only explicit checkpoints */
-    o.checkpoint_interval_s = 0;
-    return o;
-}
-
-static cairn_db *must_open_o(const char *dir, const cairn_options *o)
-{
-    cairn_db *db = NULL;
-    cairn_status st = cairn_open(dir, o, &db);
-    if (st != CAIRN_OK)
-        fail_msg("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
-    return db;
-}
-
-static cairn_db *must_open(const char *dir)
-{
-    cairn_options o = opts();
-    return must_open_o(dir, &o);
 }
 
 static void digest(cairn_db *db, struct tu_dig *d)

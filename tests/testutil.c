@@ -578,3 +578,52 @@ void tu_quiet_log(void) {
                   getenv("CAIRN_TEST_VERBOSE") ? CAIRN_LOG_WARN
                                                : (cairn_log_level)(CAIRN_LOG_ERROR + 1));
 }
+
+/* ---- a mixed workload over three collections ------------------------------- */
+
+const char *const tu_mix_name[TU_MIX_N] = {"small", "mid", "wide"};
+const uint32_t tu_mix_dim[TU_MIX_N] = {4, 128, 2100};
+const cairn_metric tu_mix_metric[TU_MIX_N] = {CAIRN_METRIC_L2, CAIRN_METRIC_COSINE,
+                                              CAIRN_METRIC_DOT};
+
+cairn_status tu_mix_create(cairn_db *db) {
+    cairn_status st = CAIRN_OK;
+    for (int c = 0; c < TU_MIX_N && !st; c++)
+        st = cairn_collection_create(db, tu_mix_name[c], tu_mix_dim[c], tu_mix_metric[c]);
+    return st;
+}
+
+cairn_status tu_mix_txn(cairn_db *db, uint64_t *rng, cairn_commit_info *ci) {
+    static _Thread_local float vec[2100];
+    static _Thread_local char pay[24000];
+    cairn_txn *t = NULL;
+    cairn_status st = cairn_txn_begin(db, &t);
+    if (st) return st;
+    unsigned nops = 1 + (unsigned)(tu_splitmix(rng) % 8);
+    for (unsigned i = 0; i < nops && !st; i++) {
+        int c = (int)(tu_splitmix(rng) % TU_MIX_N);
+        uint64_t id = tu_splitmix(rng) % (c == 2 ? 40 : 400);
+        if (tu_splitmix(rng) % 5 == 0) {
+            st = cairn_txn_delete(t, tu_mix_name[c], id);
+            continue;
+        }
+        tu_fill_vec(rng, vec, tu_mix_dim[c], -1, 1);
+        size_t plen = 0;
+        uint64_t r = tu_splitmix(rng) % 20;
+        if (r > 2) {
+            size_t want = r < 18 ? 10 + tu_splitmix(rng) % 200 : 5000 + tu_splitmix(rng) % 15000;
+            plen = (size_t)snprintf(pay, sizeof pay, "{\"k\":%llu,\"s\":\"",
+                                    (unsigned long long)(tu_splitmix(rng) % 1000));
+            while (plen < want) pay[plen++] = (char)('a' + tu_splitmix(rng) % 26);
+            pay[plen++] = '"';
+            pay[plen++] = '}';
+            pay[plen] = 0;
+        }
+        st = cairn_txn_upsert(t, tu_mix_name[c], id, vec, tu_mix_dim[c], plen ? pay : NULL,
+                              plen);
+    }
+    if (!st) st = cairn_txn_commit(t, ci);
+    else cairn_txn_abort(t);
+    cairn_txn_free(t);
+    return st;
+}

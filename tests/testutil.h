@@ -143,6 +143,24 @@ int tu_model_digest(const struct tu_model *m, struct tu_dig *d);
  * other contents. For messages after the digests differ. */
 void tu_model_explain(cairn_db *db, const struct tu_model *m, char *why, size_t n);
 
+/* ---- a mixed workload over three collections ------------------------------- */
+
+/* "small" (4-d, L2), "mid" (128-d, cosine), "wide" (2100-d, dot: a vector
+ * spans pages). */
+#define TU_MIX_N 3
+extern const char *const tu_mix_name[TU_MIX_N];
+extern const uint32_t tu_mix_dim[TU_MIX_N];
+extern const cairn_metric tu_mix_metric[TU_MIX_N];
+
+/* Creates the three collections (status of the first failure). */
+cairn_status tu_mix_create(cairn_db *db);
+
+/* One transaction of 1..8 operations over the three collections, drawn
+ * from rng: upserts (payloads from none to ~20 KB: heap records and
+ * overflow chains) and deletes, ids in a small range so that updates and
+ * deletes hit existing points. ci: the commit info (may be NULL). */
+cairn_status tu_mix_txn(cairn_db *db, uint64_t *rng, cairn_commit_info *ci);
+
 /* ---- messages --------------------------------------------------------------- */
 
 /* What the last failing helper of this thread reported. */

@@ -1,0 +1,40 @@
+/*
+ * testutil_cmocka.h — assertions over cairn calls for the cmocka tests of
+ * the page store (test_ckpt, test_check, test_pin). Include after
+ * <cmocka.h> and testutil.h.
+ */
+#ifndef CAIRN_TESTUTIL_CMOCKA_H
+#define CAIRN_TESTUTIL_CMOCKA_H
+
+/* Fails the test with the status and message when st is not CAIRN_OK. */
+static inline void must(cairn_status st, const char *what)
+{
+    if (st != CAIRN_OK)
+        fail_msg("%s: %s: %s", what, cairn_status_name(st), cairn_last_error());
+}
+
+/* Test options with checkpoints only when a test asks for one. */
+static inline cairn_options opts(void)
+{
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, 2);
+    o.checkpoint_wal_bytes = UINT64_MAX;
+    o.checkpoint_interval_s = 0;
+    return o;
+}
+
+static inline cairn_db *must_open_o(const char *dir, const cairn_options *o)
+{
+    cairn_db *db = NULL;
+    cairn_status st = cairn_open(dir, o, &db);
+    if (st != CAIRN_OK)
+        fail_msg("open %s: %s: %s", dir, cairn_status_name(st), cairn_last_error());
+    return db;
+}
+
+static inline cairn_db *must_open(const char *dir)
+{
+    cairn_options o = opts();
+    return must_open_o(dir, &o);
+}
+
+#endif
