@@ -131,4 +131,13 @@ void cpu_model(char *out, size_t len);
  * needs it. */
 void shell_append(char *buf, size_t len, const char *arg);
 
+/* ---- command lines and reports ------------------------------------------- */
+
+/* 0, or -1 when s is not a whole number (in range). */
+int parse_u64(const char *s, uint64_t *out);
+int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out);
+int parse_double(const char *s, double lo, double hi, double *out);
+/* "12%", "12%+3st" (hypervisor steal of 1% or more), "?" when unknown. */
+void fmt_noise(char *out, size_t len, double other, double steal);
+
 #endif

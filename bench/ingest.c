@@ -147,24 +147,6 @@ static void usage(FILE *f) {
 "  --command STR    command line to print at the top (for wrapper scripts)\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
-    uint64_t v;
-    if (parse_u64(s, &v) != 0 || v < lo || v > hi)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
 static int parse_engines(const char *arg) {
     char *copy = strdup(arg), *save = NULL;
     opt.n_engines = 0;
@@ -529,15 +511,6 @@ static void fmt_ratio(char *out, size_t len, double ratio) {
 }
 
 /* "4%", or "4%+9st" when the hypervisor stole time too. */
-static void fmt_noise(char *out, size_t len, const struct result *r) {
-    if (r->other_cpu < 0)
-        snprintf(out, len, "?");
-    else if (r->steal >= 1)
-        snprintf(out, len, "%.0f%%+%.0fst", r->other_cpu, r->steal);
-    else
-        snprintf(out, len, "%.0f%%", r->other_cpu);
-}
-
 /* "2.31x (1.90x)": median and worst repetition. */
 static void fmt_ratio2(char *out, size_t len, double median, double worst) {
     if (median > 0)
@@ -677,7 +650,7 @@ static void print_report(const char *invocation, const char *base,
                 snprintf(p50, sizeof(p50), "%.0f", r->p50_us);
                 snprintf(p99, sizeof(p99), "%.0f", r->p99_us);
                 snprintf(mx, sizeof(mx), "%.0f", r->max_us);
-                fmt_noise(oc, sizeof(oc), r);
+                fmt_noise(oc, sizeof(oc), r->other_cpu, r->steal);
             } else if (results_hung(w, e)) {
                 snprintf(c, sizeof(c), md ? "**HUNG**" : "HUNG");
                 snprintf(m, sizeof(m), "-");

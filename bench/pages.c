@@ -173,33 +173,6 @@ static void usage(FILE *f) {
 "                    drop DIR from the page cache first\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
-    uint64_t v;
-    if (parse_u64(s, &v) != 0 || v < lo || v > hi)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_threads(const char *arg) {
     char *copy = strdup(arg), *save = NULL;
     opt.n_threads = 0;
@@ -344,15 +317,6 @@ static void loadavg(char *out, size_t len) {
     if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
         snprintf(out, len, "%.2f %.2f %.2f", a, b, c);
     fclose(f);
-}
-
-static void fmt_noise(char *out, size_t len, double other, double steal) {
-    if (other < 0)
-        snprintf(out, len, "?");
-    else if (steal >= 1)
-        snprintf(out, len, "%.0f%%+%.0fst", other, steal);
-    else
-        snprintf(out, len, "%.0f%%", other);
 }
 
 static void sort_d(double *v, unsigned n) {
