@@ -20,6 +20,10 @@
  *    operation of a copy in turn: the injected status, no directory left
  *    behind, except a whole copy when only the parent fsync after the
  *    rename failed; and a checkpoint of no collection copies and opens.
+ *    Taking a pin under the same failures leaves no pin file.
+ * 4d. broken_pinned_image: a pinned image that cannot be read whole at open
+ *    (a page file it holds is gone) warns, the open goes on, and the copy
+ *    of that pin fails naming the file.
  * 5. refusals: no checkpoint yet, target exists, a leftover .partial, a
  *    canceled copy, a corrupt page of the pinned image: each a clear status
  *    and nothing left behind.
@@ -488,6 +492,74 @@ static void test_copy_faults(void **state)
     assert_true(runs > 20);
     tu_dig_free(&want);
     must(cairn_pin_close(pin), "unpin");
+
+    /* taking a pin under the same failures: the status, and no pin file
+     * (nor a half-made one) left */
+    char pins[700];
+    snprintf(pins, sizeof pins, "%s/pins", dir);
+    unsigned pruns = 0;
+    for (uint64_t n = 1;; n++) {
+        struct cio_fault_plan p = {
+            .ops = CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_READ | CIO_FOP_META, .nth = n,
+            .kind = CIO_FAULT_EIO};
+        cio_fault_set(&p);
+        cairn_pin *q = NULL;
+        cairn_status st = cairn_pin_open(dir, &q, NULL);
+        uint64_t fired = cio_fault_fired();
+        cio_fault_set(NULL);
+        if (!fired) {
+            must(st, "pin without a fault");
+            assert_int_equal(count_suffix(pins, ".pin"), 1);
+            must(cairn_pin_close(q), "unpin");
+            break;
+        }
+        pruns++;
+        assert_int_equal(st, CAIRN_EIO);
+        assert_null(q);
+        assert_int_equal(count_suffix(pins, ".pin"), 0);
+        assert_int_equal(count_suffix(pins, ".tmp"), 0);
+    }
+    assert_true(pruns >= 3);
+}
+
+/* 4d. A pinned image that cannot be read whole at open (here the page
+ * file of a collection it holds is gone) does not keep the database
+ * closed: the open warns and goes on, and the copy of that pin fails
+ * cleanly, naming the file. */
+static void test_broken_pinned_image(void **state)
+{
+    (void)state;
+    char dir[600], target[700], gone[800];
+    new_dir(dir, sizeof dir, "db");
+    snprintf(target, sizeof target, "%s-copy", dir);
+    snprintf(gone, sizeof gone, "%s/collections/2.pages", dir);
+    cairn_db *db = must_open(dir);
+    must(cairn_collection_create(db, "a", DIM, CAIRN_METRIC_L2), "create a");
+    must(cairn_collection_create(db, "gone", DIM, CAIRN_METRIC_L2), "create gone");
+    fill(db, "a", 200, 1);
+    fill(db, "gone", 100, 3);
+    must(cairn_checkpoint(db, NULL), "checkpoint 1");
+    cairn_pin *pin = NULL;
+    must(cairn_pin_open(dir, &pin, NULL), "pin");
+    must(cairn_collection_drop(db, "gone"), "drop");
+    must(cairn_checkpoint(db, NULL), "checkpoint 2");
+    struct tu_dig want = {0};
+    digest(db, &want);
+    must(cairn_close(db), "close");
+    assert_int_equal(unlink(gone), 0);
+    db = must_open(dir);
+    struct tu_dig got = {0};
+    digest(db, &got);
+    assert_true(tu_dig_eq(&want, &got));
+    rewrite_and_checkpoint(db, 2, 200);
+    cairn_status st = cairn_pin_copy(pin, target, NULL, NULL);
+    assert_int_not_equal(st, CAIRN_OK);
+    assert_non_null(strstr(cairn_last_error(), "collections/2.pages"));
+    assert_false(exists(target, NULL));
+    must(cairn_pin_close(pin), "unpin");
+    tu_dig_free(&want);
+    tu_dig_free(&got);
+    must(cairn_close(db), "close");
 }
 
 /* ---- 5 ----------------------------------------------------------------------- */
@@ -861,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_unreadable_pin),
         cmocka_unit_test(test_copy_faults),
+        cmocka_unit_test(test_broken_pinned_image),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_two_processes),
     };
