@@ -510,7 +510,8 @@ static void crash_file(struct sim_file *f, unsigned ss, uint64_t *rs)
             q->rec = i;
         }
     }
-    qsort(p, np, sizeof *p, pair_by_sector);
+    if (np > 1)
+        qsort(p, np, sizeof *p, pair_by_sector);
     struct range *g = NULL;
     size_t ng = 0, capg = 0;
     size_t counts[4] = {0, 0, 0, 0};
@@ -553,7 +554,8 @@ static void crash_file(struct sim_file *f, unsigned ss, uint64_t *rs)
         a = b;
     }
     /* Newest change first, so each sector ends at the version chosen. */
-    qsort(p, np, sizeof *p, pair_by_rec_desc);
+    if (np > 1)
+        qsort(p, np, sizeof *p, pair_by_rec_desc);
     for (size_t k = 0; k < np; k++) {
         if (!p[k].revert)
             continue;

@@ -343,7 +343,8 @@ cairn_status pfile_read_refs(cio *io, int fd, const char *path, uint32_t coll_id
                              uint32_t npages, struct page_ref *refs, size_t n, uint8_t *buf,
                              page_ref_fn fn, void *ctx)
 {
-    qsort(refs, n, sizeof *refs, cmp_ref);
+    if (n > 1) /* refs may be NULL when there is nothing to read */
+        qsort(refs, n, sizeof *refs, cmp_ref);
     cairn_status st = CAIRN_OK;
     /* references past the end of the file (and to page 0) are never read */
     size_t lo = 0, hi = n;
