@@ -162,12 +162,12 @@ static int list_segments(const char *waldir, uint32_t want, struct seglist *out)
  * segment holding it, so that `from` need not be a record boundary. */
 static uint64_t reader_start(const struct seglist *sl, uint64_t from)
 {
-    if (from == 0 || from <= sl->starts[0] + WAL_SEG_HDR)
+    if (from == 0 || from <= sl->starts[0] + WAL_SEG_DATA)
         return 0;
     size_t i = sl->n;
     while (i > 0 && sl->starts[i - 1] > from)
         i--;
-    return i == 0 ? 0 : sl->starts[i - 1] + WAL_SEG_HDR;
+    return i == 0 ? 0 : sl->starts[i - 1] + WAL_SEG_DATA;
 }
 
 /* ------------------------------------------------------------------ */

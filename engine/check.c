@@ -1059,7 +1059,7 @@ static bool check_wal(struct chk *k)
     uint64_t oldest = nseg ? starts[0] : 0;
     free(starts);
     if (nseg == 0) {
-        if (limit > WAL_SEG_HDR || start)
+        if (limit > WAL_SEG_DATA || start)
             problem(k, "WAL \"%s\" holds no segment of timeline %" PRIu32 ", yet the log "
                     "is durable to LSN %" PRIu64, db->waldir, db->timeline, limit);
         return true;

@@ -211,16 +211,16 @@ static unsigned default_jobs(void) {
 
 /* Crash recovery: loads the last checkpoint, replays the log from its redo
  * LSN; returns the end of the valid log. */
-static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
+static cairn_status recover(cairn_db *db, uint64_t *end_lsn, uint64_t *rec_end) {
     uint64_t t0 = cairn_mono_us();
     cairn_recovery_report *rep = &db->recovery;
     memset(rep, 0, sizeof *rep);
-    *end_lsn = 0;
+    *end_lsn = *rec_end = 0;
     uint64_t redo = 0;
     cairn_status cst = ckpt_open(db, &redo);
     if (cst) return cst;
     rep->start_lsn = redo;
-    *end_lsn = redo;
+    *end_lsn = *rec_end = redo;
 
     uint64_t *starts = NULL;
     size_t nseg = 0;
@@ -267,6 +267,7 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
         st = wal_truncate_tail(db->waldir, db->timeline, end);
     }
     *end_lsn = end->end_lsn;
+    *rec_end = end->rec_end; /* before the PADs at the end */
     wal_reader_close(r);
     if (st) return st;
 
@@ -276,7 +277,7 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn) {
     if (res.last_commit_time_us > db->last_commit_us)
         db->last_commit_us = res.last_commit_time_us;
     if (res.txns_applied) db->applied_txn = res.last_txn_id;
-    db->applied_end = *end_lsn;
+    db->applied_end = *rec_end;
     rep->duration_us = cairn_mono_us() - t0;
     return CAIRN_OK;
 }
@@ -350,8 +351,8 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
     st = load_or_create_meta(db, want_shift);
     if (st) goto fail;
 
-    uint64_t end_lsn = 0;
-    st = recover(db, &end_lsn);
+    uint64_t end_lsn = 0, rec_end = 0;
+    st = recover(db, &end_lsn, &rec_end);
     if (st) goto fail;
 
     struct wal_writer_opts wo = {
@@ -364,11 +365,12 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
         .async_flush_ms = o.async_flush_ms,
         .on_durable = o.durability == CAIRN_DURABILITY_SYNC ? engine_on_durable : NULL,
         .ctx = db,
+        .rec_end = rec_end,
     };
     st = wal_writer_open(&wo, end_lsn, &db->wal);
     if (st) goto fail;
     db->applied_lsn = wal_writer_durable_lsn(db->wal);
-    if (!db->applied_end) db->applied_end = end_lsn;
+    if (!db->applied_end) db->applied_end = wal_writer_end_lsn(db->wal);
     st = ckpt_start(db);
     if (st) goto fail;
     *out = db;

@@ -354,7 +354,9 @@ static void test_clean(void **state)
     must(cairn_checkpoint(b.db, &b.ci), "checkpoint 3");
     check_clean(b.db, &r, "after checkpoint 3");
     assert_int_equal(r.generation, 3);
-    assert_int_equal(r.wal_bytes_checked, 0);
+    /* only the PAD closing the last flush follows the redo LSN */
+    assert_int_equal(r.wal_records_checked, 0);
+    assert_true(r.wal_bytes_checked < 2 * WAL_BLOCK);
     assert_int_equal(r.disk_points_checked, r.points_checked);
 
     /* a dropped collection (its file stays one checkpoint), then reopen */
@@ -740,7 +742,7 @@ static void test_after_crash_states(void **state)
     build(dir, sizeof dir, g_seed ^ 0x400, &b);
     cairn_stats s;
     must(cairn_stats_get(b.db, &s), "stats");
-    uint64_t end = s.last_lsn;
+    uint64_t end = wal_after_flush(s.last_lsn, b.db->seg_shift); /* after the PAD */
     must(cairn_close(b.db), "close");
     char rel[128];
     uint64_t off;

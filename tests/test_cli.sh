@@ -210,8 +210,12 @@ run 0 "$CAIRN" info torn; has out.txt "8 bytes truncated at $END"
 run 0 "$PITRCTL" waldump torn; has err.txt "(clean end of log)"
 cp -r db corrupt
 SEG=$(ls corrupt/wal/*.wal | head -1)
-printf '\xff' | dd of="$SEG" bs=1 seek=$((0x88 + 20)) conv=notrunc 2>/dev/null
-run 1 "$PITRCTL" waldump corrupt; has err.txt "offset 136"
+# A byte inside the second record's body: the first segment starts at LSN 0,
+# so its LSN is its file offset.
+run 0 "$PITRCTL" waldump corrupt
+REC2=$((16#$(sed -n 2p out.txt | cut -c1-16)))
+printf '\xff' | dd of="$SEG" bs=1 seek=$((REC2 + 20)) conv=notrunc 2>/dev/null
+run 1 "$PITRCTL" waldump corrupt; has err.txt "offset $REC2"
 
 echo "== check"
 run 0 "$CAIRN" check db; has err.txt ': 0 problems, 0 warnings'; has err.txt 'check of "db": checkpoint 0'
@@ -231,7 +235,7 @@ printf 'xx' > sbtorn/superblock
 run 1 "$CAIRN" check sbtorn; has out.txt 'problem: superblock "sbtorn/superblock" is 2 bytes, expected 16384'
 run 1 "$CAIRN" check sbtorn --json; has out.txt '"ok":false'; has out.txt '"problem_count":1'
 # a damaged WAL record followed by durable ones: the open refuses, naming it
-run 1 "$CAIRN" check corrupt; has err.txt "offset 136"
+run 1 "$CAIRN" check corrupt; has err.txt "offset $REC2"
 
 echo "== SIGKILL in the middle of an import keeps whole batches"
 run 0 "$CAIRN" gen-synthetic big.fvecs --n 40000 --dim 128 --seed 3

@@ -18,7 +18,9 @@
  *
  * Each damage is applied to a fresh copy of the database. The expectation is
  * computed from the bytes: the first record whose bytes changed is where
- * the log must end (P); the state must be the digest after the last COMMIT
+ * the log must end (P; the PAD records closing each flush on a block
+ * boundary count, and last_lsn must be the end of the last other record
+ * before P); the state must be the digest after the last COMMIT
  * before P; bytes_truncated must be the nonzero bytes left from P to the end
  * of the segment; then a second reopen finds nothing to truncate and the
  * same state, and a new commit survives a third reopen. (If some intact
@@ -189,6 +191,10 @@ struct rec {
 };
 static struct rec recs[512];
 static int nrecs;
+/* recs and the PAD records between and after them (format.h, BLOCKS), in
+ * LSN order: damage to a PAD ends the log too */
+static struct rec all[1024];
+static int nall;
 static char segpath[800]; /* the (only) data segment of the base */
 static unsigned char *seg_orig;
 static size_t seg_len;
@@ -323,6 +329,7 @@ static int build_base(void **state) {
         ncommit_recs += wr.type == WAL_REC_COMMIT;
     }
     REQ(!(wal_reader_end(r)->torn));
+    uint64_t stop = wal_reader_end(r)->end_lsn;
     wal_reader_close(r);
     /* every commit made one COMMIT record */
     REQ((ncommit_recs) == (ncommits_oracle));
@@ -334,6 +341,28 @@ static int build_base(void **state) {
     seg_orig = read_whole(segpath, &seg_len);
     REQ((seg_len) == (SEG_SIZE));
     memcpy(&seg_salt, seg_orig + 40, 4);
+    /* the PADs, from the bytes: each gap between records holds one */
+    nall = 0;
+    uint64_t at = WAL_SEG_DATA;
+    for (int i = 0; i <= nrecs; i++) {
+        uint64_t next = i < nrecs ? recs[i].lsn : stop;
+        if (at < next) {
+            uint32_t plen;
+            uint64_t plsn, phint;
+            memcpy(&plen, seg_orig + at + 4, 4);
+            memcpy(&plsn, seg_orig + at + 16, 8);
+            memcpy(&phint, seg_orig + at + 32, 8);
+            REQ(seg_orig[at + 8] == WAL_REC_PAD && plen == next - at && plsn == at);
+            REQ(next % WAL_BLOCK == 0);
+            all[nall++] = (struct rec){at, plen, WAL_REC_PAD, 0, phint};
+        }
+        if (i < nrecs) {
+            REQ(nall < (int)(sizeof all / sizeof all[0]));
+            all[nall++] = recs[i];
+            at = ALIGN8(recs[i].lsn + recs[i].len);
+        }
+    }
+    REQ(all[nall - 1].type == WAL_REC_PAD); /* the close's flush ended with one */
     /* the tail: COMMIT(T2), UPSERT(T3), COMMIT(T3), with one hint */
     const struct rec *l3 = &recs[nrecs - 3];
     REQ((l3[0].type) == (WAL_REC_COMMIT));
@@ -365,6 +394,7 @@ static int build_base(void **state) {
 struct expect {
     bool corrupt;
     uint64_t end;      /* LSN where the log must end */
+    uint64_t rec_end;  /* end of the last record before it (PADs excluded) */
     int state;         /* oracle index */
     uint64_t garbage;  /* nonzero bytes from end to the end of the segment */
     bool discarded;    /* a transaction cut at the end */
@@ -379,8 +409,8 @@ static uint64_t log_end(void) {
 static void expect_for(const unsigned char *img, size_t img_len, struct expect *e) {
     memset(e, 0, sizeof *e);
     int p = -1;
-    for (int i = 0; i < nrecs && p < 0; i++) {
-        uint64_t a = recs[i].lsn, b = recs[i].lsn + recs[i].len;
+    for (int i = 0; i < nall && p < 0; i++) {
+        uint64_t a = all[i].lsn, b = all[i].lsn + all[i].len;
         for (uint64_t x = a; x < b; x++) {
             unsigned char now = x < img_len ? img[x] : 0;
             if (now != seg_orig[x]) {
@@ -389,19 +419,23 @@ static void expect_for(const unsigned char *img, size_t img_len, struct expect *
             }
         }
     }
-    e->end = p < 0 ? log_end() : recs[p].lsn;
+    e->end = p < 0 ? all[nall - 1].lsn + all[nall - 1].len : all[p].lsn;
     int commits = 0;
-    for (int i = 0; i < (p < 0 ? nrecs : p); i++) commits += recs[i].type == WAL_REC_COMMIT;
+    e->rec_end = WAL_SEG_DATA;
+    for (int i = 0; i < (p < 0 ? nall : p); i++) {
+        commits += all[i].type == WAL_REC_COMMIT;
+        if (all[i].type != WAL_REC_PAD) e->rec_end = ALIGN8(all[i].lsn + all[i].len);
+    }
     e->state = commits;
     if (p >= 0) {
-        for (int i = p + 1; i < nrecs; i++) {
+        for (int i = p + 1; i < nall; i++) {
             bool intact = true;
-            for (uint64_t x = recs[i].lsn; x < recs[i].lsn + recs[i].len && intact; x++)
+            for (uint64_t x = all[i].lsn; x < all[i].lsn + all[i].len && intact; x++)
                 intact = (x < img_len ? img[x] : 0) == seg_orig[x];
-            if (intact && recs[i].hint > recs[p].lsn) e->corrupt = true;
+            if (intact && all[i].hint > all[p].lsn) e->corrupt = true;
         }
-        e->discarded = p > 0 && recs[p].txn != 0 && recs[p - 1].txn == recs[p].txn &&
-                       recs[p - 1].type != WAL_REC_COMMIT;
+        e->discarded = p > 0 && all[p].txn != 0 && all[p - 1].txn == all[p].txn &&
+                       all[p - 1].type != WAL_REC_COMMIT;
     }
     for (uint64_t x = e->end; x < img_len; x++) e->garbage += img[x] != 0;
 }
@@ -474,8 +508,9 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     if (!tu_dig_eq(&d, &oracle[e.state]))
         FAIL("%s: state after recovery is not the state after commit %d of %d", label,
                  e.state, ncommits_oracle);
-    if (s.last_lsn != e.end)
-        FAIL("%s: log ends at %" PRIu64 ", expected %" PRIu64, label, s.last_lsn, e.end);
+    if (s.last_lsn != e.rec_end)
+        FAIL("%s: last record ends at %" PRIu64 ", expected %" PRIu64, label, s.last_lsn,
+             e.rec_end);
     if (s.recovery.end_lsn != e.end)
         FAIL("%s: recovery end_lsn %" PRIu64 ", expected %" PRIu64, label,
                  s.recovery.end_lsn, e.end);
@@ -504,8 +539,8 @@ static void run_case(int idx, const char *label, const unsigned char *img, size_
     if (s.recovery.bytes_truncated != 0 || s.recovery.truncated_at != 0)
         FAIL("%s: second reopen truncated %" PRIu64 " bytes at %" PRIu64, label,
                  s.recovery.bytes_truncated, s.recovery.truncated_at);
-    if (s.last_lsn != e.end)
-        FAIL("%s: second reopen ends at %" PRIu64, label, s.last_lsn);
+    if (s.last_lsn != e.rec_end)
+        FAIL("%s: second reopen's last record ends at %" PRIu64, label, s.last_lsn);
     state_digest(db, &d);
     if (!tu_dig_eq(&d, &oracle[e.state]))
         FAIL("%s: state changed at the second reopen", label);

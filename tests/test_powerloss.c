@@ -4,7 +4,7 @@
  * against an oracle.
  *
  * A forked child runs the workload (steps[], built by build_workload(); 32
- * steps, about 185 I/O ops): collections created; commits; checkpoint
+ * steps, about 160 I/O ops): collections created; commits; checkpoint
  * 1 (creates collections/, the page files, the catalog and the
  * superblock); transactions spanning collections with upserts and
  * deletes, payloads in heap records and in overflow chains, a batch, an
@@ -56,7 +56,8 @@
  *   --random R     R points drawn from the seed: point i has its own seed s_i
  *                  and N_i in 1..T+1; a third are chained, with M_i in 1..T+1;
  *                  a quarter have background checkpoints (T counted by a
- *                  second dry run with them, about 275 ops).
+ *                  second dry run with them, 200-280 ops), a quarter
+ *                  (drawn apart) torn neighbours.
  *   --only N[,M]   one point: what a failure message tells to rerun. N may
  *                  be "end": power lost after the last op (the dry run).
  *   --seed S       default 1, or env CAIRN_SEED. The simulator draws every
@@ -68,19 +69,18 @@
  *   --keep         keep the directory of a failed point.
  *   --torn-neighbours  garbage may also hit durable bytes beside an unsynced
  *                  write in the same sector (a device without powersafe
- *                  overwrite), see common/README.md. The WAL assumes
- *                  powersafe overwrite (wal/README.md, "Direct I/O"): its
- *                  appends start inside the sector holding the end of the
- *                  log (and the segment header), so points cut there fail
- *                  under this model (acknowledged records or the header
- *                  garbled); checkpoint files write whole pages only.
+ *                  overwrite), see common/README.md, for every point (else
+ *                  a quarter of the random points have it). Nothing may
+ *                  fail under it: the WAL pads every flush to a 4 KiB block
+ *                  and keeps its segment header alone in block 0
+ *                  (wal/README.md), checkpoint files write whole pages.
  *   --atomic-sectors  no garbage: each sector is kept or reverted whole (a
  *                  device that writes sectors atomically).
  *   --bg-checkpoints  every point (the exhaustive ones too) also has
  *                  background checkpoints, every 512 KiB of WAL
  *                  (checkpoint_wal_bytes): they run on the checkpointer
  *                  thread, beside the steps.
- * Without flags (meson test): --exhaustive --random 500 (about 186 + 501 points
+ * Without flags (meson test): --exhaustive --random 500 (about 160 + 501 points
  * with the bg dry run, about 100 s under ASan on 2 loaded cores).
  *
  * Threads. The WAL flusher and the segment preallocator do I/O too; their
@@ -315,7 +315,8 @@ static char dbdir[512], stashdir[512], oracle_path[512], log_path[2][512], based
 static int sim_verbose;
 static unsigned opt_sector;
 static bool opt_torn, opt_atomic, opt_bg;
-static bool cur_bg; /* the point being run has background checkpoints */
+static bool cur_bg;   /* the point being run has background checkpoints */
+static bool cur_torn; /* and its crashes may tear durable neighbours */
 
 #define BG_WAL_BYTES ((uint64_t)512 << 10)
 
@@ -654,7 +655,7 @@ __attribute__((noreturn)) static void child_main(int stage, uint64_t sim_seed,
         .sector = opt_sector,
         .stash_dir = stashdir,
         .exit_code = EXIT_CRASHED,
-        .torn_neighbours = opt_torn,
+        .torn_neighbours = cur_torn,
         .atomic_sectors = opt_atomic,
         .verbose = sim_verbose > 1 ? sim_verbose : 1,
     };
@@ -719,10 +720,11 @@ struct point {
     uint64_t seed;
     uint64_t n, m; /* n == 0: after the last op; m == 0: not chained */
     bool bg;       /* background checkpoints too */
+    bool torn;     /* the simulator's torn_neighbours */
 };
 
 struct tally {
-    long points, chained, in_flight_found, truncated, from_ckpt, bg;
+    long points, chained, in_flight_found, truncated, from_ckpt, bg, torn;
 };
 
 /* "N", "end" or "N,M" */
@@ -766,7 +768,7 @@ static int fail_point(const struct point *p, const char *fmt, ...)
             "powerloss: FAIL at crash point %s, seed %" PRIu64 ": %s\n"
             "  rerun: %s --seed %" PRIu64 " --only %s%s%s%s%s --verbose\n",
             label, p->seed, why, argv0, p->seed, label, sector,
-            opt_torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "",
+            p->torn ? " --torn-neighbours" : "", opt_atomic ? " --atomic-sectors" : "",
             p->bg ? " --bg-checkpoints" : "");
     if (opt_keep)
         fprintf(stderr, "  kept: %s\n", basedir);
@@ -823,6 +825,7 @@ static int run_point(const struct point *p, struct tally *t, struct oracle *out)
 {
     char why[1400];
     cur_bg = p->bg;
+    cur_torn = p->torn;
     if (fresh_dirs() != 0)
         return fail_point(p, "could not prepare %s: %s", basedir, strerror(errno));
     if (run_child(1, p->seed, p->n, why, sizeof why) != 0)
@@ -869,6 +872,7 @@ static int run_point(const struct point *p, struct tally *t, struct oracle *out)
     if (stats.recovery.checkpoint)
         t->from_ckpt++;
     t->bg += p->bg;
+    t->torn += p->torn;
     t->points++;
     if (sim_verbose)
         show_logs();
@@ -959,6 +963,7 @@ int main(int argc, char **argv)
     if (only) {
         one.seed = seed;
         one.bg = opt_bg;
+        one.torn = opt_torn;
         rc = run_point(&one, &t, NULL);
         goto done;
     }
@@ -972,7 +977,7 @@ int main(int argc, char **argv)
         if (bg && !opt_bg && nrandom <= 0)
             break;
         struct oracle o;
-        struct point dry = {seed, 0, 0, bg};
+        struct point dry = {seed, 0, 0, bg, opt_torn};
         long before = t.from_ckpt;
         rc = run_point(&dry, &t, &o);
         if (bg == opt_bg)
@@ -1003,7 +1008,7 @@ int main(int argc, char **argv)
         uint64_t n_total = total[opt_bg];
         long from_ckpt = t.from_ckpt;
         for (uint64_t n = 1; n <= n_total && !rc; n++) {
-            struct point p = {seed, n, 0, opt_bg};
+            struct point p = {seed, n, 0, opt_bg, opt_torn};
             struct oracle o;
             rc = run_point(&p, &t, &o);
             if (!rc && o.total > n_total)
@@ -1017,7 +1022,7 @@ int main(int argc, char **argv)
                n_total + 1, n_total, now_s() - t0, from_ckpt);
         fflush(stdout);
         if (from_ckpt == 0) {
-            struct point p = {seed, 1, 0, opt_bg};
+            struct point p = {seed, 1, 0, opt_bg, opt_torn};
             rc = fail_point(&p, "no crash point recovered from a checkpoint");
             goto done;
         }
@@ -1027,7 +1032,10 @@ int main(int argc, char **argv)
     for (long i = 0; i < nrandom && !rc; i++) {
         uint64_t s = tu_splitmix(&rng);
         bool bg = opt_bg || (s >> 32) % 4 == 0;
-        struct point p = {s, 1 + s % (total[bg] + 1), 0, bg};
+        /* A quarter tear durable neighbours (not with --atomic-sectors,
+         * whose sectors are never garbled). */
+        bool torn = opt_torn || (!opt_atomic && (s >> 40) % 4 == 0);
+        struct point p = {s, 1 + s % (total[bg] + 1), 0, bg, torn};
         if ((s >> 20) % 3 == 0)
             p.m = 1 + (s >> 24) % (total[bg] + 1);
         rc = run_point(&p, &t, NULL);
@@ -1038,10 +1046,10 @@ int main(int argc, char **argv)
 done:
     if (rc == 0 || !opt_keep)
         tu_rm_rf(basedir);
-    printf("powerloss: %ld points (%ld chained, %ld with background checkpoints) in %.1f s; "
-           "%ld recovered from a checkpoint; %ld found the commit in flight durable; %ld "
-           "recoveries truncated a torn tail\n",
-           t.points, t.chained, t.bg, now_s() - t0, t.from_ckpt, t.in_flight_found,
+    printf("powerloss: %ld points (%ld chained, %ld with background checkpoints, %ld with torn "
+           "neighbours) in %.1f s; %ld recovered from a checkpoint; %ld found the commit in "
+           "flight durable; %ld recoveries truncated a torn tail\n",
+           t.points, t.chained, t.bg, t.torn, now_s() - t0, t.from_ckpt, t.in_flight_found,
            t.truncated);
     printf("%ld passed, %d failed\n", t.points, rc ? 1 : 0);
     return rc ? 1 : 0;

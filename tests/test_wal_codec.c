@@ -153,8 +153,32 @@ static void test_small_roundtrips(void **state)
     seal_check(n, &r);
     assert_int_equal(r.type, WAL_REC_SWITCH);
 
+    n = wal_enc_pad(buf, 4096 - 200);
+    assert_int_equal(n, 4096 - 200);
+    seal_check(n, &r);
+    assert_int_equal(r.type, WAL_REC_PAD);
+    assert_int_equal(r.len, 4096 - 200);
+    assert_int_equal(r.coll_id, 0);
+    assert_int_equal(r.txn_id, 0);
+    for (size_t i = WAL_REC_HDR; i < n; i++)
+        assert_int_equal(buf[i], 0);
+
+    /* where a flush's PAD ends: the next block boundary, the one after with
+     * fewer than a header's bytes left, nothing on a boundary */
+    assert_int_equal(wal_pad_to(8192), 8192);
+    assert_int_equal(wal_pad_to(8192 + 8), 12288);
+    assert_int_equal(wal_pad_to(12288 - WAL_REC_HDR), 12288);
+    assert_int_equal(wal_pad_to(12288 - WAL_REC_HDR + 8), 16384);
+    /* and where the log goes on: past a PAD filling the segment, at the
+     * next segment's first record */
+    uint64_t seg = 1ull << 21;
+    assert_int_equal(wal_after_flush(seg - 4000, 21), seg + WAL_SEG_DATA);
+    assert_int_equal(wal_after_flush(seg - 8000, 21), seg - 4096);
+    assert_int_equal(wal_after_flush(seg + WAL_SEG_DATA, 21), seg + WAL_SEG_DATA);
+
     assert_string_equal(wal_rec_type_name(WAL_REC_UPSERT), "UPSERT");
     assert_string_equal(wal_rec_type_name(WAL_REC_SWITCH), "SWITCH");
+    assert_string_equal(wal_rec_type_name(WAL_REC_PAD), "PAD");
     assert_string_equal(wal_rec_type_name(0), "?");
     assert_string_equal(wal_rec_type_name(200), "?");
 }

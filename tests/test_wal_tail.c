@@ -53,7 +53,8 @@ static size_t nrecs;
 static size_t c_first; /* index of C's first record */
 static unsigned g_cases, g_truncated;
 static size_t g_cmp_limit = SIZE_MAX; /* records read_log compares */
-static uint64_t end_a, end_b, log_end;
+static uint64_t end_a, end_b, log_end; /* record ends */
+static uint64_t log_stop; /* where the reader ends the undamaged log (after C's PAD) */
 
 /* a copy of every file of the directory */
 struct snapfile {
@@ -169,6 +170,7 @@ static void build_log(int layout)
         append_one(w, b, n, id++);
     }
     log_end = wal_writer_end_lsn(w);
+    log_stop = wal_after_flush(log_end, SHIFT);
     assert_int_equal(wal_writer_close(w), CAIRN_OK);
     if (layout == 1)
         assert_true(recs[nrecs - 1].lsn >> SHIFT == (recs[c_first].lsn >> SHIFT) + 1);
@@ -266,8 +268,8 @@ static void put_bytes(uint64_t lsn, const void *p, size_t n)
 static void zero_from(uint64_t lsn)
 {
     static const uint8_t zeros[SEG];
-    for (uint64_t s = lsn & ~(SEG - 1); s < log_end; s += SEG) {
-        uint64_t a = CAIRN_MAX(lsn, s + WAL_SEG_HDR), b = CAIRN_MIN(log_end, s + SEG);
+    for (uint64_t s = lsn & ~(SEG - 1); s < log_stop; s += SEG) {
+        uint64_t a = CAIRN_MAX(lsn, s + WAL_SEG_DATA), b = CAIRN_MIN(log_stop, s + SEG);
         if (a < b)
             put_bytes(a, zeros, b - a);
     }
@@ -288,7 +290,7 @@ static uint64_t nonzero_from(uint64_t lsn, uint32_t *segs_with_data)
             break;
         size_t got = fread(buf, 1, SEG, fp);
         fclose(fp);
-        uint64_t from = s == (lsn & ~(SEG - 1)) ? (lsn & (SEG - 1)) : WAL_SEG_HDR;
+        uint64_t from = s == (lsn & ~(SEG - 1)) ? (lsn & (SEG - 1)) : WAL_SEG_DATA;
         uint64_t k = 0;
         for (uint64_t i = from; i < got; i++)
             k += buf[i] != 0;
@@ -398,14 +400,15 @@ static void expect_end(uint64_t at, bool full, const char *what)
         len += wal_enc_commit(b + len, 999999, 1, 1);
         uint64_t first, last, end;
         assert_int_equal(wal_writer_append(w, b, len, &first, &last, &end), CAIRN_OK);
-        assert_int_equal(first, at);
+        /* the open padded the block the log ended in */
+        assert_int_equal(first, wal_after_flush(at, SHIFT));
         assert_int_equal(wal_writer_wait(w, end), CAIRN_OK);
         assert_int_equal(wal_writer_close(w), CAIRN_OK);
         g_cmp_limit = n;
         assert_int_equal(read_log(&n2, &e2), CAIRN_OK);
         g_cmp_limit = SIZE_MAX;
         assert_int_equal(n2, n + 2);
-        assert_int_equal(e2.end_lsn, end);
+        assert_int_equal(e2.end_lsn, wal_after_flush(end, SHIFT));
         assert_false(e2.torn);
     }
     restore();
@@ -495,7 +498,28 @@ static void run_corpus(int layout)
     g_cases = g_truncated = 0;
 
     /* the undamaged log */
-    expect_end(log_end, false, "undamaged");
+    expect_end(log_stop, false, "undamaged");
+
+    /* the PAD closing the last flush lost or damaged (its flush never
+     * completed): the log ends inside a block, at the last record; the
+     * writer opening there pads that block before anything else */
+    assert_true(wal_pad_to(log_end) != log_end);
+    zero_from(log_end);
+    expect_end(log_end, true, "closing PAD lost");
+    uint8_t px = snap_at(log_end + 1)[0] ^ 0x20; /* its crc */
+    put_bytes(log_end + 1, &px, 1);
+    expect_end(log_end, true, "closing PAD damaged");
+    {
+        /* a whole, sealed PAD that does not end on a block boundary */
+        size_t plen = (size_t)(wal_pad_to(log_end) - log_end);
+        uint8_t *pad = malloc(plen);
+        memcpy(pad, snap_at(log_end), plen);
+        st32(pad + 4, (uint32_t)plen - 8);
+        wal_rec_seal(pad, log_end, ld64(pad + 32), ld32(snap_at(log_end & ~(SEG - 1)) + 40));
+        put_bytes(log_end, pad, plen);
+        free(pad);
+        expect_end(log_end, true, "closing PAD ends off a block boundary");
+    }
 
     /* each kind of damage on each of the last three records and on C's
      * first record (its later records carry hints that do not exceed it) */
@@ -593,7 +617,7 @@ static void test_segments(void **state)
         seg_file(next, sizeof next, last_seg + SEG);
         unlink(next); /* the preallocated one after it too */
     }
-    expect_end(last_seg + WAL_SEG_HDR, true, "last segment missing");
+    expect_end(last_seg + WAL_SEG_DATA, true, "last segment missing");
 
     /* A segment in the middle is missing while later ones hold data. */
     seg_file(path, sizeof path, SEG);

@@ -13,10 +13,13 @@
  *   that is fsynced and renamed into place (then the directory is fsynced),
  *   so a segment with its final name always has a whole header.
  *
- * SEGMENT HEADER (64 bytes at offset 0)
+ * SEGMENT HEADER (64 bytes at offset 0; the rest of the segment's first
+ * WAL_BLOCK bytes is zero and holds no record)
  *   off size field
  *     0    8 magic "CAIRNWAL"
- *     8    4 format version (WAL_FORMAT_VERSION); newer -> CAIRN_EVERSION
+ *     8    4 format version (WAL_FORMAT_VERSION); any other -> CAIRN_EVERSION
+ *            (version 1, from development builds, put records from offset
+ *            64 and did not pad flushes; it is not read)
  *    12    4 header size (64)
  *    16    4 timeline
  *    20    4 log2(segment size)
@@ -26,10 +29,23 @@
  *    44   16 reserved, zero
  *    60    4 crc32c of bytes 0..59 (seed 0)
  *
- * RECORDS start at segment offset 64, each at an 8-byte aligned LSN. A record
- * never spans segments: when the next record does not fit, the writer puts a
- * SWITCH record (header only) and continues in the next segment. The last
- * WAL_REC_HDR bytes of a segment are reserved so a SWITCH always fits.
+ * RECORDS start at segment offset WAL_SEG_DATA (4096), each at an 8-byte
+ * aligned LSN. A record never spans segments: when the next record does not
+ * fit, the writer puts a SWITCH record (header only) and continues in the
+ * next segment. The last WAL_REC_HDR bytes of a segment are reserved so a
+ * SWITCH always fits (a PAD may end exactly at the segment end).
+ *
+ * BLOCKS. Every write of the log ends on a multiple of WAL_BLOCK (4096): the
+ * writer closes each flush with a PAD record reaching the next block
+ * boundary (or the one after, when fewer than WAL_REC_HDR bytes are left),
+ * or with a SWITCH (the segment's remaining bytes stay zero). So no write
+ * ever touches a 512-byte or 4 KiB sector holding bytes of an earlier write:
+ * a device that garbles every sector an interrupted write covers (no
+ * "powersafe overwrite") cannot damage records that were already durable.
+ * A PAD reaching the segment end continues the log in the next segment, as
+ * a SWITCH does. A log whose valid records end inside a block ends in a
+ * flush that never completed (nothing in it was acknowledged); the writer
+ * opening there first pads that block and syncs, before any new record.
  *
  * RECORD HEADER (40 bytes)
  *   off size field
@@ -72,6 +88,8 @@
  *   RESTORE_POINT (txn 0) 0 i64 time (us), 8 u8 name length, 9..15 reserved,
  *                        16 name
  *   SWITCH               empty; the rest of the segment is unused
+ *   PAD                  zeros; it ends on a multiple of WAL_BLOCK (or at
+ *                        the segment end); coll and txn 0. Readers skip it.
  *
  * A transaction is its records followed by its COMMIT; records of several
  * transactions never interleave (a transaction is appended in one piece).
@@ -82,9 +100,13 @@
 #ifndef CAIRN_WAL_FORMAT_H
 #define CAIRN_WAL_FORMAT_H
 
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u
 #define WAL_MAGIC "CAIRNWAL"
 #define WAL_SEG_HDR 64u
+/* Every write of the log ends on a multiple of this (see BLOCKS). */
+#define WAL_BLOCK 4096u
+/* Segment offset of the first record. */
+#define WAL_SEG_DATA WAL_BLOCK
 #define WAL_REC_HDR 40u
 #define WAL_REC_ALIGN 8u
 /* Largest record: upsert header + 65536 floats + 1 MiB payload. */
@@ -98,7 +120,8 @@ enum wal_rec_type {
     WAL_REC_DROP_COLL = 5,
     WAL_REC_RESTORE_POINT = 6,
     WAL_REC_SWITCH = 7,
-    WAL_REC_TYPE_MAX_ = 7
+    WAL_REC_PAD = 8,
+    WAL_REC_TYPE_MAX_ = 8
 };
 
 #endif

@@ -5,9 +5,10 @@
  * Reading: each segment is read through a window (the whole segment, or
  * 8 MiB of it for larger segments) with the reader's own posix cio context.
  * Every record goes through wal_rec_check (format.h, VALIDITY); a record
- * other than SWITCH must also leave the last WAL_REC_HDR bytes of its
- * segment free, and a SWITCH is exactly a header. SWITCH records are
- * followed, not returned.
+ * other than SWITCH and PAD must also leave the last WAL_REC_HDR bytes of
+ * its segment free, a SWITCH is exactly a header, and a PAD ends on a block
+ * boundary (format.h, BLOCKS). SWITCH and PAD records are followed, not
+ * returned; a PAD ending at the segment end leads to the next segment.
  *
  * At the first invalid record P (format.h, END OF LOG vs CORRUPTION):
  *   1. the rest of P's segment is scanned at every 8-byte step, then every
@@ -54,7 +55,8 @@ struct wal_reader {
     uint32_t salt;
     char path[sizeof(((struct wal_end *)0)->seg_path)];
 
-    uint64_t pos; /* LSN of the next record */
+    uint64_t pos;     /* LSN of the next record */
+    uint64_t rec_end; /* end of the last record returned (start: r->pos) */
 
     /* window over the current segment: offsets [woff, woff + wlen) */
     uint8_t *win;
@@ -305,9 +307,9 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
         if (gone)
             continue; /* removed meanwhile */
         uint64_t nz = 0;
-        st = count_nonzero(r, WAL_SEG_HDR, &nz);
+        st = count_nonzero(r, WAL_SEG_DATA, &nz);
         if (!st && nz)
-            st = scan_durable(r, WAL_SEG_HDR, p, &found, &q_lsn, &q_hint);
+            st = scan_durable(r, WAL_SEG_DATA, p, &found, &q_lsn, &q_hint);
         if (st) {
             free(later);
             return fail(r, st);
@@ -359,6 +361,7 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
     seg_close(r);
     memset(&r->end, 0, sizeof r->end);
     r->end.end_lsn = p;
+    r->end.rec_end = r->rec_end;
     r->end.garbage_bytes = garbage;
     r->end.torn = garbage > 0;
     snprintf(r->end.seg_path, sizeof r->end.seg_path, "%s", ppath);
@@ -476,7 +479,7 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
     if (st)
         goto fail;
     uint64_t off = from_lsn ? from_lsn - start : 0;
-    r->pos = start + (off < WAL_SEG_HDR ? WAL_SEG_HDR : off);
+    r->pos = r->rec_end = start + (off < WAL_SEG_DATA ? WAL_SEG_DATA : off);
     free(starts);
     *out = r;
     return CAIRN_OK;
@@ -513,10 +516,13 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
                 ok = wal_rec_check(win_at(r, off), len, r->pos, r->salt, rec);
             }
         }
+        uint64_t rend = ok ? off + CAIRN_ALIGN_UP((uint64_t)rec->len, (uint64_t)WAL_REC_ALIGN)
+                           : 0;
         if (ok && rec->type == WAL_REC_SWITCH && rec->len != WAL_REC_HDR)
             ok = false;
-        if (ok && rec->type != WAL_REC_SWITCH &&
-            off + CAIRN_ALIGN_UP((uint64_t)rec->len, (uint64_t)WAL_REC_ALIGN) > limit)
+        else if (ok && rec->type == WAL_REC_PAD && (rend % WAL_BLOCK) != 0)
+            ok = false;
+        else if (ok && rec->type != WAL_REC_SWITCH && rec->type != WAL_REC_PAD && rend > limit)
             ok = false;
         if (!ok) {
             bool retry = false;
@@ -528,10 +534,14 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             *end = true;
             return CAIRN_OK;
         }
-        if (rec->type == WAL_REC_SWITCH) {
+        if (rec->type == WAL_REC_PAD && rend < r->seg_size) {
+            r->pos = r->seg_start + rend;
+            continue;
+        }
+        if (rec->type == WAL_REC_SWITCH || rec->type == WAL_REC_PAD) {
             uint64_t next = r->seg_start + r->seg_size;
             bool missing = false;
-            r->pos = next + WAL_SEG_HDR;
+            r->pos = next + WAL_SEG_DATA;
             cairn_status st = seg_enter(r, next, &missing);
             if (st)
                 return fail(r, st);
@@ -546,6 +556,7 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             continue;
         }
         r->pos += CAIRN_ALIGN_UP((uint64_t)rec->len, (uint64_t)WAL_REC_ALIGN);
+        r->rec_end = r->pos;
         return CAIRN_OK;
     }
 }

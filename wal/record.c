@@ -156,6 +156,27 @@ size_t wal_enc_switch(uint8_t *dst)
     return WAL_REC_HDR;
 }
 
+uint64_t wal_pad_to(uint64_t end)
+{
+    uint64_t b = CAIRN_ALIGN_UP(end, (uint64_t)WAL_BLOCK);
+    return b != end && b - end < WAL_REC_HDR ? b + WAL_BLOCK : b;
+}
+
+uint64_t wal_after_flush(uint64_t end, uint32_t seg_shift)
+{
+    uint64_t p = wal_pad_to(end);
+    return p & ((UINT64_C(1) << seg_shift) - 1) ? p : p + WAL_SEG_DATA;
+}
+
+size_t wal_enc_pad(uint8_t *dst, size_t len)
+{
+    if (dst) {
+        put_header(dst, len - WAL_REC_HDR, WAL_REC_PAD, 0, 0);
+        memset(dst + WAL_REC_HDR, 0, len - WAL_REC_HDR);
+    }
+    return len;
+}
+
 const char *wal_rec_type_name(uint8_t type)
 {
     switch (type) {
@@ -173,6 +194,8 @@ const char *wal_rec_type_name(uint8_t type)
         return "RESTORE_POINT";
     case WAL_REC_SWITCH:
         return "SWITCH";
+    case WAL_REC_PAD:
+        return "PAD";
     default:
         return "?";
     }

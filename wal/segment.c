@@ -108,6 +108,12 @@ cairn_status wal_seg_header_decode(const uint8_t in[WAL_SEG_HDR],
         return bad_header(path, "header checksum mismatch");
     if (version == 0)
         return bad_header(path, "format version 0");
+    if (version < WAL_FORMAT_VERSION)
+        return cerr_set(CAIRN_EVERSION,
+                        "could not read WAL segment header \"%s\" at offset 0: format "
+                        "version %" PRIu32 " (records not padded to %u-byte blocks, from a "
+                        "development build) is no longer read; this library reads version %u",
+                        path ? path : "(unnamed)", version, WAL_BLOCK, WAL_FORMAT_VERSION);
     if (ld32(in + SH_HDRSIZE) != WAL_SEG_HDR)
         return bad_header(path, "header size is not 64");
     uint32_t shift = ld32(in + SH_SHIFT);

@@ -75,9 +75,19 @@ size_t wal_enc_create_coll_ex(uint8_t *dst, uint32_t coll, uint64_t txn,
                               uint32_t dim, uint8_t metric, uint32_t index_kind,
                               uint32_t hnsw_m, uint32_t hnsw_ef,
                               const char *name, uint8_t name_len);
-/* SWITCH (header only, WAL_REC_HDR bytes). Only the writer appends these;
- * wal_writer_append() refuses them. */
+/* SWITCH (header only, WAL_REC_HDR bytes) and PAD: only the writer appends
+ * these; wal_writer_append() refuses them. */
 size_t wal_enc_switch(uint8_t *dst);
+/* A PAD record of `len` bytes in all (>= WAL_REC_HDR, a multiple of
+ * WAL_REC_ALIGN), body zero. */
+size_t wal_enc_pad(uint8_t *dst, size_t len);
+/* Where the PAD closing a flush whose last record ends at `end` ends
+ * (format.h, BLOCKS): the next block boundary, or the one after when fewer
+ * than WAL_REC_HDR bytes are left; `end` itself on a boundary. */
+uint64_t wal_pad_to(uint64_t end);
+/* Where the log goes on after such a flush: wal_pad_to(end), or the first
+ * record position of the next segment when the PAD fills its segment. */
+uint64_t wal_after_flush(uint64_t end, uint32_t seg_shift);
 
 /* Body decoders: check the body length against the type's layout; a
  * mismatch is CAIRN_ECORRUPT with the record's LSN in the message. */
@@ -141,12 +151,15 @@ struct wal_writer_opts {
      * not call wait, flush or close. */
     void (*on_durable)(void *ctx, uint64_t durable_lsn);
     void *ctx;
+    /* End of the last record before the end LSN given to open (struct
+     * wal_end's rec_end), for wal_writer_end_lsn(); 0: the end LSN. */
+    uint64_t rec_end;
 };
 
 /* Opens the writer to append at end_lsn (the end of the valid log as found
  * by recovery; the segment holding it must exist unless end_lsn is the very
  * start, 0, of a new log, in which case the first segment is created and
- * appending starts at LSN WAL_SEG_HDR). Starts the flusher thread and the
+ * appending starts at LSN WAL_SEG_DATA). Starts the flusher thread and the
  * segment preallocator. */
 cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
                              wal_writer **out);
@@ -163,7 +176,10 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
 cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn);
 /* Writes and syncs everything appended so far. */
 cairn_status wal_writer_flush(wal_writer *w);
-uint64_t wal_writer_end_lsn(wal_writer *w);     /* end of appended data */
+/* End of the last record appended (or of the log at open): the PAD records
+ * closing flushes are not counted, so a log that gained no record since
+ * some LSN still ends there. */
+uint64_t wal_writer_end_lsn(wal_writer *w);
 uint64_t wal_writer_durable_lsn(wal_writer *w);
 bool wal_writer_poisoned(wal_writer *w);
 const char *wal_writer_io_name(wal_writer *w);
@@ -179,7 +195,10 @@ typedef struct wal_reader wal_reader;
 
 /* Where and why reading stopped. */
 struct wal_end {
-    uint64_t end_lsn;        /* end of the last valid record */
+    uint64_t end_lsn;        /* end of the valid log (where the next record
+                                goes: after the last PAD or SWITCH too) */
+    uint64_t rec_end;        /* end of the last record returned (the start
+                                position when none was) */
     bool torn;               /* an invalid record / garbage sat at end_lsn */
     uint64_t garbage_bytes;  /* nonzero bytes from end_lsn to the end of the
                                 last segment holding any (torn part) */

@@ -22,7 +22,8 @@
  *               creating a file unless the log outruns it.
  *
  * LSN bookkeeping (all under w->mu; LSNs only grow):
- *   pos          end of appended data: where the next record goes
+ *   pos          end of appended data: where the next record goes (the
+ *                end of cur when a PAD filled it: the next append switches)
  *   written_lsn  end of data handed to the kernel
  *   synced_lsn   end of data on stable storage; sealed into every record as
  *                its durable hint (never a write-only position, so the hint
@@ -34,21 +35,25 @@
  * segment by segment, the old segment's part first. A segment is closed once
  * the flusher has moved past it; it is always synced by then.
  *
- * Direct I/O. A write never covers a byte that may already be durable
- * (the crash model of common/simio.c, powersafe overwrite: an interrupted
- * write may garble any sector it covers, even bytes it rewrites unchanged).
- * So a chunk [start, end) is written in up to three parts:
- *   head  [start, next multiple of WAL_DIO_ALIGN): buffered, through the
- *         page cache, only the new bytes (the block's earlier bytes may be
- *         durable); the page is cached from the previous write's tail;
+ * Blocks. A write never shares a sector with an earlier write (format.h,
+ * BLOCKS; the crash model of common/simio.c: an interrupted write may
+ * garble every sector it covers, even bytes it rewrites unchanged, and with
+ * --torn-neighbours in the power-loss test even the bytes of those sectors
+ * it does not write). So every batch ends on a WAL_BLOCK boundary:
+ * flush_pending closes it with a PAD record (pad_block), and a segment's
+ * last chunk ends with a SWITCH and zeros to the block end (the segment is
+ * never written again). Every chunk then starts on a block boundary too,
+ * except the one padding an unfinished block at open (wal_writer_open),
+ * which writes only the new bytes. A chunk [start, end) is written as:
+ *   head  [start, next multiple of WAL_DIO_ALIGN): buffered, only the new
+ *         bytes (empty except at open);
  *   body  the whole WAL_DIO_ALIGN blocks after it: O_DIRECT (the bulk of a
  *         big batch: no page-cache copy, no writeback at fdatasync);
- *   tail  the last partial block: buffered, the data then zeros up to the
- *         block end (a full-page write, so the kernel reads nothing, and
- *         the page stays cached for the next write's head).
+ *   tail  the last partial block (after a SWITCH): buffered, the data then
+ *         zeros up to the block end (a full-page write, so the kernel reads
+ *         nothing).
  * A chunk whose body would be under WAL_DIRECT_MIN (64 KiB: single-point
- * commits, small groups) is one buffered write, as before direct I/O. The zero pad lies past the end of the
- * log (not durable data); the next write's head overwrites it. For the
+ * commits, small groups) is one buffered write, as before direct I/O. For the
  * body, the pending buffers are posix_memalign'ed and each chunk sits at a
  * buffer offset congruent to its LSN modulo WAL_DIO_ALIGN, so the body's
  * file offset, length and buffer address are all multiples of 4096.
@@ -138,7 +143,7 @@ struct wwaiter {
 struct wbuf {
     uint8_t *data; /* WAL_DIO_ALIGN-aligned */
     size_t len;    /* end of the last chunk (gaps between chunks included) */
-    size_t cap;    /* always >= len + WAL_DIO_ALIGN (room for the last pad) */
+    size_t cap;    /* always >= len + 3 * WAL_DIO_ALIGN (see buf_reserve) */
     struct wchunk *ch;
     size_t nch, chcap;
 };
@@ -162,6 +167,7 @@ struct wal_writer {
 
     /* appending */
     uint64_t pos;
+    uint64_t rec_end; /* end of the last appended record (PADs excluded) */
     struct wseg *segs; /* open segments: [oldest the flusher still needs .. cur] */
     struct wseg *cur;  /* receives appends; last of segs */
     struct wseg *next; /* preallocated, not yet in segs */
@@ -460,10 +466,12 @@ static cairn_status buf_init(struct wbuf *b)
     return CAIRN_OK;
 }
 
-/* Room for `more` bytes after b->len, plus the pad of the last chunk. */
+/* Room for `more` bytes after b->len, plus a PAD record closing the batch
+ * (pad_block: under 2 blocks) and the zero pad of the last chunk, so that
+ * neither ever needs memory. */
 static cairn_status buf_reserve(struct wbuf *b, size_t more)
 {
-    size_t need = b->len + more + WAL_DIO_ALIGN;
+    size_t need = b->len + more + 3 * WAL_DIO_ALIGN;
     if (need <= b->cap)
         return CAIRN_OK;
     size_t ncap = b->cap * 2;
@@ -502,6 +510,34 @@ static cairn_status buf_chunk(struct wbuf *b, struct wseg *s, uint64_t lsn)
         return st;
     b->len = off;
     b->ch[b->nch++] = (struct wchunk){.seg = s, .lsn = lsn, .off = off, .len = 0};
+    return CAIRN_OK;
+}
+
+/* Under w->mu: ends the pending data on a block boundary with a PAD record
+ * (format.h, BLOCKS), so that the batch's write covers whole sectors and no
+ * later write touches them. A PAD needs at least a header: with fewer bytes
+ * left in the block it reaches the next boundary. It never needs a switch:
+ * records leave WAL_REC_HDR bytes of their segment free, so a PAD fits up
+ * to the segment end at worst (the next append then switches without a
+ * SWITCH). The memory was reserved by buf_reserve. */
+static cairn_status pad_block(wal_writer *w)
+{
+    size_t gap = (size_t)(wal_pad_to(w->pos) - w->pos);
+    if (gap == 0)
+        return CAIRN_OK;
+    cairn_status st = buf_chunk(w->pend, w->cur, w->pos);
+    if (!st)
+        st = buf_reserve(w->pend, gap);
+    if (st)
+        return st;
+    struct wbuf *b = w->pend;
+    struct wchunk *c = &b->ch[b->nch - 1];
+    uint8_t *d = b->data + b->len;
+    wal_enc_pad(d, gap);
+    wal_rec_seal(d, w->pos, w->synced_lsn, w->cur->salt);
+    b->len += gap;
+    c->len += gap;
+    w->pos += gap;
     return CAIRN_OK;
 }
 
@@ -751,6 +787,13 @@ static void release_segs(struct wseg *s)
 static void flush_pending(wal_writer *w, bool do_sync, struct wwaiter **released,
                           struct wseg **closed)
 {
+    if (w->pend->nch) {
+        cairn_status pst = pad_block(w);
+        if (pst) { /* cannot happen: buf_reserve kept the room */
+            poison(w, pst, cairn_last_error(), w->pos);
+            return;
+        }
+    }
     struct wbuf *b = w->pend;
     w->pend = (b == &w->bufs[0]) ? &w->bufs[1] : &w->bufs[0];
     uint64_t batch_end = w->pos;
@@ -1000,12 +1043,17 @@ cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
                         o->waldir, (int)o->durability);
     uint64_t seg_size = UINT64_C(1) << o->seg_shift;
     uint64_t eoff = end_lsn & (seg_size - 1);
-    if (end_lsn != 0 && ((end_lsn % WAL_REC_ALIGN) != 0 || eoff < WAL_SEG_HDR ||
+    if (end_lsn != 0 && ((end_lsn % WAL_REC_ALIGN) != 0 || eoff < WAL_SEG_DATA ||
                          eoff > seg_size - WAL_REC_HDR))
         return cerr_set(CAIRN_EINVAL,
                         "could not open WAL writer for \"%s\": end LSN %" PRIu64
                         " is not a record position",
                         o->waldir, end_lsn);
+    if (o->rec_end > end_lsn || (o->rec_end % WAL_REC_ALIGN) != 0)
+        return cerr_set(CAIRN_EINVAL,
+                        "could not open WAL writer for \"%s\": last record end %" PRIu64
+                        " is not a record position at or before the end LSN %" PRIu64,
+                        o->waldir, o->rec_end, end_lsn);
 
     wal_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -1073,18 +1121,18 @@ cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
             goto fail;
         }
         st = seg_create(w, w->pio, 0, &s);
-        end_lsn = WAL_SEG_HDR;
+        end_lsn = WAL_SEG_DATA;
     } else {
         uint64_t start = end_lsn - eoff;
         st = seg_open_existing(w, w->pio, start, &s);
-        if (st == CAIRN_ENOTFOUND && eoff == WAL_SEG_HDR) {
+        if (st == CAIRN_ENOTFOUND && eoff == WAL_SEG_DATA) {
             /* The log ended with a SWITCH and the next segment was never
              * created: create it now. */
             st = seg_create(w, w->pio, start, &s);
         }
-        if (!st && eoff == WAL_SEG_HDR && start > 0) {
-            /* The SWITCH that led here must be durable before new records
-             * say so. */
+        if (!st && eoff == WAL_SEG_DATA && start > 0) {
+            /* The SWITCH (or PAD) that led here must be durable before new
+             * records say so. */
             st = seg_sync_if_exists(w, w->pio, start - seg_size);
             if (st) {
                 seg_free(s);
@@ -1098,6 +1146,7 @@ cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
         goto fail;
     w->segs = w->cur = s;
     w->pos = end_lsn;
+    w->rec_end = o->rec_end ? o->rec_end : end_lsn;
     w->written_lsn = w->synced_lsn = w->durable_lsn = w->acked_lsn = end_lsn;
     w->sync_req = end_lsn;
 
@@ -1111,6 +1160,19 @@ cairn_status wal_writer_open(const struct wal_writer_opts *o, uint64_t end_lsn,
         goto fail;
     }
     w->prealloc_started = true;
+    if (end_lsn % WAL_BLOCK) {
+        /* The log ends inside a block: its last flush never completed
+         * (format.h, BLOCKS). Pad that block and sync before any new record,
+         * so that no later write shares a sector with the records there
+         * (the open replays them). */
+        pthread_mutex_lock(&w->mu);
+        st = pad_block(w);
+        pthread_mutex_unlock(&w->mu);
+        if (!st)
+            st = wal_writer_flush(w);
+        if (st)
+            goto fail;
+    }
     *out = w;
     return CAIRN_OK;
 
@@ -1170,7 +1232,7 @@ static cairn_status check_unit(const wal_writer *w, const uint8_t *recs, size_t 
 static unsigned count_switches(const wal_writer *w, const uint8_t *recs, size_t len)
 {
     uint64_t limit = w->seg_size - WAL_REC_HDR;
-    uint64_t off = seg_off(w, w->pos);
+    uint64_t off = w->pos - w->cur->start; /* seg_size when a PAD filled it */
     if (off + len <= limit)
         return 0;
     unsigned n = 0;
@@ -1178,7 +1240,7 @@ static unsigned count_switches(const wal_writer *w, const uint8_t *recs, size_t 
         size_t sz = CAIRN_ALIGN_UP((size_t)ld32(recs + i + 4), (size_t)WAL_REC_ALIGN);
         if (off + sz > limit) {
             n++;
-            off = WAL_SEG_HDR;
+            off = WAL_SEG_DATA;
         }
         off += sz;
         i += sz;
@@ -1200,18 +1262,27 @@ static void place(wal_writer *w, const uint8_t *rec, size_t sz)
     w->pos += sz;
 }
 
-/* Under w->mu: puts a SWITCH at w->pos and moves to the preallocated next
- * segment. Capacity for the SWITCH was reserved, its chunk exists. */
+/* Under w->mu: puts a SWITCH at w->pos (unless a PAD filled the segment:
+ * it leads to the next one itself) and moves to the preallocated next
+ * segment, whose first record goes to WAL_SEG_DATA. */
 static cairn_status do_switch(wal_writer *w)
 {
-    uint8_t sw[WAL_REC_HDR];
-    wal_enc_switch(sw);
-    place(w, sw, WAL_REC_HDR);
+    if (w->pos - w->cur->start <= w->seg_size - WAL_REC_HDR) {
+        /* The chunk first: a new one moves b->len past its lead. */
+        cairn_status st = buf_chunk(w->pend, w->cur, w->pos);
+        if (!st)
+            st = buf_reserve(w->pend, WAL_REC_HDR);
+        if (st)
+            return st;
+        uint8_t sw[WAL_REC_HDR];
+        wal_enc_switch(sw);
+        place(w, sw, WAL_REC_HDR);
+    }
     struct wseg *n = w->next;
     w->next = NULL;
     w->cur->next = n;
     w->cur = n;
-    w->pos = n->start + WAL_SEG_HDR;
+    w->pos = n->start + WAL_SEG_DATA;
     pthread_cond_signal(&w->prealloc_cv);
     return buf_chunk(w->pend, w->cur, w->pos);
 }
@@ -1290,7 +1361,7 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
     uint64_t first = 0, last = 0;
     for (size_t i = 0; i < len;) {
         size_t sz = CAIRN_ALIGN_UP((size_t)ld32(recs + i + 4), (size_t)WAL_REC_ALIGN);
-        if (seg_off(w, w->pos) + sz > limit) {
+        if (w->pos - w->cur->start + sz > limit) {
             if (!w->next) {
                 /* A unit larger than a segment outran the preallocator.
                  * Others wait (units never interleave); the flusher goes on.
@@ -1303,12 +1374,7 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
                 if (st)
                     goto out;
             }
-            /* The chunk first: a new one moves b->len past its lead. */
-            st = buf_chunk(w->pend, w->cur, w->pos);
-            if (!st)
-                st = buf_reserve(w->pend, WAL_REC_HDR + sz);
-            if (!st)
-                st = do_switch(w);
+            st = do_switch(w);
             if (st)
                 goto out;
         }
@@ -1327,6 +1393,7 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
         *first_lsn = first;
     if (last_lsn)
         *last_lsn = last;
+    w->rec_end = w->pos;
     if (end_lsn)
         *end_lsn = w->pos;
     /* SYNC: the appender's wal_writer_wait() leads or wakes the flusher, so
@@ -1428,7 +1495,7 @@ cairn_status wal_writer_flush(wal_writer *w)
 uint64_t wal_writer_end_lsn(wal_writer *w)
 {
     pthread_mutex_lock(&w->mu);
-    uint64_t v = w->pos;
+    uint64_t v = w->rec_end;
     pthread_mutex_unlock(&w->mu);
     return v;
 }
