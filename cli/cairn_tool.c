@@ -280,6 +280,33 @@ static int cmd_restore_point(const struct command *c, int argc, char **argv)
     return db_close(db, CLI_EXIT_OK);
 }
 
+static int cmd_checkpoint(const struct command *c, int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
+                                       {NULL, 0, NULL, 0}};
+    int ch, rc = 0;
+    reset_getopt();
+    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
+        if (ch == OPT_HELP)
+            return print_help(c);
+        return rc;
+    }
+    if (argc - optind != 1)
+        return usage_error(c, "expected DB");
+    cairn_db *db;
+    if ((rc = db_open(argv[optind], false, &db)) != 0)
+        return rc;
+    cairn_checkpoint_info ci;
+    cairn_status st = cairn_checkpoint(db, &ci);
+    if (st != CAIRN_OK)
+        return db_close(db, report(st));
+    char b[CLI_LSN_LEN];
+    printf("checkpoint %llu at redo LSN %s: %llu pages written in %.3f s\n",
+           (unsigned long long)ci.generation, cli_fmt_lsn(b, ci.redo_lsn),
+           (unsigned long long)ci.pages_written, (double)ci.duration_us / 1e6);
+    return db_close(db, CLI_EXIT_OK);
+}
+
 /* ------------------------------------------------------------------ */
 /* import                                                               */
 /* ------------------------------------------------------------------ */
@@ -1347,6 +1374,9 @@ static const struct command commands[] = {
      "\nWrites a named restore point into the WAL and prints its LSN\n"
      "(16 hex digits), a target for point-in-time recovery.\n"},
     {"drop", cmd_drop, "drop DB COLLECTION", "\nDrops the collection.\n"},
+    {"checkpoint", cmd_checkpoint, "checkpoint DB",
+     "\nRuns a checkpoint now (folds the WAL into the page store; a backup\n"
+     "copies the newest checkpoint) and prints its generation and redo LSN.\n"},
     {"cat", cmd_cat,
      "cat FILE [--format F] [--start-id N] [--row N] [--limit N]",
      "\nPrints the rows of a vector file as the JSON lines 'import' reads\n"

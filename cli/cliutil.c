@@ -95,6 +95,46 @@ char *cli_fmt_time_us(char buf[CLI_TIME_LEN], int64_t us)
     return buf;
 }
 
+bool cli_parse_time_us(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    if (s[0] == '@') {
+        uint64_t v;
+        if (!cli_parse_u64(s + 1, &v) || v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+        return true;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (p == NULL)
+        p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (p == NULL)
+        return false;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 6)
+                frac = frac * 10 + (*p - '0');
+        if (digits == 0)
+            return false;
+        for (; digits < 6; digits++)
+            frac *= 10;
+    }
+    if (*p == 'Z')
+        p++;
+    if (*p != '\0')
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *out = (int64_t)t * 1000000 + frac;
+    return true;
+}
+
 char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 {
     static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};

@@ -44,6 +44,9 @@ char *cli_fmt_lsn(char buf[CLI_LSN_LEN], uint64_t lsn);
 /* ISO 8601 UTC with microseconds: "2024-05-01T12:34:56.123456Z". */
 #define CLI_TIME_LEN 48
 char *cli_fmt_time_us(char buf[CLI_TIME_LEN], int64_t us);
+/* The inverse, in UTC: "2024-05-01T12:34:56[.123456][Z]" (a space may
+ * replace the T), or "@<microseconds since the epoch>". */
+bool cli_parse_time_us(const char *s, int64_t *out);
 /* "12345678 (11.8 MiB)"-style human size; returns buf. */
 char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 

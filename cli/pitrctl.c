@@ -1,5 +1,6 @@
 /*
- * pitrctl.c — the recovery tool. For now one command:
+ * pitrctl.c — the recovery tool: main, and waldump (archive, backup, list
+ * and restore are in pitrctl_pitr.c).
  *
  *   pitrctl waldump DB [--from LSN] [--to LSN] [--collection NAME|ID]
  *                      [--timeline N] [--json]
@@ -29,6 +30,7 @@
 
 #include "cairn.h"
 #include "cliutil.h"
+#include "pitrctl_cmds.h"
 #include "wal/format.h"
 #include "wal/wal.h"
 
@@ -79,6 +81,16 @@ static void main_usage(FILE *f)
                "  waldump DB [--from LSN] [--to LSN] [--collection NAME|ID]\n"
                "             [--timeline N] [--json]\n"
                "            print the records of a database's write-ahead log\n"
+               "  archive DB REPO    copy completed WAL segments into a repository\n"
+               "  backup DB REPO [--incremental]\n"
+               "            back up the newest checkpoint, online\n"
+               "  list REPO          backups, archived WAL, recoverable windows\n"
+               "  restore REPO TARGET_DIR (--target-time T | --target-lsn L |\n"
+               "            --target-txn X | --target-name N | --latest | --backup ID)\n"
+               "            rebuild the database as of the target, on a new timeline\n"
+               "  verify REPO        check every backup, pack and archived segment\n"
+               "  expire REPO --keep-full N\n"
+               "            delete old backups, unused packs, WAL no kept backup needs\n"
                "\nExit status: 0 success, 1 failure, 2 usage error.\n",
             cairn_version());
 }
@@ -569,8 +581,24 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        if (argc > 2 && strcmp(argv[1], "help") == 0 &&
-            strcmp(argv[2], "waldump") == 0) {
+        static const struct {
+            const char *name, *usage, *help;
+        } cmds[] = {{"archive", pitr_archive_usage, pitr_archive_help},
+                    {"backup", pitr_backup_usage, pitr_backup_help},
+                    {"list", pitr_list_usage, pitr_list_help},
+                    {"restore", pitr_restore_usage, pitr_restore_help},
+                    {"verify", pitr_verify_usage, pitr_verify_help},
+                    {"expire", pitr_expire_usage, pitr_expire_help}};
+        const char *which = argc > 2 && strcmp(argv[1], "help") == 0 ? argv[2] : "";
+        bool shown = false;
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+            if (!strcmp(which, cmds[i].name)) {
+                fputs(cmds[i].usage, stdout);
+                fputs(cmds[i].help, stdout);
+                shown = true;
+            }
+        if (shown) {
+        } else if (!strcmp(which, "waldump")) {
             fputs(waldump_usage, stdout);
             fputs(waldump_help, stdout);
         } else {
@@ -584,6 +612,18 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "waldump") == 0)
         return cmd_waldump(argc - 1, argv + 1);
+    if (strcmp(argv[1], "archive") == 0)
+        return pitr_cmd_archive(argc - 1, argv + 1);
+    if (strcmp(argv[1], "backup") == 0)
+        return pitr_cmd_backup(argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return pitr_cmd_list(argc - 1, argv + 1);
+    if (strcmp(argv[1], "restore") == 0)
+        return pitr_cmd_restore(argc - 1, argv + 1);
+    if (strcmp(argv[1], "verify") == 0)
+        return pitr_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "expire") == 0)
+        return pitr_cmd_expire(argc - 1, argv + 1);
     fprintf(stderr, "pitrctl: unknown command '%s'\n", argv[1]);
     main_usage(stderr);
     return CLI_EXIT_USAGE;

@@ -80,4 +80,15 @@ struct pin_set {
 cairn_status pins_scan(const char *dbpath, uint64_t db_id, struct pin_set *out);
 void pins_free(struct pin_set *p);
 
+/* What a pin holds, for the backup source (bsrc.c); valid while the pin
+ * lives. */
+struct pin_view {
+    const char *dbpath;
+    const struct super *sb;  /* the pinned checkpoint */
+    const uint8_t *img;      /* PAGE_SIZE: its superblock page, as in its slot */
+    uint32_t slot;           /* the superblock slot it was read from */
+    uint32_t seg_shift;      /* log2 of the WAL segment size (DB/meta) */
+};
+void pin_view(const cairn_pin *pin, struct pin_view *v);
+
 #endif

@@ -15,10 +15,12 @@
  *    40   20 reserved 0
  *    60    4 crc32c of bytes 0..59
  *
- * Open = lock DB/LOCK (flock; held -> CAIRN_EBUSY), read or create meta,
- * replay the WAL from its start (the page store of the next issue bounds
- * this with checkpoints), truncate a torn tail, start the WAL writer at the
- * end of the valid log.
+ * Open = lock DB/LOCK (flock; held -> CAIRN_EBUSY), refuse a directory
+ * holding DB/restore-incomplete (a point-in-time restore into it began and
+ * did not finish: engine/restore.c), read or create meta, load the last
+ * checkpoint and replay the WAL from its redo LSN, truncate a torn tail,
+ * start the WAL writer at the end of the valid log. A restore opens the
+ * same way up to the checkpoint (db_open_for_restore) and replays itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -157,7 +159,7 @@ static size_t count_segments(const char *waldir) {
  * first (atomically), then the WAL directory. So meta without wal/ is a
  * creation cut short (wal/ is made now), and wal/ without meta is corrupt
  * only if it holds segments. */
-static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
+static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift, bool create) {
     char *mpath = cairn_path_join(db->path, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
     char *data = NULL;
@@ -171,6 +173,9 @@ static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
         free(data);
     } else if (errno != ENOENT) {
         st = cerr_errno(errno, "could not stat meta file \"%s\"", mpath);
+    } else if (!create) {
+        st = cerr_set(CAIRN_ENOTFOUND, "database directory \"%s\" has no meta file \"%s\"",
+                      db->path, mpath);
     } else {
         st = CAIRN_OK;
         if (count_segments(db->waldir) > 0) {
@@ -202,11 +207,20 @@ static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift) {
     return CAIRN_OK;
 }
 
-static unsigned default_jobs(void) {
+unsigned db_default_jobs(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
     if (n > 16) n = 16;
     return (unsigned)n;
+}
+
+void db_note_replay(cairn_db *db, const struct replay_result *res) {
+    if (res->max_txn_id >= atomic_load(&db->next_txn_id))
+        atomic_store(&db->next_txn_id, res->max_txn_id + 1);
+    if (res->max_coll_id >= db->next_coll_id) db->next_coll_id = res->max_coll_id + 1;
+    if (res->last_commit_time_us > db->last_commit_us)
+        db->last_commit_us = res->last_commit_time_us;
+    if (res->txns_applied) db->applied_txn = res->last_txn_id;
 }
 
 /* Crash recovery: loads the last checkpoint, replays the log from its redo
@@ -241,7 +255,7 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn, uint64_t *rec_end) 
     wal_reader *r = NULL;
     st = wal_reader_open(db->waldir, db->timeline, redo, &r);
     if (st) return st;
-    unsigned jobs = db->opts.replay_jobs ? db->opts.replay_jobs : default_jobs();
+    unsigned jobs = db->opts.replay_jobs ? db->opts.replay_jobs : db_default_jobs();
     struct replay_result res;
     st = replay_run(db, r, NULL, jobs, &res);
     if (st) {
@@ -271,12 +285,7 @@ static cairn_status recover(cairn_db *db, uint64_t *end_lsn, uint64_t *rec_end) 
     wal_reader_close(r);
     if (st) return st;
 
-    if (res.max_txn_id >= atomic_load(&db->next_txn_id))
-        atomic_store(&db->next_txn_id, res.max_txn_id + 1);
-    if (res.max_coll_id >= db->next_coll_id) db->next_coll_id = res.max_coll_id + 1;
-    if (res.last_commit_time_us > db->last_commit_us)
-        db->last_commit_us = res.last_commit_time_us;
-    if (res.txns_applied) db->applied_txn = res.last_txn_id;
+    db_note_replay(db, &res);
     db->applied_end = *rec_end;
     rep->duration_us = cairn_mono_us() - t0;
     return CAIRN_OK;
@@ -296,6 +305,58 @@ static void db_free(cairn_db *db) {
     free(db->path);
     free(db->waldir);
     free(db);
+}
+
+/* A handle with its paths and locks initialized; nothing opened yet. */
+static cairn_status db_alloc(const char *path, const cairn_options *o, cairn_db **out) {
+    *out = NULL;
+    cairn_db *db = calloc(1, sizeof *db);
+    if (!db) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    db->lock_fd = -1;
+    db->opts = *o;
+    pthread_mutex_init(&db->commit_mu, NULL);
+    pthread_mutex_init(&db->apply_mu, NULL);
+    pthread_mutex_init(&db->pool_mu, NULL);
+    pthread_cond_init(&db->apply_cv, NULL);
+    pthread_rwlock_init(&db->cat_lock, NULL);
+    pthread_rwlock_init(&db->gate, NULL);
+    atomic_store(&db->next_txn_id, 1);
+    db->next_coll_id = 1;
+    db->path = strdup(path);
+    db->waldir = cairn_path_join(path, "wal");
+    if (!db->path || !db->waldir) {
+        db_free(db);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    *out = db;
+    return CAIRN_OK;
+}
+
+cairn_status db_restore_marker_check(const char *dbpath) {
+    char *mk = cairn_path_join(dbpath, DB_RESTORE_MARKER);
+    if (!mk) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    struct stat sb;
+    cairn_status st = CAIRN_OK;
+    if (lstat(mk, &sb) == 0)
+        st = cerr_set(CAIRN_ECORRUPT,
+                      "database \"%s\" is an unfinished restore (\"%s\" exists: the "
+                      "restore failed or was cut short); remove the directory and restore "
+                      "again", dbpath, mk);
+    else if (errno != ENOENT)
+        st = cerr_errno(errno, "could not stat \"%s\"", mk);
+    free(mk);
+    return st;
+}
+
+/* Takes DB/LOCK, refuses an unfinished restore, reads (or creates) meta. */
+static cairn_status db_lock_meta(cairn_db *db, uint32_t want_shift, bool create) {
+    char *lockpath = cairn_path_join(db->path, "LOCK");
+    if (!lockpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    cairn_status st = cfs_lock(lockpath, &db->lock_fd);
+    free(lockpath);
+    if (!st) st = db_restore_marker_check(db->path);
+    if (!st) st = load_or_create_meta(db, want_shift, create);
+    return st;
 }
 
 CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
@@ -325,30 +386,10 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
         return cerr_set(CAIRN_EINVAL, "\"%s\" is not a directory", path);
     }
 
-    cairn_db *db = calloc(1, sizeof *db);
-    if (!db) return cerr_set(CAIRN_ENOMEM, "out of memory");
-    db->lock_fd = -1;
-    db->opts = o;
-    pthread_mutex_init(&db->commit_mu, NULL);
-    pthread_mutex_init(&db->apply_mu, NULL);
-    pthread_mutex_init(&db->pool_mu, NULL);
-    pthread_cond_init(&db->apply_cv, NULL);
-    pthread_rwlock_init(&db->cat_lock, NULL);
-    pthread_rwlock_init(&db->gate, NULL);
-    atomic_store(&db->next_txn_id, 1);
-    db->next_coll_id = 1;
-    db->path = strdup(path);
-    db->waldir = cairn_path_join(path, "wal");
-    char *lockpath = cairn_path_join(path, "LOCK");
-    if (!db->path || !db->waldir || !lockpath) {
-        free(lockpath);
-        db_free(db);
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    }
-    st = cfs_lock(lockpath, &db->lock_fd);
-    free(lockpath);
-    if (st) goto fail;
-    st = load_or_create_meta(db, want_shift);
+    cairn_db *db = NULL;
+    st = db_alloc(path, &o, &db);
+    if (st) return st;
+    st = db_lock_meta(db, want_shift, true);
     if (st) goto fail;
 
     uint64_t end_lsn = 0, rec_end = 0;
@@ -378,6 +419,58 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
 
 fail:
     db_free(db);
+    return st;
+}
+
+cairn_status db_open_for_restore(const char *path, cairn_db **out, uint64_t *redo_lsn) {
+    *out = NULL;
+    *redo_lsn = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT
+                   ? cerr_set(CAIRN_ENOTFOUND, "database directory \"%s\" does not exist",
+                              path)
+                   : cerr_errno(errno, "could not stat database directory \"%s\"", path);
+    if (!S_ISDIR(sb.st_mode)) return cerr_set(CAIRN_EINVAL, "\"%s\" is not a directory", path);
+    cairn_options o;
+    cairn_options_init(&o);
+    o.create_if_missing = 0;
+    /* SYNC: the restore's checkpoint then never asks a WAL writer (there
+     * is none) to flush. */
+    o.durability = CAIRN_DURABILITY_SYNC;
+    cairn_db *db = NULL;
+    cairn_status st = db_alloc(path, &o, &db);
+    if (st) return st;
+    st = db_lock_meta(db, 0, false);
+    if (!st) st = ckpt_open(db, redo_lsn);
+    if (st) {
+        db_free(db);
+        return st;
+    }
+    *out = db;
+    return CAIRN_OK;
+}
+
+void db_discard(cairn_db *db) {
+    if (db) db_free(db);
+}
+
+cairn_status db_meta_set_timeline(const char *dbpath, uint32_t timeline) {
+    char *mpath = cairn_path_join(dbpath, "meta");
+    if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
+    char *data = NULL;
+    size_t len = 0;
+    struct meta m;
+    cairn_status st = cfs_read_file(mpath, &data, &len);
+    if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
+    free(data);
+    if (st == CAIRN_OK) {
+        uint8_t buf[DB_META_SIZE];
+        m.timeline = timeline;
+        meta_encode(buf, &m);
+        st = cairn_durable_replace(mpath, buf, sizeof buf);
+    }
+    free(mpath);
     return st;
 }
 

@@ -303,21 +303,44 @@ struct replay_result {
     uint64_t txns_applied;
     uint64_t txns_discarded;/* began but never committed in the range */
     uint64_t last_commit_lsn;
+    uint64_t last_commit_end; /* end of that COMMIT record (0: none applied) */
     int64_t last_commit_time_us;
     uint64_t last_txn_id;   /* txn id of the last commit applied */
     uint64_t max_txn_id;    /* highest txn id seen in any record */
     uint32_t max_coll_id;   /* highest collection id seen */
     bool target_reached;
-    uint64_t stop_lsn;      /* LSN where replay stopped (target or end) */
+    bool until_reached;     /* stopped at replay_opts.until_lsn */
+    uint64_t stop_lsn;      /* LSN where replay stopped (target, bound or end) */
 };
 
 /* Reads records from r and applies committed transactions to db's catalog
  * and stores, dispatching by collection to `jobs` workers (jobs <= 1: in
  * the calling thread). Per-collection LSN order is kept; DDL is a barrier;
- * the cut (target) always falls between commits. */
+ * the cut (target) always falls between commits. Crash recovery. */
 cairn_status replay_run(cairn_db *db, wal_reader *r,
                         const struct replay_target *target, unsigned jobs,
                         struct replay_result *res);
+
+/* What a point-in-time restore adds to a replay (engine/restore.c). */
+struct replay_opts {
+    /* bounded: the log is read as if it ended before until_lsn: the first
+     * record at or after it is not counted nor applied, and replay stops
+     * there with until_reached (a timeline's log past the LSN where a
+     * later timeline branched from it is that branch's abandoned future). */
+    bool bounded;
+    uint64_t until_lsn;
+    /* Called with the result so far and the LSN of the record just read,
+     * when 64 MiB of log were read since the last call or a second passed
+     * (checked every 256 records); nonzero cancels the replay with
+     * CAIRN_ECANCELED. NULL: none. */
+    int (*progress)(void *ctx, const struct replay_result *sofar, uint64_t lsn);
+    void *progress_ctx;
+};
+
+/* replay_run with o (NULL: exactly replay_run). */
+cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_target *target,
+                           unsigned jobs, const struct replay_opts *o,
+                           struct replay_result *res);
 
 /* ---- checkpoints (engine/ckpt.c) --------------------------------------- */
 
@@ -327,6 +350,27 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
 /* Reads and checks DB/meta of the database directory dbpath (db.c). */
 cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
                           uint32_t *timeline);
+/* Rewrites DB/meta with another timeline, durably (cairn_durable_replace). */
+cairn_status db_meta_set_timeline(const char *dbpath, uint32_t timeline);
+
+/* DB/<this> exists from the first change a restore makes to the directory
+ * until its last (engine/restore.c): cairn_open and another restore refuse
+ * the directory meanwhile. */
+#define DB_RESTORE_MARKER "restore-incomplete"
+/* CAIRN_ECORRUPT naming the marker when dbpath holds one. */
+cairn_status db_restore_marker_check(const char *dbpath);
+/* The open of a restore (db.c): lock, no marker, meta (must exist), the
+ * last checkpoint loaded (ckpt_open; *redo_lsn its redo LSN, 0 without
+ * one); no replay, no WAL writer (db->wal NULL), no checkpointer thread;
+ * durability SYNC, so ckpt_run works without a writer. Free with
+ * db_discard. */
+cairn_status db_open_for_restore(const char *path, cairn_db **out, uint64_t *redo_lsn);
+void db_discard(cairn_db *db);
+/* After a replay: next txn and collection ids, last commit time and txn
+ * from res (shared by recovery and restore). */
+void db_note_replay(cairn_db *db, const struct replay_result *res);
+/* Replay workers when the caller asks for 0: the CPUs, at most 16. */
+unsigned db_default_jobs(void);
 cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn);
 /* Starts the background checkpointer (after recovery). */
 cairn_status ckpt_start(cairn_db *db);

@@ -36,6 +36,8 @@
  * state and continues its log from there. Every page is verified (crc,
  * header, page LSN) as it is read. The directory is built as
  * "<target>.partial" and renamed into place once everything is durable.
+ * What the image holds, and the verified reading of its pages, are the
+ * backup source's (bsrc.c): the copy and pitr/ backups walk it the same way.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +56,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/bsrc.h"
 #include "engine/ckpt_int.h"
 #include "engine/engine_int.h"
 #include "engine/pfile.h"
@@ -392,18 +395,23 @@ CAIRN_API cairn_status cairn_pin_close(cairn_pin *pin)
     return st;
 }
 
+/* ---- what a pin holds ------------------------------------------------------------ */
+
+void pin_view(const cairn_pin *pin, struct pin_view *v)
+{
+    *v = (struct pin_view){.dbpath = pin->dbpath, .sb = &pin->sb, .img = pin->img,
+                           .slot = pin->slot, .seg_shift = pin->seg_shift};
+}
+
 /* ---- the copy ------------------------------------------------------------------ */
 
 struct copy {
     cairn_pin *pin;
     cio *io;
-    uint8_t *buf;     /* one aligned page */
     const char *root; /* "<target>.partial" */
     cairn_progress_fn progress;
     void *ctx;
     uint64_t done, total;
-    struct cat_entry *ents;
-    size_t nents, capents;
 };
 
 static cairn_status tick(struct copy *cp, uint64_t bytes)
@@ -412,23 +420,6 @@ static cairn_status tick(struct copy *cp, uint64_t bytes)
     if (cp->progress && cp->progress(cp->ctx, cp->done, cp->total))
         return cerr_set(CAIRN_ECANCELED, "copy of checkpoint %" PRIu64 " of \"%s\" canceled "
                         "by the caller", cp->pin->sb.gen, cp->pin->dbpath);
-    return CAIRN_OK;
-}
-
-static cairn_status keep_entry(void *vctx, const struct cat_entry *e, uint32_t phys, uint32_t k)
-{
-    (void)phys;
-    (void)k;
-    struct copy *cp = vctx;
-    if (cp->nents == cp->capents) {
-        size_t nc = cp->capents ? cp->capents * 2 : 8;
-        struct cat_entry *ne = realloc(cp->ents, nc * sizeof *ne);
-        if (!ne)
-            return cerr_set(CAIRN_ENOMEM, "out of memory");
-        cp->ents = ne;
-        cp->capents = nc;
-    }
-    cp->ents[cp->nents++] = *e;
     return CAIRN_OK;
 }
 
@@ -533,54 +524,6 @@ static void remove_tree(const char *root)
     }
 }
 
-/* One page file of the image: its pages, to be copied to the same
- * physical positions of dst (a file of the same size, holes elsewhere). */
-struct copy_file {
-    struct pfile src;
-    char *dst;
-    struct page_ref *refs;
-    size_t n, cap;
-};
-
-static cairn_status add_ref(struct copy_file *f, struct page_ref r)
-{
-    if (f->n == f->cap) {
-        size_t nc = f->cap ? f->cap * 2 : 64;
-        struct page_ref *nr = realloc(f->refs, nc * sizeof *nr);
-        if (!nr)
-            return cerr_set(CAIRN_ENOMEM, "out of memory");
-        f->refs = nr;
-        f->cap = nc;
-    }
-    f->refs[f->n++] = r;
-    return CAIRN_OK;
-}
-
-/* The pages of collection e: its map nodes and every mapped page. */
-static cairn_status collection_refs(struct copy *cp, const struct cat_entry *e,
-                                    struct copy_file *f)
-{
-    cairn_status st = CAIRN_OK;
-    for (unsigned sp = 0; !st && sp < PSPACE_N; sp++) {
-        struct pmap m;
-        pmap_init(&m);
-        st = pmap_load(&m, &f->src, cp->io, e->root[sp], e->depth[sp], e->n[sp], sp, cp->buf);
-        for (unsigned l = 0; !st && l < m.depth; l++)
-            for (uint32_t i = 0; !st && i < m.nnode[l]; i++)
-                if (m.node[l][i])
-                    st = add_ref(f, (struct page_ref){
-                                        .phys = m.node[l][i], .pno = i, .lsn = UINT64_MAX,
-                                        .type = l == 0 ? PT_MAP_LEAF : PT_MAP_INNER,
-                                        .space = (uint16_t)sp});
-        for (uint32_t i = 0; !st && i < m.n; i++)
-            if (m.phys[i])
-                st = add_ref(f, (struct page_ref){.phys = m.phys[i], .pno = i,
-                                                  .lsn = m.lsn[i], .space = (uint16_t)sp});
-        pmap_free(&m);
-    }
-    return st;
-}
-
 struct page_sink {
     struct copy *cp;
     int fd;
@@ -598,78 +541,41 @@ static cairn_status write_page(void *vctx, const struct page_ref *r, const uint8
     return st ? st : tick(ps->cp, PAGE_SIZE);
 }
 
-static cairn_status copy_pages(struct copy *cp, struct copy_file *f, uint8_t *rbuf)
+/* File i of the image: the same length, every page of the image at its
+ * physical position, holes elsewhere. */
+static cairn_status copy_pages(struct copy *cp, struct bsrc *b, size_t i)
 {
+    struct bsrc_file *f = &b->files[i];
+    char *dst = cairn_path_join(cp->root, f->name);
+    if (!dst)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
     int fd = -1;
-    cairn_status st = cfs_open(f->dst, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &fd);
+    cairn_status st = cfs_open(dst, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &fd);
     if (!st)
-        st = cfs_ftruncate(fd, (uint64_t)f->src.npages * PAGE_SIZE, f->dst);
-    struct page_sink ps = {.cp = cp, .fd = fd, .path = f->dst};
+        st = cfs_ftruncate(fd, (uint64_t)f->npages * PAGE_SIZE, dst);
+    struct page_sink ps = {.cp = cp, .fd = fd, .path = dst};
     if (!st)
-        st = pfile_read_refs(cp->io, f->src.fd, f->src.path, f->src.coll_id, f->src.npages,
-                             f->refs, f->n, rbuf, write_page, &ps);
-    return sync_close(cp, &fd, f->dst, st);
+        st = bsrc_read(b, i, f->refs, f->nrefs, write_page, &ps);
+    st = sync_close(cp, &fd, dst, st);
+    free(dst);
+    return st;
 }
 
-static cairn_status do_copy(struct copy *cp, uint8_t *rbuf)
+/* The image, as the backup source describes it (one walk serves the copy
+ * and pitr/ backups), into the new directory. */
+static cairn_status do_copy(struct copy *cp)
 {
     cairn_pin *pin = cp->pin;
     const struct super *s = &pin->sb;
-    char *meta_src = cairn_path_join(pin->dbpath, "meta");
-    char *cat_src = cairn_path_join(pin->dbpath, "catalog.pages");
-    size_t maxcat = cat_chain_max(s), nf = 0;
-    uint32_t *cat_pages = calloc(maxcat ? maxcat : 1, sizeof *cat_pages);
-    struct copy_file *files = NULL; /* [0] the catalog, then the collections */
-    char *meta = NULL;
-    size_t meta_len = 0, ncat = 0;
-    cairn_status st = meta_src && cat_src && cat_pages ? CAIRN_OK
-                                                       : cerr_set(CAIRN_ENOMEM, "out of memory");
+    struct bsrc *b = NULL;
     /* 1. what the image holds: the catalog, then every map */
-    if (!st)
-        st = cfs_read_file(meta_src, &meta, &meta_len);
+    cairn_status st = bsrc_open(pin, &b);
     if (!st) {
-        files = calloc(1, sizeof *files);
-        st = files ? pfile_open_ro(&files[0].src, cat_src, 0)
-                   : cerr_set(CAIRN_ENOMEM, "out of memory");
-        nf = !st;
-        if (!st)
-            st = cat_walk(&files[0].src, cp->io, s, PF_USED, cp->buf, cat_pages, &ncat,
-                          keep_entry, cp);
-        for (size_t i = 0; !st && i < ncat; i++)
-            st = add_ref(&files[0], (struct page_ref){.phys = cat_pages[i], .pno = (uint32_t)i,
-                                                      .lsn = s->redo, .type = PT_CATALOG});
-        if (!st && !(files[0].dst = cairn_path_join(cp->root, "catalog.pages")))
-            st = cerr_set(CAIRN_ENOMEM, "out of memory");
+        for (size_t i = 0; i < b->nfiles; i++)
+            cp->total += (uint64_t)b->files[i].nrefs * PAGE_SIZE;
+        if (s->redo)
+            cp->total += s->redo - ((s->redo - 1) & ~(((uint64_t)1 << pin->seg_shift) - 1));
     }
-    if (!st && cp->nents) {
-        struct copy_file *nfiles = realloc(files, (1 + cp->nents) * sizeof *files);
-        if (!nfiles)
-            st = cerr_set(CAIRN_ENOMEM, "out of memory");
-        else
-            files = nfiles;
-    }
-    for (size_t i = 0; !st && i < cp->nents; i++) {
-        const struct cat_entry *e = &cp->ents[i];
-        struct copy_file *f = &files[nf];
-        memset(f, 0, sizeof *f);
-        char name[64];
-        snprintf(name, sizeof name, "collections/%" PRIu32 ".pages", e->id);
-        char *p = cairn_path_join(pin->dbpath, name);
-        f->dst = cairn_path_join(cp->root, name);
-        st = p && f->dst ? pfile_open_ro(&f->src, p, e->id)
-                         : cerr_set(CAIRN_ENOMEM, "out of memory");
-        free(p);
-        if (st) {
-            free(f->dst);
-            break;
-        }
-        nf++;
-        st = collection_refs(cp, e, f);
-    }
-    for (size_t i = 0; i < nf; i++)
-        cp->total += (uint64_t)files[i].n * PAGE_SIZE;
-    if (s->redo)
-        cp->total += s->redo - ((s->redo - 1) & ~(((uint64_t)1 << pin->seg_shift) - 1));
     /* 2. the new directory */
     if (!st)
         st = cfs_mkdir(cp->root, 0755);
@@ -679,38 +585,20 @@ static cairn_status do_copy(struct copy *cp, uint8_t *rbuf)
         free(sub);
     }
     if (!st)
-        st = copy_small(cp, "meta", meta, meta_len, 0);
-    for (size_t i = 0; !st && i < nf; i++)
-        st = copy_pages(cp, &files[i], rbuf);
+        st = copy_small(cp, "meta", b->meta, b->meta_len, 0);
+    for (size_t i = 0; !st && i < b->nfiles; i++)
+        st = copy_pages(cp, b, i);
     if (!st)
         st = copy_wal(cp);
-    if (!st) {
-        /* the pinned slot only: the other slot stays zero (no checkpoint) */
-        uint8_t *two = calloc(2, PAGE_SIZE);
-        if (!two) {
-            st = cerr_set(CAIRN_ENOMEM, "out of memory");
-        } else {
-            memcpy(two + (size_t)pin->slot * PAGE_SIZE, pin->img, PAGE_SIZE);
-            st = copy_small(cp, "superblock", two, 2 * (size_t)PAGE_SIZE, 0);
-            free(two);
-        }
-    }
+    if (!st)
+        st = copy_small(cp, "superblock", b->super, b->super_len, 0);
     for (int i = 0; !st && i < 3; i++) {
         char *d = i == 0 ? cairn_path_join(cp->root, "collections")
                   : i == 1 ? cairn_path_join(cp->root, "wal") : strdup(cp->root);
         st = d ? cfs_fsync_dir(d) : cerr_set(CAIRN_ENOMEM, "out of memory");
         free(d);
     }
-    for (size_t i = 0; i < nf; i++) {
-        pfile_close(&files[i].src);
-        free(files[i].dst);
-        free(files[i].refs);
-    }
-    free(files);
-    free(cat_pages);
-    free(meta);
-    free(cat_src);
-    free(meta_src);
+    bsrc_free(b);
     return st;
 }
 
@@ -725,28 +613,20 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
         return cerr_set(CAIRN_EEXIST, "cairn_pin_copy: target \"%s\" already exists", target);
     size_t tl = strlen(target);
     char *root = malloc(tl + 9);
-    void *bufv = NULL;
-    if (!root || posix_memalign(&bufv, PAGE_SIZE, PAGE_SIZE)) {
-        free(root);
+    if (!root)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
-    }
     memcpy(root, target, tl);
     memcpy(root + tl, ".partial", 9);
     if (lstat(root, &sb) == 0) {
         cairn_status st = cerr_set(CAIRN_EEXIST, "cairn_pin_copy: \"%s\" exists (left by a "
                                    "copy that did not finish?): remove it first", root);
         free(root);
-        free(bufv);
         return st;
     }
-    struct copy cp = {.pin = pin, .buf = bufv, .root = root, .progress = progress, .ctx = ctx};
-    void *rbuf = NULL;
-    cairn_status st = posix_memalign(&rbuf, PAGE_SIZE, 2 * (size_t)PFILE_READ_BATCH * PAGE_SIZE)
-                          ? cerr_set(CAIRN_ENOMEM, "out of memory")
-                          : cio_ctx_open(&cp.io, CAIRN_IO_DEFAULT, PFILE_RUNS);
+    struct copy cp = {.pin = pin, .root = root, .progress = progress, .ctx = ctx};
+    cairn_status st = cio_ctx_open(&cp.io, CAIRN_IO_DEFAULT, PFILE_RUNS);
     if (!st)
-        st = do_copy(&cp, rbuf);
-    free(rbuf);
+        st = do_copy(&cp);
     if (!st)
         st = cfs_rename(root, target);
     if (!st)
@@ -759,8 +639,6 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
                       pin->sb.gen, pin->dbpath, target, msg);
     }
     cio_ctx_close(cp.io);
-    free(cp.ents);
     free(root);
-    free(bufv);
     return st;
 }

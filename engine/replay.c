@@ -1,6 +1,6 @@
 /*
- * replay.c — the one replay engine: crash recovery at open, and (later)
- * point-in-time restore, rebuild state only through here.
+ * replay.c — the one replay engine: crash recovery at open and
+ * point-in-time restore rebuild state only through here.
  *
  * The dispatcher (the calling thread) reads records in LSN order. A
  * transaction's records are appended to the current chunk as they arrive
@@ -13,6 +13,11 @@
  * chunk is applied completely before replay returns. Transactions holding
  * DDL (create/drop collection) are a barrier: the workers drain, and the
  * dispatcher applies the DDL itself.
+ *
+ * Point-in-time restore (restore.c) runs the same loop once per timeline
+ * of its path, with a target and replay_opts: an upper LSN bound (the
+ * timeline's log past the point where the path leaves it is never read)
+ * and a progress callback. Crash recovery passes neither.
  *
  * Chunks (many small transactions in one buffer) amortize hand-off cost.
  * A transaction without a COMMIT when the log ends is discarded, and so is
@@ -329,6 +334,16 @@ static void discard_cut(struct chunk *c, uint64_t *open_txn, size_t txn_start,
 cairn_status replay_run(cairn_db *db, wal_reader *r,
                         const struct replay_target *target, unsigned jobs,
                         struct replay_result *res) {
+    return replay_run_ex(db, r, target, jobs, NULL, res);
+}
+
+#define PROGRESS_BYTES ((uint64_t)64 << 20)
+#define PROGRESS_US 1000000u
+#define PROGRESS_EVERY 256u
+
+cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_target *target,
+                           unsigned jobs, const struct replay_opts *o,
+                           struct replay_result *res) {
     static const struct replay_target to_end = {.kind = REPLAY_TO_END};
     if (!target) target = &to_end;
     if (jobs == 0) jobs = 1;
@@ -369,6 +384,11 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
     size_t txn_start = 0;
     uint32_t txn_nrec = 0;
     bool txn_ddl = false;
+    bool bounded = o && o->bounded;
+    uint64_t until = bounded ? o->until_lsn : UINT64_MAX;
+    bool progress = o && o->progress;
+    uint64_t prog_lsn = 0, prog_us = progress ? cairn_mono_us() : 0;
+    unsigned prog_n = 0;
 
     for (;;) {
         struct wal_record rec;
@@ -379,9 +399,33 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
             res->stop_lsn = wal_reader_end(r)->end_lsn;
             break;
         }
+        if (rec.lsn >= until) {
+            res->until_reached = true;
+            res->stop_lsn = rec.lsn;
+            break;
+        }
         res->records++;
         if (rec.txn_id > res->max_txn_id) res->max_txn_id = rec.txn_id;
         if (rec.coll_id > res->max_coll_id) res->max_coll_id = rec.coll_id;
+        if (progress) {
+            if (prog_lsn == 0) prog_lsn = rec.lsn;
+            bool due = rec.lsn - prog_lsn >= PROGRESS_BYTES;
+            if (!due && ++prog_n >= PROGRESS_EVERY) {
+                prog_n = 0;
+                due = cairn_mono_us() - prog_us >= PROGRESS_US;
+            }
+            if (due) {
+                prog_lsn = rec.lsn;
+                prog_us = cairn_mono_us();
+                prog_n = 0;
+                if (o->progress(o->progress_ctx, res, rec.lsn)) {
+                    st = cerr_set(CAIRN_ECANCELED,
+                                  "replay canceled by the caller at LSN %llu",
+                                  (unsigned long long)rec.lsn);
+                    goto done;
+                }
+            }
+        }
 
         switch (rec.type) {
         case WAL_REC_SWITCH:
@@ -512,6 +556,7 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
         open_txn = 0;
         res->txns_applied++;
         res->last_commit_lsn = rec.lsn;
+        res->last_commit_end = rec.lsn + CAIRN_ALIGN_UP((uint64_t)rec.len, (uint64_t)WAL_REC_ALIGN);
         res->last_commit_time_us = cm.time_us;
         res->last_txn_id = rec.txn_id;
         if (last) {

@@ -580,6 +580,72 @@ static void test_reopen(void **state)
     assert_int_equal(wal_writer_open(&o2, end, &w), CAIRN_ECORRUPT);
 }
 
+/* wal_writer_switch closes the current segment (SWITCH written and synced)
+ * so an archiver can take it; an empty segment is left alone. */
+static void test_switch(void **state)
+{
+    (void)state;
+    struct wal_writer_opts o = opts(21, CAIRN_IO_DEFAULT, CAIRN_DURABILITY_SYNC, NULL);
+    wal_writer *w = NULL;
+    assert_int_equal(wal_writer_open(&o, 0, &w), CAIRN_OK);
+    bool sw = true;
+    /* a fresh log: nothing to close */
+    assert_int_equal(wal_writer_switch(w, &sw), CAIRN_OK);
+    assert_false(sw);
+    uint8_t b[1024];
+    uint64_t first, last, end = 0, id = 1;
+    uint64_t seg = 1ull << 21;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 50; i++) {
+            size_t n = enc_unit(b, id++, 32);
+            assert_int_equal(wal_writer_append(w, b, n, &first, &last, &end), CAIRN_OK);
+            if (i == 0)
+                assert_int_equal(first, (uint64_t)round * seg + WAL_SEG_DATA);
+        }
+        assert_int_equal(wal_writer_switch(w, &sw), CAIRN_OK);
+        assert_true(sw);
+        /* durable and complete: the next segment's data offset is where
+         * the log goes on */
+        assert_int_equal(wal_writer_durable_lsn(w), (uint64_t)(round + 1) * seg + WAL_SEG_DATA);
+        assert_int_equal(wal_writer_end_lsn(w), end);
+        /* twice in a row: the new segment is empty */
+        assert_int_equal(wal_writer_switch(w, &sw), CAIRN_OK);
+        assert_false(sw);
+    }
+    assert_int_equal(wal_writer_close(w), CAIRN_OK);
+    struct rd r;
+    assert_int_equal(read_all(&r), CAIRN_OK);
+    assert_int_equal(r.n, 2 * (id - 1));
+    check_contiguous(&r, 21, WAL_SEG_DATA);
+    assert_int_equal(r.wend.end_lsn, 3 * seg + WAL_SEG_DATA);
+    rd_free(&r);
+    /* each closed segment ends with a SWITCH right after its last record */
+    for (int k = 0; k < 3; k++) {
+        char name[64], path[600];
+        wal_seg_name(name, sizeof name, 1, (uint64_t)k * seg);
+        snprintf(path, sizeof path, "%s/%s", g_dir, name);
+        size_t len = 0;
+        unsigned char *data = tu_read_file(path, &len);
+        assert_non_null(data);
+        assert_int_equal(len, seg);
+        struct wal_seg_header h;
+        assert_int_equal(wal_seg_header_decode(data, &h, path), CAIRN_OK);
+        uint64_t off = WAL_SEG_DATA;
+        struct wal_record rec;
+        int nrec = 0;
+        while (wal_rec_check(data + off, seg - off, (uint64_t)k * seg + off, h.salt, &rec) &&
+               rec.type != WAL_REC_SWITCH) {
+            off += CAIRN_ALIGN_UP(rec.len, 8u);
+            nrec += rec.type != WAL_REC_PAD;
+        }
+        assert_int_equal(rec.type, WAL_REC_SWITCH);
+        assert_int_equal(nrec, 100);
+        free(data);
+    }
+    /* a closed writer refuses */
+    assert_int_equal(wal_writer_switch(NULL, &sw), CAIRN_EINVAL);
+}
+
 /* ---- durability modes ---------------------------------------------------- */
 
 static void test_async_none(void **state)
@@ -1299,6 +1365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit_async_none, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_reopen, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_switch, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_async_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fault_sync_eio, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fault_write_enospc, setup_dir, teardown_dir),

@@ -176,6 +176,11 @@ cairn_status wal_writer_append(wal_writer *w, const uint8_t *recs, size_t len,
 cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn);
 /* Writes and syncs everything appended so far. */
 cairn_status wal_writer_flush(wal_writer *w);
+/* Closes the current segment now (a SWITCH record, written and synced),
+ * so that an archiver can copy it: the next record goes to the next
+ * segment. Nothing happens (*switched false) when the current segment
+ * holds no record yet. */
+cairn_status wal_writer_switch(wal_writer *w, bool *switched);
 /* End of the last record appended (or of the log at open): the PAD records
  * closing flushes are not counted, so a log that gained no record since
  * some LSN still ends there. */

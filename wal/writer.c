@@ -1466,6 +1466,51 @@ cairn_status wal_writer_wait(wal_writer *w, uint64_t lsn)
     return st;
 }
 
+cairn_status wal_writer_switch(wal_writer *w, bool *switched)
+{
+    *switched = false;
+    if (!w)
+        return cerr_set(CAIRN_EINVAL, "could not switch WAL segment: no writer");
+    cairn_status st = CAIRN_OK;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (w->poisoned) {
+            st = poisoned_status(w, 0, "switch the segment of");
+            break;
+        }
+        if (w->stop) {
+            st = cerr_set(CAIRN_ECLOSED, "could not switch the WAL segment of \"%s\": writer is "
+                          "closing", w->waldir);
+            break;
+        }
+        /* nothing in this segment (after the header block): nothing to close */
+        if (w->pos == w->cur->start + WAL_SEG_DATA)
+            break;
+        if (w->unit_busy || w->pend->len >= WAL_MAX_PENDING) {
+            if (w->flusher_idle)
+                pthread_cond_signal(&w->flush_cv);
+            w->kick = true;
+            pthread_cond_wait(&w->space_cv, &w->mu);
+            continue;
+        }
+        if (!w->next) {
+            st = wait_next_segment(w);
+            if (st)
+                break;
+            continue; /* the lock was released: look again */
+        }
+        st = do_switch(w);
+        if (!st)
+            *switched = true;
+        break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    /* the SWITCH on disk and synced: the segment is complete */
+    if (!st && *switched)
+        st = wal_writer_flush(w);
+    return st;
+}
+
 cairn_status wal_writer_flush(wal_writer *w)
 {
     if (!w)

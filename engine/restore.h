@@ -1,0 +1,152 @@
+/*
+ * restore.h — the engine's half of a point-in-time restore (pitr/ does the
+ * other: planning, fetching pages and WAL from a repository).
+ *
+ * pitr/ materializes a checkpoint image in a new directory (bsrc.h: meta,
+ * superblock, page files) and puts in its wal/ the segments the replay
+ * needs, of every timeline on the way (and, when it has them, the history
+ * files of those timelines). engine_restore then opens that directory
+ * without a writer, loads the checkpoint exactly as cairn_open does, and
+ * replays through the one replay engine (replay_run_ex) along a path of
+ * timelines up to the target; then it ends the restored database on a new
+ * timeline:
+ *
+ *   - the switch LSN is where the restored history stops: the end of the
+ *     last commit applied (its COMMIT record's end), or the checkpoint's
+ *     redo LSN when nothing was applied; the parent timeline is the one
+ *     whose own log holds it: the timeline of the last hop that applied a
+ *     commit (hop 0's when none did). So a restore whose target falls
+ *     before the first commit of the last hop's timeline branches from the
+ *     hop before it, and every branch point lies in its parent's own log;
+ *   - the new timeline's log starts in a fresh segment, at the data offset
+ *     (WAL_SEG_DATA) of the first segment boundary after the switch LSN,
+ *     so no byte of the old timeline's future is in any file of the new
+ *     one; every segment of other timelines is removed from wal/ (history
+ *     files stay);
+ *   - the history file wal/TTTTTTTT.history (T = new timeline, 8 hex
+ *     digits upper case) lists the ancestry, oldest first, one line per
+ *     branch: "<parent timeline, decimal> <switch LSN, 16 hex digits>
+ *     <new start LSN, 16 hex digits>\n" (hex upper case, single spaces,
+ *     no leading zero in the parent; pitr/repo.c parses the same). The
+ *     lines before this branch's are the parent's own history file when
+ *     wal/ has one; otherwise the checkpoint timeline's history file (when
+ *     wal/ has one) followed by the branches the hops take (hop k's
+ *     timeline, its until_lsn, hop k+1's start_lsn) up to the parent.
+ *     Written durably (temp, fsync, rename, dir fsync);
+ *   - a checkpoint is taken on the new timeline (redo LSN = the new start
+ *     LSN), then meta gets the new timeline, so an open afterwards starts
+ *     from the restored state, replays nothing, and reads only the new
+ *     timeline's log; new commits go on there.
+ *
+ * The path. hops[0].timeline must be the checkpoint's (and meta's)
+ * timeline, and hops[0].until_lsn at or after its redo LSN (else the
+ * checkpoint holds changes the path abandons); hops[0].start_lsn is not
+ * used. Timelines strictly increase along the path; every hop but the
+ * last has an until_lsn, and hop k+1 starts at its timeline's first record
+ * position (a multiple of the segment size plus WAL_SEG_DATA), at or after
+ * hop k's until_lsn, and ends (until_lsn) at or after it starts. A history
+ * file in wal/ of a timeline of the path must say the same: it ends with
+ * the branches the hops take to reach that timeline (and begins with the
+ * checkpoint timeline's history, when that file is there too). Each
+ * violation is CAIRN_EINVAL (a damaged history file CAIRN_ECORRUPT) with a
+ * message naming hop, timeline and LSN (or the file), and changes nothing.
+ *
+ * A hop with an until_lsn must reach it: its log is read from its start;
+ * records at or after until_lsn are never read (that is the timeline's
+ * abandoned future: commits there, restore points, transaction ids), and
+ * the log must hold valid records (or padding) up to until_lsn, unless the
+ * target is reached first. A log that ends before (a segment missing from
+ * the one holding until_lsn on, or cut short) is CAIRN_ENOTFOUND
+ * (CAIRN_ECORRUPT when it ends in garbage) naming the timeline, the LSN
+ * where it ends, the segment and until_lsn; a segment missing before later
+ * ones is the reader's CAIRN_ECORRUPT naming the missing file. An
+ * until_lsn inside a COMMIT record is CAIRN_EINVAL. So a restore never
+ * yields an earlier state of a timeline with the later timelines' commits
+ * on top of it.
+ *
+ * The target: REPLAY_TO_END applies everything on the path. Any other
+ * target must be reached on the path (a commit beyond it seen, the
+ * transaction or restore point found; for REPLAY_TO_LSN also: the log read
+ * extends past the LSN), else CAIRN_ENOTFOUND "target ... not reached"
+ * naming where the path ends and the last commit applied: the log may be
+ * missing, and a restore never silently stops short of what was asked (a
+ * time after the last commit of an idle database is this case too: ask
+ * for the end instead). LSNs and times compare along the path; transaction
+ * ids may repeat across timelines (a new timeline goes on from the
+ * restored state's), but not along one path.
+ *
+ * What a failure leaves. A refusal of the options, an error while loading
+ * the checkpoint or replaying (missing or damaged WAL, target not reached,
+ * out of memory, a cancel) changes nothing: the replay is in memory only
+ * (the load only removes what any open removes: page files of an
+ * unfinished checkpoint, stale pins). The first change on disk is
+ * DB/restore-incomplete (durable); from then until the last step removes
+ * it, cairn_open and engine_restore refuse the directory with
+ * CAIRN_ECORRUPT naming that file, so an error (or a crash) while ending
+ * on the new timeline never leaves a directory that opens as if restored
+ * (nor one that opens on the old timeline): remove it and restore again.
+ * Everything is fsynced before it returns; pitr/ builds the directory as
+ * "<target>.partial" anyway.
+ */
+#ifndef CAIRN_ENGINE_RESTORE_H
+#define CAIRN_ENGINE_RESTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+#include "engine/engine_int.h"
+
+/* One timeline on the replay path: replay its log up to until_lsn
+ * (exclusive; commits whose COMMIT record starts before it), where the next
+ * hop's timeline branched from it (the switch LSN of its history line);
+ * UINT64_MAX for the last hop (up to the target or the end of its log).
+ * hops[0].timeline is the checkpoint's, and hop k+1 starts reading at
+ * start_lsn (hop 0: the checkpoint's redo LSN). Rules: above, "The path". */
+struct engine_tl_hop {
+    uint32_t timeline;
+    uint64_t start_lsn;
+    uint64_t until_lsn;
+};
+
+/* Progress of a restore replay, called about every 64 MiB of WAL or once a
+ * second (whichever comes first; checked every 256 records) and once at
+ * the end of the replay, before anything is written; nonzero: cancel
+ * (CAIRN_ECANCELED, nothing changed). records: read so far (all hops);
+ * wal_bytes: log read so far, as LSN distance along the path; lsn: of the
+ * record just read (at the end: where the replay stopped); commit_time_us:
+ * of the last commit applied (0: none yet). */
+typedef int (*engine_restore_progress_fn)(void *ctx, uint64_t records, uint64_t wal_bytes,
+                                          uint64_t lsn, int64_t commit_time_us);
+
+struct engine_restore_opts {
+    const struct engine_tl_hop *hops;
+    size_t nhops;
+    struct replay_target target; /* REPLAY_TO_END: everything on the path */
+    unsigned jobs;               /* replay workers (0: number of CPUs) */
+    uint32_t new_timeline;       /* > every timeline of the path */
+    engine_restore_progress_fn progress;
+    void *progress_ctx;
+};
+
+struct engine_restore_result {
+    struct replay_result replay; /* summed over the hops (last_*: the last
+                                    commit applied; stop_lsn: last hop's) */
+    bool target_reached;         /* false only for REPLAY_TO_END */
+    uint32_t parent_timeline;    /* the timeline holding the switch LSN (above) */
+    uint64_t switch_lsn;
+    uint64_t new_start_lsn;
+    uint64_t checkpoint;         /* generation of the checkpoint taken */
+    uint32_t collections;        /* in the restored database */
+    uint64_t points;             /* live points, all collections */
+};
+
+/* Restores the database directory dir in place (see the top of this file).
+ * dir must hold meta, a checkpoint (or none: then the log from LSN 0) and
+ * the WAL of the path; no handle may have it open (CAIRN_EBUSY). The new
+ * timeline must be unused in wal/ (no segment, no history file:
+ * CAIRN_EEXIST). res is filled on success (partly on failure). */
+cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o,
+                            struct engine_restore_result *res);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * repo.h — a backup repository (format: docs/format.md, "Backup
+ * repository"): repo.json, content-addressed objects (page packs and
+ * archived WAL segments, zstd, optionally AES-256-GCM, each with the
+ * SHA-256 of its content), backup manifests, WAL segment summaries and
+ * timeline history files, all kept through the storage interface of
+ * store.h (every object published atomically).
+ */
+#ifndef CAIRN_PITR_REPO_H
+#define CAIRN_PITR_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+#include "common/codec.h"
+#include "pitr/store.h"
+
+#define REPO_FORMAT_VERSION 1u
+#define REPO_MAX_TIMELINES 4096u
+
+/* Object kinds (the header says which; a mismatch is corruption). */
+enum repo_obj_kind { REPO_OBJ_PACK = 1, REPO_OBJ_WAL = 2, REPO_OBJ_SMALL = 3 };
+
+typedef struct repo {
+    pitr_store *st;
+    char *dir;             /* for messages */
+    uint64_t db_id;        /* 0 until the first backup or archive binds it */
+    uint32_t seg_shift;    /* the database's WAL segment size, 0 until bound */
+    int level;             /* zstd level */
+    bool encrypted;
+    uint8_t key[CODEC_KEY_LEN];
+    char key_id[17];
+} repo;
+
+struct repo_open_opts {
+    bool create;           /* make the repository if missing */
+    int level;             /* zstd level for new objects, 0: repo.json's (3 at creation) */
+    const char *key_file;  /* AES-256 key (64 hex digits); required iff the repo is encrypted,
+                              and at creation it makes the repo encrypted */
+};
+
+/* Opens (or creates) the repository in directory dir. A repo.json of
+ * another format version: CAIRN_EVERSION; malformed: CAIRN_EFORMAT naming
+ * the field; an encrypted repository without its key, or with another
+ * key (key id mismatch): CAIRN_EINVAL saying so. */
+cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **out);
+void repo_close(repo *r);
+/* Binds the repository to database db_id (first use), or checks it is
+ * that database's (CAIRN_EINVAL naming both ids otherwise). */
+cairn_status repo_bind(repo *r, uint64_t db_id, uint32_t seg_shift);
+
+/* ---- objects ------------------------------------------------------------ */
+/* Stores data (len bytes) as object `name`, compressed (with a trial byte
+ * shuffle when shuffle), encrypted when the repo is. *stored: bytes
+ * written. */
+cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind,
+                          const void *data, size_t len, bool shuffle, uint64_t *stored);
+/* Reads object name, checks its header, kind, authenticity and the
+ * SHA-256 of its content (and, when want_sha is not NULL, that it is
+ * want_sha); the content in a malloc'd *data. Every mismatch is
+ * CAIRN_ECORRUPT naming the object and what is wrong. */
+cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
+                          const uint8_t *want_sha, uint8_t **data, size_t *len);
+
+/* Content-addressed packs: blobs/<first 2 hex>/<64 hex>. Put is skipped
+ * when the blob exists (dedup); *added tells. */
+void repo_blob_name(const uint8_t sha[CODEC_SHA256_LEN], char *out, size_t n);
+cairn_status repo_blob_put(repo *r, const void *data, size_t len, bool shuffle,
+                           uint8_t sha_out[CODEC_SHA256_LEN], bool *added, uint64_t *stored);
+cairn_status repo_blob_get(repo *r, const uint8_t sha[CODEC_SHA256_LEN], uint8_t **data,
+                           size_t *len);
+
+/* ---- manifests: JSON text + "sha256:<hex>\n" of everything before it ---- */
+/* Publishes text as backups/<id>/manifest with its checksum line. */
+cairn_status repo_manifest_put(repo *r, const char *id, const char *text, size_t len);
+/* Reads and checks it; *text: the JSON part, NUL-terminated. */
+cairn_status repo_manifest_get(repo *r, const char *id, char **text, size_t *len);
+/* Backup ids, sorted (ids sort by time). *ids: malloc'd array of malloc'd
+ * strings; repo_strv_free frees it. */
+cairn_status repo_backup_ids(repo *r, char ***ids, size_t *n);
+void repo_strv_free(char **v, size_t n);
+
+/* ---- archived WAL ---------------------------------------------------------
+ * wal/TTTTTTTT/<segment name>: the segment, as object kind WAL;
+ * wal/TTTTTTTT/<segment name>.json: its summary, published after the
+ * segment (its presence is what "archived" means). */
+struct repo_commit_ref {
+    uint64_t lsn;          /* of the COMMIT record */
+    uint64_t end;          /* end of the COMMIT record (where a cut after it falls) */
+    int64_t time_us;
+    uint64_t txn;
+};
+struct repo_rpoint {
+    char name[CAIRN_MAX_NAME + 1];
+    uint64_t lsn, end;
+    int64_t time_us;
+};
+struct repo_seg_summary {
+    uint32_t timeline;
+    uint64_t start;        /* segment start LSN */
+    uint64_t end_lsn;      /* end of its last real record (records end before it) */
+    uint8_t sha[CODEC_SHA256_LEN]; /* of the segment bytes */
+    uint64_t commits, records;
+    struct repo_commit_ref first, last; /* commits: lsn 0 when none */
+    uint64_t min_txn, max_txn;          /* committed in it (0, 0: none) */
+    struct repo_rpoint *rpoints;
+    size_t nrpoints;
+};
+void repo_seg_summary_free(struct repo_seg_summary *s);
+cairn_status repo_seg_summary_put(repo *r, const struct repo_seg_summary *s);
+cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
+                                  struct repo_seg_summary *out);
+/* Archived segment starts of a timeline, sorted. */
+cairn_status repo_wal_list(repo *r, uint32_t timeline, uint64_t **starts, size_t *n);
+void repo_wal_obj_name(uint32_t timeline, uint64_t start, bool summary, char *out, size_t n);
+
+/* ---- timelines -------------------------------------------------------------
+ * history/TTTTTTTT.history: the history file of timeline T (engine/restore.h
+ * gives its lines), copied from the database that started T. */
+struct repo_tl_branch {
+    uint32_t parent;
+    uint64_t switch_lsn;   /* the parent's log is followed up to here */
+    uint64_t start_lsn;    /* the child's log starts here */
+};
+/* Parses a history file's text; CAIRN_EFORMAT naming `what` and the line. */
+cairn_status repo_history_parse(const char *text, size_t len, const char *what,
+                                struct repo_tl_branch **out, size_t *n);
+/* The ancestry of timeline tl (oldest first; empty for a timeline without
+ * a history file, e.g. 1). */
+cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out, size_t *n);
+cairn_status repo_history_put(repo *r, uint32_t tl, const char *text, size_t len);
+/* Every timeline the repository knows (archived WAL, histories, backups). */
+cairn_status repo_timelines(repo *r, uint32_t **tls, size_t *n);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * store.h — where a backup repository keeps its objects: a small interface
+ * of put / get / list / delete with atomic publish, so that object stores
+ * can come later behind the same calls. The one backend today is a local
+ * directory (store_local_open).
+ *
+ * Names are relative paths of '/'-separated parts ("blobs/ab/ab12...",
+ * "backups/20261121T101500Z-0001/manifest"): no empty part, no "." or "..",
+ * no leading '/', no NUL or '\\', at most 255 bytes. Also (local backend:
+ * its temporary names must fit, and must never be taken for objects): each
+ * part at most 234 bytes, and none of the form "<x>.tmp-" + 16 lower-case
+ * hex digits. A bad name is CAIRN_EINVAL naming it, before anything is
+ * touched.
+ *
+ * Atomic publish: after put returns, a reader sees either no object or the
+ * whole new one, also after a crash (local: write "<name>.tmp-<random>",
+ * fsync, rename, fsync of the directory, which is created durably with its
+ * parents when missing). A put over an existing name replaces it.
+ */
+#ifndef CAIRN_PITR_STORE_H
+#define CAIRN_PITR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+
+typedef struct pitr_store pitr_store;
+
+/* Called by list for each object under a prefix; a nonzero status stops
+ * the walk and is returned by list. */
+typedef cairn_status (*pitr_store_list_fn)(void *ctx, const char *name, uint64_t size);
+
+struct pitr_store_ops {
+    cairn_status (*put)(pitr_store *s, const char *name, const void *data, size_t len);
+    /* Whole object into a malloc'd buffer (+1 NUL byte not counted in
+     * *len). Missing: CAIRN_ENOTFOUND naming it. */
+    cairn_status (*get)(pitr_store *s, const char *name, uint8_t **data, size_t *len);
+    /* Size of an object; missing: CAIRN_ENOTFOUND (no message needed by
+     * callers that test for existence, but one is set). */
+    cairn_status (*stat)(pitr_store *s, const char *name, uint64_t *size);
+    /* Every object whose name starts with prefix ("" = all; "wal/" = all
+     * under wal/), in byte order of name; temporary files of unfinished
+     * puts are not listed. */
+    cairn_status (*list)(pitr_store *s, const char *prefix, pitr_store_list_fn fn, void *ctx);
+    /* Deletes an object (durably); missing is CAIRN_OK. */
+    cairn_status (*del)(pitr_store *s, const char *name);
+    void (*close)(pitr_store *s);
+};
+
+struct pitr_store {
+    const struct pitr_store_ops *ops;
+    char *where; /* for messages: the directory, or a URL later */
+};
+
+/* Opens a local directory as a store; with create, makes it (durably) if
+ * missing. Not a directory / missing without create: CAIRN_ENOTFOUND. Also
+ * removes temporary files left by puts that a crash cut (those untouched
+ * for an hour: a fresh one may be another process's put in progress). */
+cairn_status store_local_open(const char *dir, bool create, pitr_store **out);
+
+static inline cairn_status store_put(pitr_store *s, const char *n, const void *d, size_t l)
+{
+    return s->ops->put(s, n, d, l);
+}
+static inline cairn_status store_get(pitr_store *s, const char *n, uint8_t **d, size_t *l)
+{
+    return s->ops->get(s, n, d, l);
+}
+static inline cairn_status store_stat(pitr_store *s, const char *n, uint64_t *size)
+{
+    return s->ops->stat(s, n, size);
+}
+static inline cairn_status store_list(pitr_store *s, const char *prefix, pitr_store_list_fn fn,
+                                      void *ctx)
+{
+    return s->ops->list(s, prefix, fn, ctx);
+}
+static inline cairn_status store_del(pitr_store *s, const char *n)
+{
+    return s->ops->del(s, n);
+}
+static inline void store_close(pitr_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+/* CAIRN_OK if name is a valid object name, else CAIRN_EINVAL with a
+ * message naming it and why. */
+cairn_status store_name_check(const char *name);
+
+#endif

@@ -1,0 +1,866 @@
+/*
+ * test_pitr_store.c — pitr/store.c, the local-directory repository store:
+ * put/get/stat/list/del round trips, nested names, replacement, list order
+ * and prefixes, temporaries (never listed, removed at open), every kind of
+ * bad name refused before anything is touched, missing objects and
+ * repositories; then the atomic publish itself: the exact operation
+ * sequence of a put seen through the fault seam, a failure injected at
+ * every one of those operations (old object or none, never a partial one,
+ * no temporary left), and a power failure simulated at every operation of
+ * a put and a delete (common/simio.c, in forked children) and right after
+ * they return.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cairn.h"
+#include "common/io.h"
+#include "pitr/store.h"
+
+#include "testutil.h"
+
+#define CRASH_EXIT 75
+
+struct fx {
+    char base[4096];
+    char repo[4300];
+    char stash[4300];
+    pitr_store *s;
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f || tu_tmpbase(f->base, sizeof f->base, "pitr_store") != 0)
+        return -1;
+    snprintf(f->repo, sizeof f->repo, "%s/repo", f->base);
+    snprintf(f->stash, sizeof f->stash, "%s/stash", f->base);
+    if (mkdir(f->stash, 0755) != 0)
+        return -1;
+    if (store_local_open(f->repo, true, &f->s) != CAIRN_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    cio_fault_set(NULL);
+    cio_sim_stop();
+    store_close(f->s);
+    tu_rm_rf(f->base);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fx *f)
+{
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_local_open(f->repo, false, &f->s), CAIRN_OK);
+}
+
+static void pattern(uint8_t *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(seed * 131u + i * 7u + (i >> 8));
+}
+
+static void put_str(pitr_store *s, const char *name, const char *text)
+{
+    cairn_status st = store_put(s, name, text, strlen(text));
+    if (st)
+        fail_msg("put %s: %s", name, cairn_last_error());
+}
+
+static void expect_get(pitr_store *s, const char *name, const void *want, size_t n)
+{
+    uint8_t *d = NULL;
+    size_t len = 0;
+    cairn_status st = store_get(s, name, &d, &len);
+    if (st)
+        fail_msg("get %s: %s", name, cairn_last_error());
+    assert_int_equal(len, n);
+    if (n)
+        assert_memory_equal(d, want, n);
+    assert_int_equal(d[n], 0); /* the spare NUL */
+    free(d);
+    uint64_t size = 0;
+    assert_int_equal(store_stat(s, name, &size), CAIRN_OK);
+    assert_int_equal(size, n);
+}
+
+static void expect_missing(struct fx *f, const char *name)
+{
+    uint8_t *d = (uint8_t *)1;
+    size_t len = 1;
+    assert_int_equal(store_get(f->s, name, &d, &len), CAIRN_ENOTFOUND);
+    assert_null(d);
+    if (!strstr(cairn_last_error(), name) || !strstr(cairn_last_error(), f->repo))
+        fail_msg("message \"%s\" does not name \"%s\" and the repository", cairn_last_error(),
+                 name);
+    uint64_t size;
+    assert_int_equal(store_stat(f->s, name, &size), CAIRN_ENOTFOUND);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+/* ---- list helpers ---------------------------------------------------------- */
+
+struct names {
+    char buf[8192]; /* "name:size,..." */
+    int calls, stop_at;
+};
+
+static cairn_status collect(void *ctx, const char *name, uint64_t size)
+{
+    struct names *n = ctx;
+    size_t at = strlen(n->buf);
+    snprintf(n->buf + at, sizeof n->buf - at, "%s%s:%llu", at ? "," : "", name,
+             (unsigned long long)size);
+    if (++n->calls == n->stop_at)
+        return CAIRN_ECANCELED;
+    return CAIRN_OK;
+}
+
+static void expect_list(pitr_store *s, const char *prefix, const char *want)
+{
+    struct names n = {0};
+    cairn_status st = store_list(s, prefix, collect, &n);
+    if (st)
+        fail_msg("list \"%s\": %s", prefix, cairn_last_error());
+    if (strcmp(n.buf, want) != 0)
+        fail_msg("list \"%s\": got \"%s\", want \"%s\"", prefix, n.buf, want);
+}
+
+/* Every entry below a directory (files and directories), sorted, as one
+ * string: proves that an operation created or removed nothing. */
+static char g_tree[65536];
+static const char *g_tree_root;
+
+static int tree_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)flag;
+    (void)ftw;
+    size_t at = strlen(g_tree);
+    snprintf(g_tree + at, sizeof g_tree - at, "%s%s|", p + strlen(g_tree_root),
+             S_ISDIR(sb->st_mode) ? "/" : "");
+    return 0;
+}
+
+static char *tree_listing(const char *dir)
+{
+    g_tree[0] = '\0';
+    g_tree_root = dir;
+    assert_int_equal(nftw(dir, tree_entry, 16, FTW_PHYS), 0);
+    return strdup(g_tree);
+}
+
+static int tmp_count(const char *dir)
+{
+    char *t = tree_listing(dir);
+    int n = 0;
+    /* entries ending in ".tmp-" and 16 lower-case hex digits */
+    for (const char *p = t; (p = strstr(p, ".tmp-")); p++) {
+        const char *h = p + 5;
+        int k = 0;
+        while (k < 16 && ((h[k] >= '0' && h[k] <= '9') || (h[k] >= 'a' && h[k] <= 'f')))
+            k++;
+        if (k == 16 && h[16] == '|' && p[-1] != '/')
+            n++;
+    }
+    free(t);
+    return n;
+}
+
+static void touch(const char *dir, const char *rel, const char *text)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Sets a file's times `secs` seconds into the past. */
+static void age(const char *dir, const char *rel, long secs)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= secs;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+/* ---- round trips ------------------------------------------------------------- */
+
+static void test_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    put_str(f->s, "a", "hello");
+    expect_get(f->s, "a", "hello", 5);
+    assert_int_equal(store_put(f->s, "empty", NULL, 0), CAIRN_OK);
+    expect_get(f->s, "empty", "", 0);
+    /* binary data with NULs, 1 MiB + 3 */
+    size_t n = (1u << 20) + 3;
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    pattern(b, n, 1);
+    assert_int_equal(store_put(f->s, "big", b, n), CAIRN_OK);
+    expect_get(f->s, "big", b, n);
+    free(b);
+
+    assert_int_equal(store_del(f->s, "a"), CAIRN_OK);
+    expect_missing(f, "a");
+    assert_int_equal(store_del(f->s, "a"), CAIRN_OK); /* missing is fine */
+    char p[4400];
+    snprintf(p, sizeof p, "%s/a", f->repo);
+    assert_false(exists(p));
+    assert_int_equal(tmp_count(f->repo), 0);
+
+    /* everything survives a reopen */
+    reopen(f);
+    expect_get(f->s, "empty", "", 0);
+    expect_missing(f, "a");
+    assert_string_equal(f->s->where, f->repo);
+}
+
+static void test_nested(void **state)
+{
+    struct fx *f = *state;
+    const char *names[] = {
+        "blobs/ab/ab12cd",
+        "blobs/ab/ab99",
+        "blobs/cd/cd00",
+        "backups/20261121T101500Z-0001/manifest",
+        "wal/00000001/0000000000000000.wal",
+        ".hidden/..x/...",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        put_str(f->s, names[i], names[i]);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        expect_get(f->s, names[i], names[i], strlen(names[i]));
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", f->repo, names[i]);
+        struct stat sb;
+        assert_int_equal(stat(p, &sb), 0); /* really DIR/<name> */
+        assert_true(S_ISREG(sb.st_mode));
+    }
+    /* A directory is not an object; an object is not a directory. */
+    expect_missing(f, "blobs");
+    expect_missing(f, "blobs/ab");
+    expect_missing(f, "blobs/ab/ab12cd/x");
+    assert_int_equal(store_del(f->s, "blobs/ab"), CAIRN_OK);
+    expect_get(f->s, "blobs/ab/ab99", "blobs/ab/ab99", 13);
+    assert_int_equal(store_del(f->s, "blobs/ab/ab12cd/x"), CAIRN_OK);
+    /* a name under an object cannot be put */
+    assert_int_not_equal(store_put(f->s, "blobs/ab/ab99/x", "x", 1), CAIRN_OK);
+    assert_non_null(strstr(cairn_last_error(), "blobs/ab/ab99/x"));
+    expect_get(f->s, "blobs/ab/ab99", "blobs/ab/ab99", 13);
+    assert_int_equal(tmp_count(f->repo), 0);
+}
+
+static void test_replace(void **state)
+{
+    struct fx *f = *state;
+    size_t n = 100000;
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    pattern(b, n, 7);
+    assert_int_equal(store_put(f->s, "x/obj", b, n), CAIRN_OK);
+    put_str(f->s, "x/obj", "short");
+    expect_get(f->s, "x/obj", "short", 5);
+    assert_int_equal(store_put(f->s, "x/obj", b, n), CAIRN_OK);
+    expect_get(f->s, "x/obj", b, n);
+    assert_int_equal(store_put(f->s, "x/obj", NULL, 0), CAIRN_OK);
+    expect_get(f->s, "x/obj", "", 0);
+    free(b);
+    expect_list(f->s, "", "x/obj:0");
+    assert_int_equal(tmp_count(f->repo), 0);
+}
+
+static void test_list(void **state)
+{
+    struct fx *f = *state;
+    /* In byte order '-' < '/' < '0': a walk that finishes a directory
+     * before its siblings would put "a/b" after "a0" or before "a-b". */
+    const char *names[] = {"wal/0002", "a0", "blobs/ab/1", "a/b", "wal/00010", "blobs/abc",
+                           "a-b", "blobs/b", "repo.json", "wal/0001", "a/c/d", "B"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        put_str(f->s, names[i], names[i] + strlen(names[i]) / 2);
+    expect_list(f->s, "",
+                "B:1,a-b:2,a/b:2,a/c/d:3,a0:1,blobs/ab/1:5,blobs/abc:5,blobs/b:4,"
+                "repo.json:5,wal/0001:4,wal/00010:5,wal/0002:4");
+    expect_list(f->s, "a", "a-b:2,a/b:2,a/c/d:3,a0:1");
+    expect_list(f->s, "a/", "a/b:2,a/c/d:3");
+    expect_list(f->s, "a/c", "a/c/d:3");
+    expect_list(f->s, "blobs/ab", "blobs/ab/1:5,blobs/abc:5");
+    expect_list(f->s, "blobs/ab/", "blobs/ab/1:5");
+    expect_list(f->s, "wal/0001", "wal/0001:4,wal/00010:5");
+    expect_list(f->s, "wal/0002", "wal/0002:4");
+    expect_list(f->s, "wal/00020", "");
+    expect_list(f->s, "nothing/", "");
+    expect_list(f->s, "nothing/deeper/", "");
+    expect_list(f->s, "repo.json/", ""); /* an object, not a directory */
+    expect_list(f->s, "b", "blobs/ab/1:5,blobs/abc:5,blobs/b:4");
+    expect_list(f->s, "A", ""); /* bytes, no case folding */
+
+    /* The callback's status stops the walk and is returned. */
+    struct names n = {.stop_at = 2};
+    assert_int_equal(store_list(f->s, "", collect, &n), CAIRN_ECANCELED);
+    assert_int_equal(n.calls, 2);
+    assert_string_equal(n.buf, "B:1,a-b:2");
+
+    /* A prefix cannot leave the repository. */
+    const char *bad[] = {"../", "/", "a//", "./", "a/../", "../x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct names m = {0};
+        assert_int_equal(store_list(f->s, bad[i], collect, &m), CAIRN_EINVAL);
+        assert_int_equal(m.calls, 0);
+    }
+}
+
+static void test_tmp_files(void **state)
+{
+    struct fx *f = *state;
+    put_str(f->s, "wal/seg", "s");
+    put_str(f->s, "top", "t");
+    /* Temporaries of cut puts, and names that only resemble them. */
+    touch(f->repo, "top.tmp-0123456789abcdef", "partial");
+    touch(f->repo, "wal/seg.tmp-fedcba9876543210", "partial");
+    touch(f->repo, "wal/x.tmp-01", "kept");
+    touch(f->repo, "wal/y.tmp-0123456789ABCDEF", "kept");
+    touch(f->repo, "wal/.tmp-0123456789abcdef", "kept");
+    expect_list(f->s, "",
+                "top:1,wal/.tmp-0123456789abcdef:4,wal/seg:1,wal/x.tmp-01:4,"
+                "wal/y.tmp-0123456789ABCDEF:4");
+    expect_list(f->s, "wal/seg", "wal/seg:1");
+    /* Stale ones (untouched for two hours) belong to puts that died; a
+     * fresh one may be another process's put in progress and stays. */
+    age(f->repo, "top.tmp-0123456789abcdef", 7200);
+    age(f->repo, "wal/seg.tmp-fedcba9876543210", 7200);
+    touch(f->repo, "wal/live.tmp-00112233445566aa", "writing");
+    assert_int_equal(tmp_count(f->repo), 3);
+    reopen(f);
+    assert_int_equal(tmp_count(f->repo), 1);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/top.tmp-0123456789abcdef", f->repo);
+    assert_false(exists(p));
+    snprintf(p, sizeof p, "%s/wal/seg.tmp-fedcba9876543210", f->repo);
+    assert_false(exists(p));
+    expect_list(f->s, "",
+                "top:1,wal/.tmp-0123456789abcdef:4,wal/seg:1,wal/x.tmp-01:4,"
+                "wal/y.tmp-0123456789ABCDEF:4");
+    expect_get(f->s, "wal/x.tmp-01", "kept", 4);
+    /* The store refuses names of that shape, so none of its objects can
+     * ever be taken for a temporary. */
+    assert_int_equal(store_put(f->s, "wal/z.tmp-0123456789abcdef", "x", 1), CAIRN_EINVAL);
+}
+
+static void test_bad_names(void **state)
+{
+    struct fx *f = *state;
+    put_str(f->s, "a/b", "keep");
+    char n256[300], part235[300], deep[300];
+    memset(n256, 'n', 256);
+    n256[256] = '\0';
+    memset(part235, 'p', 235);
+    part235[235] = '\0';
+    /* 255 bytes in all but parts of at most 234: valid (below); one more
+     * byte: not */
+    memset(deep, 'd', 256);
+    deep[100] = '/';
+    deep[200] = '/';
+    deep[256] = '\0';
+    const char *bad[] = {"",       "/a",     "a//b",  "a/./b",    "../x",  "a/..",
+                         "a/",     "a\\b",   n256,    ".",        "..",    "./a",
+                         "a/b/",   "/",      "//",    part235,    deep,    "x/..",
+                         "a/b/..", "\\",     "a/.",   "y.tmp-0123456789abcdef"};
+    char *before = tree_listing(f->repo);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *nm = bad[i];
+        assert_int_equal(store_name_check(nm), CAIRN_EINVAL);
+        if (!strstr(cairn_last_error(), "could not use object name"))
+            fail_msg("name %zu: message \"%s\"", i, cairn_last_error());
+        assert_int_equal(store_put(f->s, nm, "x", 1), CAIRN_EINVAL);
+        assert_non_null(strstr(cairn_last_error(), f->repo));
+        uint8_t *d = NULL;
+        size_t len;
+        assert_int_equal(store_get(f->s, nm, &d, &len), CAIRN_EINVAL);
+        uint64_t size;
+        assert_int_equal(store_stat(f->s, nm, &size), CAIRN_EINVAL);
+        assert_int_equal(store_del(f->s, nm), CAIRN_EINVAL);
+    }
+    assert_int_equal(store_name_check(NULL), CAIRN_EINVAL);
+    assert_int_equal(store_put(f->s, NULL, "x", 1), CAIRN_EINVAL);
+    char *after = tree_listing(f->repo);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    expect_get(f->s, "a/b", "keep", 4); /* "a/b/.." and friends deleted nothing */
+
+    /* The limits themselves are fine. */
+    deep[255] = '\0';
+    assert_int_equal(store_name_check(deep), CAIRN_OK);
+    put_str(f->s, deep, "deep");
+    expect_get(f->s, deep, "deep", 4);
+    part235[234] = '\0';
+    put_str(f->s, part235, "part");
+    expect_get(f->s, part235, "part", 4);
+    const char *good[] = {"...", "..a", "a..", ".a/.b", "a b/c\td", "x.tmp-0123", "é/ü"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        put_str(f->s, good[i], good[i]);
+        expect_get(f->s, good[i], good[i], strlen(good[i]));
+    }
+    assert_int_equal(tmp_count(f->repo), 0);
+}
+
+static void test_open(void **state)
+{
+    struct fx *f = *state;
+    char p[4400];
+    pitr_store *s = (pitr_store *)1;
+    snprintf(p, sizeof p, "%s/missing", f->base);
+    assert_int_equal(store_local_open(p, false, &s), CAIRN_ENOTFOUND);
+    assert_null(s);
+    assert_non_null(strstr(cairn_last_error(), p));
+    assert_false(exists(p));
+    /* create makes every missing level */
+    snprintf(p, sizeof p, "%s/r1/r2/r3/", f->base);
+    assert_int_equal(store_local_open(p, true, &s), CAIRN_OK);
+    p[strlen(p) - 1] = '\0';
+    assert_string_equal(s->where, p); /* trailing '/' dropped */
+    put_str(s, "x", "y");
+    store_close(s);
+    assert_int_equal(store_local_open(p, false, &s), CAIRN_OK);
+    expect_get(s, "x", "y", 1);
+    store_close(s);
+    store_close(NULL);
+    /* a regular file is not a repository, create or not */
+    snprintf(p, sizeof p, "%s/file", f->base);
+    touch(f->base, "file", "z");
+    assert_int_equal(store_local_open(p, false, &s), CAIRN_ENOTFOUND);
+    assert_int_equal(store_local_open(p, true, &s), CAIRN_ENOTFOUND);
+    assert_non_null(strstr(cairn_last_error(), p));
+    assert_int_equal(store_local_open("", true, &s), CAIRN_EINVAL);
+    assert_int_equal(store_local_open(NULL, true, &s), CAIRN_EINVAL);
+}
+
+/* ---- the fault seam ------------------------------------------------------------ */
+
+#define ALL_OPS (CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_META | CIO_FOP_READ)
+
+static void plan(uint64_t nth, enum cio_fault_kind kind)
+{
+    struct cio_fault_plan p = {.ops = ALL_OPS, .nth = nth, .kind = kind};
+    cio_fault_set(&p);
+}
+
+/* Which operation a put's message says failed. */
+static const char *failed_op(const char *msg)
+{
+    static const struct {
+        const char *text, *op;
+    } map[] = {
+        {"could not create directory", "mkdir"}, {"could not fsync directory", "dirsync"},
+        {"could not open file", "create"},       {"could not write file", "write"},
+        {"could not fsync file", "fsync"},       {"could not rename file", "rename"},
+        {"could not remove file", "unlink"},
+    };
+    const char *inner = strstr(msg, ": could not ");
+    for (size_t i = 0; inner && i < sizeof map / sizeof map[0]; i++)
+        if (strncmp(inner + 2, map[i].text, strlen(map[i].text)) == 0)
+            return map[i].op;
+    return "?";
+}
+
+/* A fresh repository (outside any plan); with `old`, "d/obj" holds it. */
+static void fresh(struct fx *f, const uint8_t *old, size_t old_len)
+{
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(tu_rm_rf(f->repo), 0);
+    /* the simulator's stash holds links of the last run's replaced files */
+    assert_int_equal(tu_rm_rf(f->stash), 0);
+    assert_int_equal(mkdir(f->stash, 0755), 0);
+    assert_int_equal(store_local_open(f->repo, true, &f->s), CAIRN_OK);
+    if (old)
+        assert_int_equal(store_put(f->s, "d/obj", old, old_len), CAIRN_OK);
+}
+
+/*
+ * Fails operation k = 1, 2, ... of one put until a put sees no failure,
+ * and returns the operations in the order they failed ("mkdir,dirsync,...").
+ * After each failure: the status is the injected one, the message names
+ * object and repository, the object is the old one (or none), except after
+ * the final directory fsync, where it is the whole new one, and no
+ * temporary is left, before or after a reopen.
+ */
+static void fail_each_op(struct fx *f, const char *name, const uint8_t *old, size_t old_len,
+                         const uint8_t *data, size_t len, enum cio_fault_kind kind,
+                         char *seq, size_t cap)
+{
+    cairn_status want = kind == CIO_FAULT_ENOSPC ? CAIRN_ENOSPC : CAIRN_EIO;
+    seq[0] = '\0';
+    for (uint64_t k = 1;; k++) {
+        assert_true(k < 50);
+        fresh(f, old, old_len);
+        plan(k, kind);
+        cairn_status st = store_put(f->s, name, data, len);
+        uint64_t fired = cio_fault_fired();
+        cio_fault_set(NULL);
+        if (fired == 0) {
+            assert_int_equal(st, CAIRN_OK);
+            expect_get(f->s, name, data, len);
+            break;
+        }
+        assert_int_equal(st, want);
+        const char *msg = cairn_last_error();
+        if (!strstr(msg, name) || !strstr(msg, f->repo))
+            fail_msg("op %llu: message \"%s\" does not name object and repository",
+                     (unsigned long long)k, msg);
+        const char *op = failed_op(msg);
+        size_t at = strlen(seq);
+        snprintf(seq + at, cap - at, "%s%s", at ? "," : "", op);
+        assert_int_equal(tmp_count(f->repo), 0);
+        reopen(f);
+        assert_int_equal(tmp_count(f->repo), 0);
+        uint8_t *d = NULL;
+        size_t dl = 0;
+        cairn_status g = store_get(f->s, name, &d, &dl);
+        if (g == CAIRN_ENOTFOUND) {
+            assert_null(old);
+        } else {
+            assert_int_equal(g, CAIRN_OK);
+            bool is_old = old && dl == old_len && memcmp(d, old, dl) == 0;
+            bool is_new = dl == len && memcmp(d, data, dl) == 0;
+            if (!is_old && !is_new)
+                fail_msg("op %llu (%s) failed: object of %zu bytes is neither old nor new",
+                         (unsigned long long)k, op, dl);
+            /* new only once renamed: the failure was the last step */
+            if (is_new && !is_old) {
+                char p[4400];
+                snprintf(p, sizeof p, "%s/%s", f->repo, name);
+                char *slash = strrchr(p, '/');
+                *slash = '\0';
+                char fsync_dir[4500];
+                snprintf(fsync_dir, sizeof fsync_dir, "could not fsync directory \"%s\"", p);
+                if (!strstr(msg, fsync_dir))
+                    fail_msg("op %llu (%s): new object published by a put that failed "
+                             "before its final directory fsync: %s",
+                             (unsigned long long)k, op, msg);
+            }
+        }
+        free(d);
+    }
+}
+
+static void test_fault_put_sequence(void **state)
+{
+    struct fx *f = *state;
+    size_t n = 20000;
+    uint8_t *oldb = malloc(n), *newb = malloc(n + 5);
+    assert_true(oldb && newb);
+    pattern(oldb, n, 3);
+    pattern(newb, n + 5, 4);
+    char seq[1024];
+    /* A new object in new directories: each level durably, then the
+     * publish recipe. */
+    for (int kind = CIO_FAULT_EIO; kind <= CIO_FAULT_ENOSPC; kind++) {
+        fail_each_op(f, "n1/n2/obj", NULL, 0, newb, n + 5, kind, seq, sizeof seq);
+        assert_string_equal(seq, "mkdir,dirsync,mkdir,dirsync,create,write,fsync,rename,"
+                                 "dirsync");
+        /* replacing an object: the old one or the whole new one */
+        fail_each_op(f, "d/obj", oldb, n, newb, n + 5, kind, seq, sizeof seq);
+        assert_string_equal(seq, "create,write,fsync,rename,dirsync");
+    }
+    /* An empty object has no write. */
+    fail_each_op(f, "d/obj", oldb, n, newb, 0, CIO_FAULT_EIO, seq, sizeof seq);
+    assert_string_equal(seq, "create,fsync,rename,dirsync");
+    free(oldb);
+    free(newb);
+}
+
+/* Short writes and EAGAIN/EINTR are absorbed by the I/O layer: the put
+ * succeeds whole whichever operation they hit. */
+static void test_fault_absorbed(void **state)
+{
+    struct fx *f = *state;
+    size_t n = 3 * 4096 + 17;
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    pattern(b, n, 9);
+    enum cio_fault_kind kinds[] = {CIO_FAULT_SHORT, CIO_FAULT_EAGAIN, CIO_FAULT_EINTR};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        for (uint64_t k = 1; k <= 10; k++) {
+            fresh(f, NULL, 0);
+            plan(k, kinds[i]);
+            cairn_status st = store_put(f->s, "n/obj", b, n);
+            cio_fault_set(NULL);
+            if (st)
+                fail_msg("kind %d at op %llu: %s", (int)kinds[i], (unsigned long long)k,
+                         cairn_last_error());
+            expect_get(f->s, "n/obj", b, n);
+            assert_int_equal(tmp_count(f->repo), 0);
+        }
+    free(b);
+}
+
+static void test_fault_get_del(void **state)
+{
+    struct fx *f = *state;
+    put_str(f->s, "d/obj", "content");
+    uint8_t *d = NULL;
+    size_t len;
+    plan(1, CIO_FAULT_EIO);
+    assert_int_equal(store_get(f->s, "d/obj", &d, &len), CAIRN_EIO);
+    cio_fault_set(NULL);
+    assert_null(d);
+    assert_non_null(strstr(cairn_last_error(), "d/obj"));
+    assert_non_null(strstr(cairn_last_error(), f->repo));
+    /* delete: the unlink fails (object kept) or the directory fsync
+     * (object gone, not known durable); both are reported */
+    plan(1, CIO_FAULT_EIO);
+    assert_int_equal(store_del(f->s, "d/obj"), CAIRN_EIO);
+    cio_fault_set(NULL);
+    assert_string_equal(failed_op(cairn_last_error()), "unlink");
+    expect_get(f->s, "d/obj", "content", 7);
+    plan(2, CIO_FAULT_EIO);
+    assert_int_equal(store_del(f->s, "d/obj"), CAIRN_EIO);
+    cio_fault_set(NULL);
+    assert_string_equal(failed_op(cairn_last_error()), "dirsync");
+    expect_missing(f, "d/obj");
+    /* the retry, with the object already gone, still syncs the directory */
+    plan(1, CIO_FAULT_EIO);
+    assert_int_equal(store_del(f->s, "d/obj"), CAIRN_EIO);
+    cio_fault_set(NULL);
+    assert_string_equal(failed_op(cairn_last_error()), "dirsync");
+    assert_int_equal(store_del(f->s, "d/obj"), CAIRN_OK);
+    /* a missing directory: nothing to sync */
+    plan(1, CIO_FAULT_EIO);
+    assert_int_equal(store_del(f->s, "nodir/obj"), CAIRN_OK);
+    assert_int_equal(cio_fault_fired(), 0);
+    cio_fault_set(NULL);
+}
+
+/* ---- power failure (crash simulator) ----------------------------------------------- */
+
+enum crash_op { DO_PUT, DO_DEL };
+
+/*
+ * In a forked child: opens the store, starts the simulator (crash at op
+ * `at`; 0: right after the operation returned), runs the put or delete.
+ * Returns the child's exit status (CRASH_EXIT when the power failed).
+ */
+static int crash_run(struct fx *f, enum crash_op what, const char *name, const uint8_t *data,
+                     size_t len, uint64_t seed, uint64_t at, enum cio_sim_dir_policy dir)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pitr_store *s;
+        if (store_local_open(f->repo, false, &s) != CAIRN_OK)
+            _exit(1);
+        struct cio_sim_config cfg = {.seed = seed,
+                                     .crash_at = at,
+                                     .stash_dir = f->stash,
+                                     .exit_code = CRASH_EXIT,
+                                     .dir = dir};
+        if (cio_sim_start(&cfg) != CAIRN_OK)
+            _exit(2);
+        cairn_status st = what == DO_PUT ? store_put(s, name, data, len) : store_del(s, name);
+        if (at == 0 && st == CAIRN_OK)
+            cio_sim_crash();
+        _exit(3); /* the crash point was never reached */
+    }
+    int wst;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst));
+    return WEXITSTATUS(wst);
+}
+
+/* Operations one put or delete counts in the simulator (done for real,
+ * then the repository is made fresh again by the caller). */
+static uint64_t count_ops(struct fx *f, enum crash_op what, const char *name,
+                          const uint8_t *data, size_t len)
+{
+    struct cio_sim_config cfg = {.seed = 1, .stash_dir = f->stash};
+    assert_int_equal(cio_sim_start(&cfg), CAIRN_OK);
+    cairn_status st = what == DO_PUT ? store_put(f->s, name, data, len) : store_del(f->s, name);
+    uint64_t n = cio_sim_ops();
+    cio_sim_stop();
+    assert_int_equal(st, CAIRN_OK);
+    return n;
+}
+
+static int age_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_F && strstr(path, ".tmp-")) {
+        struct timespec ts[2];
+        clock_gettime(CLOCK_REALTIME, &ts[0]);
+        ts[0].tv_sec -= 7200;
+        ts[1] = ts[0];
+        if (utimensat(AT_FDCWD, path, ts, 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Ages every temporary file under dir by two hours. */
+static void age_tmps(const char *dir)
+{
+    assert_int_equal(nftw(dir, age_one, 16, FTW_PHYS), 0);
+}
+
+/* After a crash: the object is old (or absent) or whole new; `must_new`
+ * after a put that returned, `must_gone` after a delete that returned. */
+static void check_after_crash(struct fx *f, const char *name, const uint8_t *old,
+                              size_t old_len, const uint8_t *data, size_t len, bool must_new,
+                              bool must_gone, const char *where)
+{
+    /* the temporaries a crash left are removed once stale (an hour) */
+    age_tmps(f->repo);
+    reopen(f);
+    assert_int_equal(tmp_count(f->repo), 0);
+    uint8_t *d = NULL;
+    size_t dl = 0;
+    cairn_status g = store_get(f->s, name, &d, &dl);
+    if (g == CAIRN_ENOTFOUND) {
+        if (old || must_new)
+            fail_msg("%s: object missing", where);
+        return;
+    }
+    assert_int_equal(g, CAIRN_OK);
+    if (must_gone)
+        fail_msg("%s: deleted object came back", where);
+    bool is_old = old && dl == old_len && memcmp(d, old, dl) == 0;
+    bool is_new = data && dl == len && memcmp(d, data, dl) == 0;
+    free(d);
+    if (!is_old && !is_new)
+        fail_msg("%s: object of %zu bytes is neither the old nor the new one", where, dl);
+    if (must_new && !is_new)
+        fail_msg("%s: a put that returned was lost", where);
+}
+
+static void crash_put_case(struct fx *f, const char *name, const uint8_t *old, size_t old_len,
+                           const uint8_t *data, size_t len, uint64_t seed0)
+{
+    fresh(f, old, old_len);
+    uint64_t n = count_ops(f, DO_PUT, name, data, len);
+    assert_true(n >= 5);
+    char where[256];
+    for (uint64_t at = 1; at <= n; at++)
+        for (uint64_t seed = seed0; seed < seed0 + 6; seed++) {
+            fresh(f, old, old_len);
+            int rc = crash_run(f, DO_PUT, name, data, len, seed, at, CIO_SIM_DIR_RANDOM);
+            snprintf(where, sizeof where, "put %s, crash at op %llu of %llu, seed %llu", name,
+                     (unsigned long long)at, (unsigned long long)n, (unsigned long long)seed);
+            if (rc != CRASH_EXIT)
+                fail_msg("%s: child exited %d", where, rc);
+            check_after_crash(f, name, old, old_len, data, len, false, false, where);
+        }
+    /* Right after it returned: durable, even when every entry change not
+     * yet synced is lost. */
+    for (uint64_t seed = seed0; seed < seed0 + 8; seed++)
+        for (int lose = 0; lose <= 1; lose++) {
+            fresh(f, old, old_len);
+            int rc = crash_run(f, DO_PUT, name, data, len, seed, 0,
+                               lose ? CIO_SIM_DIR_LOSE : CIO_SIM_DIR_RANDOM);
+            snprintf(where, sizeof where, "put %s returned, then crash (seed %llu, %s)", name,
+                     (unsigned long long)seed, lose ? "lose" : "random");
+            if (rc != CRASH_EXIT)
+                fail_msg("%s: child exited %d", where, rc);
+            check_after_crash(f, name, old, old_len, data, len, true, false, where);
+        }
+}
+
+static void test_crash_put(void **state)
+{
+    struct fx *f = *state;
+    uint64_t seed0 = tu_seed_env("CAIRN_SEED", 0x57023) & 0xffffffffu;
+    size_t n = 9000; /* several sectors: parts can survive alone */
+    uint8_t *oldb = malloc(n), *newb = malloc(n + 700);
+    assert_true(oldb && newb);
+    pattern(oldb, n, 5);
+    pattern(newb, n + 700, 6);
+    crash_put_case(f, "n1/n2/obj", NULL, 0, newb, n + 700, seed0);
+    crash_put_case(f, "d/obj", oldb, n, newb, n + 700, seed0 + 100);
+    free(oldb);
+    free(newb);
+}
+
+static void test_crash_del(void **state)
+{
+    struct fx *f = *state;
+    const uint8_t old[] = "the old object";
+    fresh(f, old, sizeof old);
+    uint64_t n = count_ops(f, DO_DEL, "d/obj", NULL, 0);
+    assert_int_equal(n, 2); /* unlink, directory fsync */
+    char where[256];
+    for (uint64_t at = 1; at <= n; at++)
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            fresh(f, old, sizeof old);
+            int rc = crash_run(f, DO_DEL, "d/obj", NULL, 0, seed, at, CIO_SIM_DIR_RANDOM);
+            snprintf(where, sizeof where, "delete, crash at op %llu, seed %llu",
+                     (unsigned long long)at, (unsigned long long)seed);
+            if (rc != CRASH_EXIT)
+                fail_msg("%s: child exited %d", where, rc);
+            reopen(f);
+            uint8_t *d = NULL;
+            size_t dl;
+            cairn_status g = store_get(f->s, "d/obj", &d, &dl);
+            if (g == CAIRN_OK) {
+                assert_int_equal(dl, sizeof old);
+                assert_memory_equal(d, old, dl);
+                free(d);
+            } else {
+                assert_int_equal(g, CAIRN_ENOTFOUND);
+            }
+        }
+    for (int lose = 0; lose <= 1; lose++) {
+        fresh(f, old, sizeof old);
+        int rc = crash_run(f, DO_DEL, "d/obj", NULL, 0, 3, 0,
+                           lose ? CIO_SIM_DIR_LOSE : CIO_SIM_DIR_RANDOM);
+        assert_int_equal(rc, CRASH_EXIT);
+        check_after_crash(f, "d/obj", NULL, 0, NULL, 0, false, true, "delete returned");
+    }
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+int main(void)
+{
+    tu_quiet_log();
+    const struct CMUnitTest tests[] = {
+        T(test_roundtrip),       T(test_nested),          T(test_replace),
+        T(test_list),            T(test_tmp_files),       T(test_bad_names),
+        T(test_open),            T(test_fault_put_sequence), T(test_fault_absorbed),
+        T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
