@@ -156,11 +156,19 @@ static const char *metric_name(cairn_metric m)
 /* Database helpers                                                     */
 /* ------------------------------------------------------------------ */
 
+/* Global options: continuous WAL archiving for every command that opens
+ * the database (cairn --archive REPO import ...). */
+static const char *g_archive, *g_archive_key;
+static uint32_t g_archive_timeout;
+
 static int db_open(const char *path, bool create, cairn_db **db)
 {
     cairn_options o;
     cairn_options_init(&o);
     o.create_if_missing = create ? 1 : 0;
+    o.archive_repo = g_archive;
+    o.archive_key_file = g_archive_key;
+    o.archive_timeout_s = g_archive_timeout;
     cairn_status st = cairn_open(path, &o, db);
     if (st != CAIRN_OK) {
         *db = NULL;
@@ -304,6 +312,34 @@ static int cmd_checkpoint(const struct command *c, int argc, char **argv)
     printf("checkpoint %llu at redo LSN %s: %llu pages written in %.3f s\n",
            (unsigned long long)ci.generation, cli_fmt_lsn(b, ci.redo_lsn),
            (unsigned long long)ci.pages_written, (double)ci.duration_us / 1e6);
+    return db_close(db, CLI_EXIT_OK);
+}
+
+static int cmd_switch_wal(const struct command *c, int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
+                                       {NULL, 0, NULL, 0}};
+    int ch, rc = 0;
+    reset_getopt();
+    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
+        if (ch == OPT_HELP)
+            return print_help(c);
+        return rc;
+    }
+    if (argc - optind != 1)
+        return usage_error(c, "expected DB");
+    cairn_db *db;
+    if ((rc = db_open(argv[optind], false, &db)) != 0)
+        return rc;
+    uint64_t lsn = 0;
+    cairn_status st = cairn_wal_switch(db, &lsn);
+    if (st != CAIRN_OK)
+        return db_close(db, report(st));
+    char b[CLI_LSN_LEN];
+    if (lsn)
+        printf("closed the WAL segment; the log goes on at %s\n", cli_fmt_lsn(b, lsn));
+    else
+        printf("the current WAL segment holds no record: nothing to close\n");
     return db_close(db, CLI_EXIT_OK);
 }
 
@@ -1374,6 +1410,10 @@ static const struct command commands[] = {
      "\nWrites a named restore point into the WAL and prints its LSN\n"
      "(16 hex digits), a target for point-in-time recovery.\n"},
     {"drop", cmd_drop, "drop DB COLLECTION", "\nDrops the collection.\n"},
+    {"switch-wal", cmd_switch_wal, "switch-wal DB",
+     "\nCloses the current WAL segment (like PostgreSQL's pg_switch_wal), so\n"
+     "that an archiver copies it now: with --archive REPO this command's own\n"
+     "archiver does before it exits; else run pitrctl archive.\n"},
     {"checkpoint", cmd_checkpoint, "checkpoint DB",
      "\nRuns a checkpoint now (folds the WAL into the page store; a backup\n"
      "copies the newest checkpoint) and prints its generation and redo LSN.\n"},
@@ -1394,13 +1434,18 @@ static const struct command commands[] = {
 
 static void print_main_usage(FILE *f)
 {
-    fprintf(f, "usage: cairn [-v] COMMAND [ARGS...]\n"
+    fprintf(f, "usage: cairn [-v] [--archive REPO [--archive-timeout S] [--key-file F]]\n"
+               "             COMMAND [ARGS...]\n"
                "       cairn COMMAND --help\n\n"
                "The cairn data tool (libcairn %s).\n\ncommands:\n",
             cairn_version());
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  cairn %s\n", commands[i].synopsis);
     fprintf(f, "\n  -v, --verbose   also print the engine's info messages\n"
+               "  --archive REPO  archive the WAL continuously into the backup repository\n"
+               "                  REPO while the command has the database open\n"
+               "  --archive-timeout S  close a WAL segment whose records are S seconds old\n"
+               "  --key-file F    the key of an encrypted repository\n"
                "  --version       print the library version\n"
                "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
@@ -1442,6 +1487,16 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("cairn %s\n", cairn_version());
             return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--archive") == 0 && i + 1 < argc) {
+            g_archive = argv[++i];
+        } else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc) {
+            g_archive_key = argv[++i];
+        } else if (strcmp(argv[i], "--archive-timeout") == 0 && i + 1 < argc) {
+            if (!cli_parse_u32_range(argv[++i], 1, 86400, &g_archive_timeout)) {
+                fprintf(stderr, "cairn: --archive-timeout: '%s' is not 1..86400 seconds\n",
+                        argv[i]);
+                return CLI_EXIT_USAGE;
+            }
         } else {
             fprintf(stderr, "cairn: unknown option '%s'\n", argv[i]);
             print_main_usage(stderr);

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh BUILD_DIR — cairn in two minutes: import Fashion-MNIST, SIGKILL the
-# import halfway, watch recovery bring back exactly the committed batches,
-# then search with a payload filter.
+# demo.sh BUILD_DIR — cairn in two minutes: import Fashion-MNIST with
+# continuous WAL archiving, SIGKILL the import halfway and watch recovery
+# bring back exactly the committed batches; take a base backup, keep
+# writing, set a restore point, "accidentally" drop the collection, and
+# bring it back with point-in-time recovery (pitrctl restore --target-name,
+# then --target-time), then search it with a payload filter.
 #
 #   meson setup build && ninja -C build && cli/demo.sh build
 #
@@ -64,8 +67,13 @@ else
     TOTAL=60000
 fi
 
+REPO=backups
+# Every cairn command below that opens the database archives its WAL into
+# REPO as it goes (a background thread; segments are kept until archived).
+ARCH=(--archive "$REPO" --archive-timeout 1)
+
 step "Create a database and a collection of 784-dimensional vectors (L2)"
-show cairn create "$DB" fashion --dim 784 --metric l2
+show cairn "${ARCH[@]}" create "$DB" fashion --dim 784 --metric l2
 
 # The end of the log after the create: the poller below reads only what the
 # import appends after it.
@@ -74,8 +82,8 @@ pitrctl waldump "$DB" >/dev/null 2>wd.err
 END=$(end_lsn wd.err)
 
 step "Import $(basename "$DATA") in the background, 1000 points per transaction"
-echo "\$ cairn import $DB fashion $DATA --batch 1000 &"
-cairn import "$DB" fashion "$DATA" --batch 1000 2>import.err &
+echo "\$ cairn ${ARCH[*]} import $DB fashion $DATA --batch 1000 &"
+cairn "${ARCH[@]}" import "$DB" fashion "$DATA" --batch 1000 2>import.err &
 IMPORT_PID=$!
 
 # Watch the WAL from outside with pitrctl waldump (read-only, no lock, works
@@ -111,10 +119,37 @@ pitrctl waldump "$DB" --from "$END" 2>wd.err | tail -4
 cat wd.err
 
 step "Open the database: crash recovery replays the WAL"
-show cairn info "$DB"
+show cairn "${ARCH[@]}" info "$DB"
 
-step "A named restore point, a target for point-in-time recovery"
-show cairn restore-point "$DB" after-the-crash
+step "A checkpoint, and a base backup of it (online: writers could go on)"
+show cairn "${ARCH[@]}" checkpoint "$DB"
+show pitrctl backup "$DB" "$REPO"
+
+step "Keep writing: the test images go into a second collection"
+show cairn "${ARCH[@]}" create "$DB" fashion-test --dim 784 --metric l2
+show cairn "${ARCH[@]}" import "$DB" fashion-test "$QUERY_FILE" --batch 1000 --limit 5000
+
+step "A named restore point, then an accident"
+show cairn "${ARCH[@]}" restore-point "$DB" before-cleanup
+sleep 1.1
+BEFORE=$(date -u +%Y-%m-%dT%H:%M:%S)
+sleep 1.1
+show cairn "${ARCH[@]}" drop "$DB" fashion
+show cairn "${ARCH[@]}" info "$DB"
+
+step "Close the WAL segment so the archiver takes the tail (cf. pg_switch_wal)"
+show cairn "${ARCH[@]}" switch-wal "$DB"
+show pitrctl list "$REPO"
+
+step "Point-in-time recovery to the restore point, into a new directory"
+show pitrctl restore "$REPO" restored --target-name before-cleanup --jobs 2
+show cairn info restored
+
+step "The same, by time: every commit up to $BEFORE (UTC)"
+show pitrctl restore "$REPO" restored-by-time --target-time "$BEFORE"
+show cairn info restored-by-time
+
+DB=restored
 
 if [ "$QUERY_FILE" = "$DATA" ]; then
     step "Search: the 5 nearest neighbours of row 0 of the data"
@@ -137,4 +172,5 @@ else
 fi
 
 step "Done"
-echo "pitrctl waldump $DB --collection fashion   # every record of the collection"
+echo "pitrctl waldump db --collection fashion   # every record of the collection, the drop included"
+echo "pitrctl verify $REPO                      # check every backup and archived segment"

@@ -108,7 +108,7 @@ int pitr_cmd_archive(int argc, char **argv)
     if (st)
         return perr("archive", st);
     struct pitr_archive_result res;
-    st = pitr_archive(argv[optind], r, &res);
+    st = pitr_archive(argv[optind], r, 0, &res);
     repo_close(r);
     if (st)
         return perr("archive", st);
@@ -318,6 +318,25 @@ int pitr_cmd_list(int argc, char **argv)
         st = pitr_manifest_load(r, ids[i], &m[i]);
     if (!st)
         st = repo_timelines(r, &tls, &ntl);
+    /* a backup's timeline is shown (with what it can restore) also when
+     * none of its WAL is archived yet: repo_timelines lists only the
+     * timelines with archived WAL or a history file */
+    for (size_t i = 0; !st && i < nids; i++) {
+        size_t at = 0;
+        while (at < ntl && tls[at] < m[i].timeline)
+            at++;
+        if (at < ntl && tls[at] == m[i].timeline)
+            continue;
+        uint32_t *nt = realloc(tls, (ntl + 1) * sizeof *tls);
+        if (!nt) {
+            st = CAIRN_ENOMEM;
+            break;
+        }
+        tls = nt;
+        memmove(tls + at + 1, tls + at, (ntl - at) * sizeof *tls);
+        tls[at] = m[i].timeline;
+        ntl++;
+    }
     uint64_t seg = r->seg_shift ? (uint64_t)1 << r->seg_shift : 0;
     if (!st) {
         ti = calloc(ntl ? ntl : 1, sizeof *ti);
@@ -440,7 +459,11 @@ int pitr_cmd_list(int argc, char **argv)
             for (size_t i = 0; i < nids && !first; i++)
                 if (m[i].timeline == ti[t].tl)
                     first = &m[i];
-            if (first && ti[t].have_last)
+            if (first && (!ti[t].have_last || ti[t].last.end <= first->redo_lsn))
+                printf("    recoverable: the state of backup %s only (LSN %s, txn %" PRIu64
+                       "): no commit after it is archived yet\n",
+                       first->id, cli_fmt_lsn(l1, first->redo_lsn), first->last_txn_id);
+            else if (first && ti[t].have_last)
                 printf("    recoverable: %s (LSN %s, txn %" PRIu64 ") .. %s (LSN %s, txn %" PRIu64
                        ")\n",
                        cli_fmt_time_us(t1, first->last_commit_us), cli_fmt_lsn(l1, first->redo_lsn),
@@ -466,8 +489,8 @@ const char pitr_restore_usage[] =
     "usage: pitrctl restore REPO TARGET_DIR (--target-time T | --target-lsn L |\n"
     "                       --target-txn X | --target-name NAME | --latest |\n"
     "                       --backup ID) [--inclusive | --exclusive]\n"
-    "                       [--timeline N|latest] [--jobs N] [--dry-run] [--json]\n"
-    "                       [--key-file FILE]\n";
+    "                       [--timeline N|latest] [--collection NAME]...\n"
+    "                       [--jobs N] [--dry-run] [--json] [--key-file FILE]\n";
 const char pitr_restore_help[] =
     "\nRebuilds the database as it was at the target into TARGET_DIR (which\n"
     "must not exist): the newest backup at or before the target, then the\n"
@@ -485,6 +508,12 @@ const char pitr_restore_help[] =
     "                    with another target: use ID as the base\n"
     "  --exclusive       stop before the target instead of after it\n"
     "  --timeline N      follow timeline N (default: the newest)\n"
+    "  --collection NAME restore only the collection NAME (repeatable, at most\n"
+    "                    64): the collections of these names at the target, as\n"
+    "                    they were then; the others are absent from TARGET_DIR\n"
+    "                    (dropped as the first transactions of its new timeline).\n"
+    "                    A name with no collection at the target is refused\n"
+    "                    after the replay, leaving nothing behind\n"
     "  --jobs N          parallel page writers and replay workers\n"
     "  --dry-run         print the plan only\n"
     "  --json            the plan and the result as JSON lines, and a progress\n"
@@ -523,7 +552,8 @@ static void restore_progress(void *ctx, int phase, uint64_t done, uint64_t total
                         phase == 2 ? total : done, false);
 }
 
-static void print_plan(const struct pitr_plan *pl, bool json, bool dry)
+static void print_plan(const struct pitr_plan *pl, const struct pitr_restore_opts *o, bool json,
+                       bool dry)
 {
     char l1[CLI_LSN_LEN], l2[CLI_LSN_LEN], b1[32], b2[32];
     if (json) {
@@ -533,12 +563,21 @@ static void print_plan(const struct pitr_plan *pl, bool json, bool dry)
             printf("%s\"%s\"", i ? "," : "", pl->chain[i]);
         printf("],\"base_timeline\":%u,\"target_timeline\":%u,\"new_timeline\":%u,"
                "\"base_lsn\":\"%s\",\"stop_lsn\":%s%s%s,\"pages\":%" PRIu64 ",\"page_bytes\":%" PRIu64
-               ",\"segments\":%zu,\"wal_bytes\":%" PRIu64 ",\"estimated_seconds\":%.1f}\n",
+               ",\"segments\":%zu,\"wal_bytes\":%" PRIu64 ",\"estimated_seconds\":%.1f,"
+               "\"collections\":",
                pl->base_timeline, pl->target_timeline, pl->new_timeline,
                cli_fmt_lsn(l1, pl->base_redo), pl->stop_lsn == UINT64_MAX ? "" : "\"",
                pl->stop_lsn == UINT64_MAX ? "null" : cli_fmt_lsn(l2, pl->stop_lsn),
                pl->stop_lsn == UINT64_MAX ? "" : "\"", pl->pages, pl->page_bytes, pl->nsegs,
                pl->wal_bytes, pl->est_seconds);
+        /* null: every collection */
+        if (!o->ncollections)
+            fputs("null", stdout);
+        for (size_t i = 0; i < o->ncollections; i++) {
+            fputs(i ? "," : "[", stdout);
+            cli_json_str(stdout, o->collections[i], strlen(o->collections[i]));
+        }
+        puts(o->ncollections ? "]}" : "}");
         fflush(stdout);
         return;
     }
@@ -556,6 +595,12 @@ static void print_plan(const struct pitr_plan *pl, bool json, bool dry)
                cli_fmt_lsn(l1, pl->hops[i].start_lsn));
     printf("\n  stop     %s\n", pl->stop_lsn == UINT64_MAX ? "at the end of the archive"
                                                            : cli_fmt_lsn(l2, pl->stop_lsn));
+    if (o->ncollections) {
+        printf("  only    ");
+        for (size_t i = 0; i < o->ncollections; i++)
+            printf(" \"%s\"%s", o->collections[i], i + 1 < o->ncollections ? "," : "");
+        printf(" (the other collections are absent)\n");
+    }
     printf("  new timeline %u, estimated %.1f s\n", pl->new_timeline, pl->est_seconds);
     fflush(stdout);
 }
@@ -575,10 +620,13 @@ int pitr_cmd_restore(int argc, char **argv)
                                        {"dry-run", no_argument, NULL, 'd'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"key-file", required_argument, NULL, 'k'},
+                                       {"collection", required_argument, NULL, 'C'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     struct repo_args ra = {0};
     struct pitr_restore_opts o = {0};
+    const char *colls[64]; /* --collection names (into argv) */
+    o.collections = colls;
     bool json = false;
     int ntargets = 0, ch;
     uint32_t u;
@@ -646,6 +694,12 @@ int pitr_cmd_restore(int argc, char **argv)
         case 'k':
             ra.key_file = optarg;
             break;
+        case 'C':
+            if (o.ncollections == sizeof colls / sizeof colls[0])
+                return usage("restore", pitr_restore_usage, "--collection: more than %zu names",
+                             sizeof colls / sizeof colls[0]);
+            colls[o.ncollections++] = optarg;
+            break;
         case 'h':
             fputs(pitr_restore_usage, stdout);
             fputs(pitr_restore_help, stdout);
@@ -680,7 +734,7 @@ int pitr_cmd_restore(int argc, char **argv)
     struct pitr_restore_result res;
     st = pitr_restore(r, argv[optind + 1], &dry, &res);
     if (!st)
-        print_plan(&res.plan, json, o.dry_run);
+        print_plan(&res.plan, &o, json, o.dry_run);
     pitr_plan_free(&res.plan);
     if (!st && !o.dry_run) {
         st = pitr_restore(r, argv[optind + 1], &o, &res);
@@ -704,6 +758,14 @@ int pitr_cmd_restore(int argc, char **argv)
                cli_fmt_time_us(t1, res.last_commit_time_us), res.last_txn_id, res.collections,
                res.points, (double)res.duration_us / 1e6, (double)res.pages_us / 1e6,
                (double)res.fetch_us / 1e6, (double)res.replay_us / 1e6);
+    else if (res.txns_applied == 0)
+        printf("restored into %s: timeline %u (branched at LSN %s), the base backup's state (no "
+               "transaction replayed after it); %" PRIu64 " collections, %" PRIu64 " points; "
+               "%.2f s (pages %.2f, WAL fetch %.2f, replay %.2f)\n",
+               argv[optind + 1], res.new_timeline, cli_fmt_lsn(l1, res.switch_lsn),
+               res.collections, res.points, (double)res.duration_us / 1e6,
+               (double)res.pages_us / 1e6, (double)res.fetch_us / 1e6,
+               (double)res.replay_us / 1e6);
     else
         printf("restored into %s: timeline %u (branched at LSN %s), %" PRIu64 " records, %" PRIu64
                " transactions replayed, last commit txn %" PRIu64 " at %s (LSN %s); %" PRIu64

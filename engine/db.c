@@ -359,8 +359,12 @@ static cairn_status db_lock_meta(cairn_db *db, uint32_t want_shift, bool create)
     return st;
 }
 
-CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts,
-                                  cairn_db **out) {
+void engine_set_ext(cairn_db *db, void (*stop)(void *ctx), void *ctx) {
+    db->ext_stop = stop;
+    db->ext_ctx = ctx;
+}
+
+cairn_status engine_open(const char *path, const cairn_options *opts, cairn_db **out) {
     cerr_clear();
     if (!path || !out) return cerr_set(CAIRN_EINVAL, "cairn_open: NULL argument");
     *out = NULL;
@@ -499,9 +503,23 @@ cairn_status db_usable(cairn_db *db) {
 CAIRN_API cairn_status cairn_close(cairn_db *db) {
     if (!db) return CAIRN_OK;
     cerr_clear();
-    ckpt_close(db); /* a checkpoint in progress completes first */
+    /* The checkpointer first (a checkpoint in progress completes; it asks
+     * the archiver's retention hook), then the archiver's last pass. */
+    ckpt_close(db);
+    if (db->ext_stop) db->ext_stop(db->ext_ctx);
     cairn_status st = wal_writer_close(db->wal);
     db_free(db);
+    return st;
+}
+
+CAIRN_API cairn_status cairn_wal_switch(cairn_db *db, uint64_t *lsn_out) {
+    cerr_clear();
+    if (!db) return cerr_set(CAIRN_EINVAL, "cairn_wal_switch: NULL argument");
+    cairn_status st = db_usable(db);
+    if (st) return st;
+    bool switched = false;
+    st = wal_writer_switch(db->wal, &switched);
+    if (!st && lsn_out) *lsn_out = switched ? wal_writer_durable_lsn(db->wal) : 0;
     return st;
 }
 

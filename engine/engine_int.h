@@ -237,7 +237,19 @@ struct cairn_db {
      * replays it. apply_msg under apply_mu. */
     _Atomic bool apply_failed;
     char apply_msg[384];
+
+    /* An extension above the engine (pitr/api.c: the WAL archiver) that
+     * cairn_close stops after the checkpointer (whose retention hook it may
+     * serve) and before the WAL. */
+    void (*ext_stop)(void *ctx);
+    void *ext_ctx;
 };
+
+/* The open behind cairn_open (pitr/api.c wraps it to start the archiver
+ * when the options name a repository). */
+cairn_status engine_open(const char *path, const cairn_options *opts, cairn_db **out);
+/* Attaches the extension cairn_close stops (one per handle). */
+void engine_set_ext(cairn_db *db, void (*stop)(void *ctx), void *ctx);
 
 /* Poisons db after a failed apply of the durable unit described by what
  * (cairn_last_error() holds the reason); logs it once. */
@@ -246,6 +258,9 @@ void db_apply_failed(cairn_db *db, const char *what);
 cairn_status db_usable(cairn_db *db);
 
 void txn_pool_free(cairn_db *db);
+/* The WAL writer's on_durable of a handle in SYNC mode (txn.c): applies
+ * the queued commits (engine_open and a partial restore's drops use it). */
+void engine_on_durable(void *ctx, uint64_t durable_lsn);
 
 /* catalog (engine/catalog.c); callers hold cat_lock as noted */
 struct coll *cat_find_name(cairn_db *db, const char *name); /* any lock */
@@ -300,6 +315,7 @@ struct replay_target {
 
 struct replay_result {
     uint64_t records;       /* records read */
+    uint64_t records_skipped; /* of collections a partial restore leaves out */
     uint64_t txns_applied;
     uint64_t txns_discarded;/* began but never committed in the range */
     uint64_t last_commit_lsn;
@@ -335,6 +351,15 @@ struct replay_opts {
      * CAIRN_ECANCELED. NULL: none. */
     int (*progress)(void *ctx, const struct replay_result *sofar, uint64_t lsn);
     void *progress_ctx;
+    /* A partial restore: only collections carrying one of these nonly
+     * names get their point records applied (NULL or 0: all). The set of
+     * selected ids follows the DDL replayed (a CREATE under a selected
+     * name selects the new id, its DROP unselects it); DDL itself always
+     * applies, so ids and names stay exact. Records of other collections
+     * are counted (for the COMMIT's record count) but neither copied nor
+     * decoded. */
+    const char *const *only_names;
+    size_t nonly;
 };
 
 /* replay_run with o (NULL: exactly replay_run). */

@@ -17,7 +17,9 @@
  * Point-in-time restore (restore.c) runs the same loop once per timeline
  * of its path, with a target and replay_opts: an upper LSN bound (the
  * timeline's log past the point where the path leaves it is never read)
- * and a progress callback. Crash recovery passes neither.
+ * and a progress callback. Crash recovery passes neither. A partial
+ * restore adds a collection filter (struct coll_filter below): the other
+ * collections' point records are skipped, their DDL still applies.
  *
  * Chunks (many small transactions in one buffer) amortize hand-off cost.
  * A transaction without a COMMIT when the log ends is discarded, and so is
@@ -337,6 +339,80 @@ cairn_status replay_run(cairn_db *db, wal_reader *r,
     return replay_run_ex(db, r, target, jobs, NULL, res);
 }
 
+/*
+ * The collection filter of a partial restore (replay_opts.only_names): the
+ * ids of the selected collections now, i.e. those whose name is one of the
+ * names. Names are unique in the catalog at any moment, so this follows
+ * the DDL exactly: a CREATE under a selected name adds its id, a DROP
+ * removes it (a collection dropped and recreated under the name later is
+ * another id). Point records of a collection the catalog has and the set
+ * lacks are skipped when read (the catalog changes only at a DDL commit,
+ * which the dispatcher applies itself before reading on); a record of an
+ * id not in the catalog yet (created by its own transaction, or damage) is
+ * kept and decided when applied, after that transaction's DDL.
+ */
+struct coll_filter {
+    bool on;
+    const char *const *names;
+    size_t nnames;
+    uint32_t *ids;
+    size_t n, cap;
+};
+
+static bool filter_name(const struct coll_filter *f, const char *name) {
+    for (size_t i = 0; i < f->nnames; i++)
+        if (strcmp(f->names[i], name) == 0) return true;
+    return false;
+}
+
+static bool filter_has(const struct coll_filter *f, uint32_t id) {
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] == id) return true;
+    return false;
+}
+
+static cairn_status filter_add(struct coll_filter *f, uint32_t id) {
+    if (filter_has(f, id)) return CAIRN_OK;
+    if (f->n == f->cap) {
+        size_t ncap = f->cap ? f->cap * 2 : 8;
+        uint32_t *n = realloc(f->ids, ncap * sizeof *n);
+        if (!n) return cerr_set(CAIRN_ENOMEM, "could not grow the collection filter");
+        f->ids = n;
+        f->cap = ncap;
+    }
+    f->ids[f->n++] = id;
+    return CAIRN_OK;
+}
+
+static void filter_remove(struct coll_filter *f, uint32_t id) {
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ids[i] == id) {
+            f->ids[i] = f->ids[--f->n];
+            return;
+        }
+}
+
+/* Applies a point record, unless the filter leaves its collection out. */
+static cairn_status apply_point_filtered(cairn_db *db, const struct coll_filter *f,
+                                         const struct wal_record *r, uint64_t commit_lsn) {
+    if (f->on && !filter_has(f, r->coll_id) && cat_find_id(db, r->coll_id)) return CAIRN_OK;
+    return apply_point_record(db, r, commit_lsn);
+}
+
+/* Applies a DDL record and follows it in the filter. */
+static cairn_status apply_ddl_filtered(cairn_db *db, struct coll_filter *f,
+                                       const struct wal_record *r, uint64_t commit_lsn) {
+    cairn_status st = apply_ddl_record(db, r, commit_lsn);
+    if (st || !f->on) return st;
+    if (r->type == WAL_REC_DROP_COLL) {
+        filter_remove(f, r->coll_id);
+        return CAIRN_OK;
+    }
+    struct coll *c = cat_find_id(db, r->coll_id);
+    if (c && filter_name(f, c->name)) return filter_add(f, r->coll_id);
+    return CAIRN_OK;
+}
+
 #define PROGRESS_BYTES ((uint64_t)64 << 20)
 #define PROGRESS_US 1000000u
 #define PROGRESS_EVERY 256u
@@ -354,6 +430,14 @@ cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_targ
     pthread_cond_init(&rp.idle_cv, NULL);
     cairn_status st = CAIRN_OK;
     unsigned started = 0;
+    struct coll_filter filt = {.on = o && o->only_names && o->nonly > 0};
+    if (filt.on) {
+        filt.names = o->only_names;
+        filt.nnames = o->nonly;
+        for (size_t i = 0; i < db->ncolls && !st; i++)
+            if (filter_name(&filt, db->colls[i]->name)) st = filter_add(&filt, db->colls[i]->id);
+        if (st) goto out;
+    }
     if (jobs > 1) {
         rp.w = calloc(jobs, sizeof *rp.w);
         if (!rp.w) {
@@ -461,9 +545,14 @@ cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_targ
                 txn_nrec = 0;
                 txn_ddl = false;
             }
+            txn_nrec++;
+            if (filt.on && (rec.type == WAL_REC_UPSERT || rec.type == WAL_REC_DELETE) &&
+                !filter_has(&filt, rec.coll_id) && cat_find_id(db, rec.coll_id)) {
+                res->records_skipped++; /* a collection left out (struct coll_filter) */
+                continue;
+            }
             st = chunk_append(c, &rec);
             if (st) goto done;
-            txn_nrec++;
             if (rec.type == WAL_REC_CREATE_COLL || rec.type == WAL_REC_DROP_COLL)
                 txn_ddl = true;
             continue;
@@ -537,9 +626,9 @@ cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_targ
                 struct wal_record dr;
                 chunk_record(c, off, &dr);
                 if (dr.type == WAL_REC_CREATE_COLL || dr.type == WAL_REC_DROP_COLL)
-                    st = apply_ddl_record(db, &dr, rec.lsn);
+                    st = apply_ddl_filtered(db, &filt, &dr, rec.lsn);
                 else
-                    st = apply_point_record(db, &dr, rec.lsn);
+                    st = apply_point_filtered(db, &filt, &dr, rec.lsn);
                 if (st) goto done;
                 off += CAIRN_ALIGN_UP((size_t)dr.len, WAL_REC_ALIGN);
             }
@@ -610,5 +699,6 @@ out:
     }
     pthread_cond_destroy(&rp.idle_cv);
     pthread_mutex_destroy(&rp.mu);
+    free(filt.ids);
     return st;
 }

@@ -228,6 +228,14 @@ static cairn_status check_opts(const char *dir, const struct engine_restore_opts
                                 dir, k, h->timeline, h->until_lsn, h->start_lsn);
         }
     }
+    if (o->nonly && !o->only_names)
+        return cerr_set(CAIRN_EINVAL, "could not restore \"%s\": %zu collection name(s) "
+                        "selected, but only_names is NULL", dir, o->nonly);
+    for (size_t i = 0; i < o->nonly; i++) {
+        cairn_status st = cat_check_name(o->only_names[i], "collection");
+        if (st)
+            return cerr_wrap(st, "could not restore \"%s\": selected collection %zu", dir, i);
+    }
     uint32_t last = o->hops[o->nhops - 1].timeline; /* the highest, checked above */
     if (o->new_timeline <= last)
         return cerr_set(CAIRN_EINVAL,
@@ -356,6 +364,7 @@ static int hop_progress(void *ctx, const struct replay_result *sofar, uint64_t l
 static void sum_result(struct replay_result *s, const struct replay_result *h)
 {
     s->records += h->records;
+    s->records_skipped += h->records_skipped;
     s->txns_applied += h->txns_applied;
     s->txns_discarded += h->txns_discarded;
     if (h->txns_applied) {
@@ -424,7 +433,9 @@ static cairn_status replay_path(cairn_db *db, const struct engine_restore_opts *
         struct replay_opts ro = {.bounded = bounded,
                                  .until_lsn = h->until_lsn,
                                  .progress = o->progress ? hop_progress : NULL,
-                                 .progress_ctx = &pg};
+                                 .progress_ctx = &pg,
+                                 .only_names = o->only_names,
+                                 .nonly = o->nonly};
         struct replay_result hr;
         st = replay_run_ex(db, r, &o->target, jobs, &ro, &hr);
         struct wal_end end = *wal_reader_end(r);
@@ -616,6 +627,75 @@ static cairn_status make_history(cairn_db *db, const struct engine_restore_opts 
     return CAIRN_OK;
 }
 
+/* A partial restore: every selected name must carry a collection in the
+ * replayed state (checked before anything is written). */
+static cairn_status check_selected(cairn_db *db, const struct engine_restore_opts *o)
+{
+    for (size_t i = 0; i < o->nonly; i++)
+        if (!cat_find_name(db, o->only_names[i]))
+            return cerr_set(CAIRN_ENOTFOUND,
+                            "could not restore \"%s\": collection \"%s\" does not exist at "
+                            "the target (nothing was written)",
+                            db->path, o->only_names[i]);
+    return CAIRN_OK;
+}
+
+static bool selected(const struct engine_restore_opts *o, const char *name)
+{
+    for (size_t i = 0; i < o->nonly; i++)
+        if (strcmp(o->only_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* A partial restore: the collections not selected are dropped as the new
+ * timeline's first transactions, through a WAL writer on the new
+ * timeline and cairn_collection_drop (the drop every handle logs and
+ * applies), so that the log of the new timeline, replayed on top of its
+ * parent's up to the switch LSN, gives exactly the restored state; the
+ * checkpoint taken next then covers them. *dropped: how many. */
+static cairn_status drop_unselected(cairn_db *db, const struct engine_restore_opts *o,
+                                    uint64_t start, uint32_t *dropped)
+{
+    *dropped = 0;
+    size_t n = 0;
+    char(*names)[CAIRN_MAX_NAME + 1] = calloc(db->ncolls ? db->ncolls : 1, sizeof *names);
+    if (!names)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < db->ncolls; i++)
+        if (!selected(o, db->colls[i]->name))
+            memcpy(names[n++], db->colls[i]->name, sizeof *names);
+    if (n == 0) {
+        free(names);
+        return CAIRN_OK;
+    }
+    struct wal_writer_opts wo = {
+        .waldir = db->waldir,
+        .timeline = db->timeline,
+        .seg_shift = db->seg_shift,
+        .db_id = db->db_id,
+        .io = CAIRN_IO_POSIX,
+        .durability = CAIRN_DURABILITY_SYNC,
+        .on_durable = engine_on_durable,
+        .ctx = db,
+    };
+    cairn_status st = wal_writer_open(&wo, start, &db->wal);
+    if (!st) {
+        db->applied_lsn = wal_writer_durable_lsn(db->wal);
+        for (size_t i = 0; i < n && !st; i++) {
+            st = cairn_collection_drop(db, names[i]);
+            if (!st)
+                (*dropped)++;
+        }
+        cairn_status cst = wal_writer_close(db->wal);
+        db->wal = NULL;
+        if (!st)
+            st = cst;
+    }
+    free(names);
+    return st;
+}
+
 static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
                            const struct hist *base, const struct replayed *rp,
                            struct engine_restore_result *res)
@@ -654,13 +734,19 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
     if (!st)
         st = write_history(db, hl, nhl, tl);
     free(hl);
-    /* 8. the checkpoint of the restored state on the new timeline, then meta */
+    /* 8. (partial restore: the other collections dropped, logged on the
+     * new timeline) the checkpoint of the restored state on the new
+     * timeline, then meta */
     cairn_checkpoint_info info = {0};
+    uint32_t dropped = 0;
     if (!st) {
         db->timeline = tl;
         db->applied_end = res->new_start_lsn;
-        st = ckpt_run(db, &info);
+        if (o->nonly)
+            st = drop_unselected(db, o, res->new_start_lsn, &dropped);
     }
+    if (!st)
+        st = ckpt_run(db, &info);
     if (!st)
         st = db_meta_set_timeline(db->path, tl);
     /* 9. done */
@@ -690,9 +776,10 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
     clog_info("database \"%s\": restored to timeline %" PRIu32 " (from timeline %" PRIu32
               " at LSN %" PRIu64 "; log starts at LSN %" PRIu64 "), %" PRIu64
               " transaction(s) replayed, checkpoint %" PRIu64 ", %" PRIu64
-              " segment(s) of other timelines removed",
+              " segment(s) of other timelines removed, %" PRIu32 " collection(s) not "
+              "selected dropped",
               db->path, tl, res->parent_timeline, res->switch_lsn, res->new_start_lsn,
-              res->replay.txns_applied, info.generation, removed);
+              res->replay.txns_applied, info.generation, removed, dropped);
     return CAIRN_OK;
 }
 
@@ -716,6 +803,8 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
     st = check_against(db, o, redo, &base);
     if (!st)
         st = replay_path(db, o, redo, res, &rp);
+    if (!st)
+        st = check_selected(db, o);
     if (!st && o->progress) {
         const struct replay_result *s = &res->replay;
         uint64_t lsn = s->stop_lsn;

@@ -87,6 +87,29 @@
  * (nor one that opens on the old timeline): remove it and restore again.
  * Everything is fsynced before it returns; pitr/ builds the directory as
  * "<target>.partial" anyway.
+ *
+ * Partial restore (only_names, nonly > 0). Only the collections carrying
+ * one of the names in the restored state (at the target) come back; the
+ * others are absent. Names resolve at the target: a collection of that
+ * name dropped after the target (and perhaps recreated later) is the one
+ * at the target; one created after the checkpoint is found through its
+ * CREATE during the replay. The replay is the same one, with a collection
+ * filter (replay_opts.only_names): the other collections' point records
+ * are skipped, DDL always applies (so ids, names and the next collection
+ * id are exact), and a transaction spanning collections applies its
+ * selected part whole. A name (valid, else CAIRN_ENAME) that carries no
+ * collection at the target is CAIRN_ENOTFOUND naming it, found after the
+ * replay and before the first write: nothing changed. The collections not
+ * selected are then dropped by the new timeline's first transactions (one
+ * DROP_COLL each, logged through a WAL writer on the new timeline at the
+ * new start LSN, while DB/restore-incomplete is there), and the checkpoint
+ * follows them: the new timeline's log replayed on its parent's state at
+ * the switch LSN yields the restored database exactly, so archives and
+ * later restores through the new timeline agree with the directory.
+ * Their page files are materialized and loaded anyway (pitr/ does not
+ * know the ids before the replay); the restore's checkpoint no longer
+ * references them, and the next checkpoint deletes their files, as after
+ * any drop (the previous checkpoint, the fallback slot, still has them).
  */
 #ifndef CAIRN_ENGINE_RESTORE_H
 #define CAIRN_ENGINE_RESTORE_H
@@ -127,6 +150,9 @@ struct engine_restore_opts {
     uint32_t new_timeline;       /* > every timeline of the path */
     engine_restore_progress_fn progress;
     void *progress_ctx;
+    /* A partial restore (see "Partial restore" above); NULL/0: all. */
+    const char *const *only_names;
+    size_t nonly;
 };
 
 struct engine_restore_result {

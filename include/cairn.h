@@ -152,6 +152,16 @@ typedef struct cairn_options {
      * checkpoint's redo LSN are removed. NULL: no constraint. */
     uint64_t (*wal_retain)(void *ctx);
     void *wal_retain_ctx;
+    /* Continuous WAL archiving (docs/pitr.md): a backup repository
+     * directory (created if missing) into which a background thread copies
+     * every complete WAL segment, as `pitrctl archive` does; a segment is
+     * removed by checkpoints only once archived. NULL: no archiving. */
+    const char *archive_repo;
+    const char *archive_key_file; /* key of an encrypted repository (64 hex digits) */
+    /* Closes the current segment when it holds records this many seconds
+     * old, so the archive is never further behind (0: only full segments
+     * are archived). */
+    uint32_t archive_timeout_s;
 } cairn_options;
 
 CAIRN_API void cairn_options_init(cairn_options *opts);
@@ -354,6 +364,40 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
 
 /* Releases the pin. */
 CAIRN_API cairn_status cairn_pin_close(cairn_pin *pin);
+
+/* ---------------------------------------------------------------------
+ * WAL segments and backups (point-in-time recovery: docs/pitr.md)
+ * ------------------------------------------------------------------- */
+/* Closes the current WAL segment now (written and synced), so an archiver
+ * can copy it; *lsn_out (may be NULL) gets where the log goes on, or 0
+ * when the segment held no record and nothing was done. */
+CAIRN_API cairn_status cairn_wal_switch(cairn_db *db, uint64_t *lsn_out);
+
+typedef struct cairn_backup_options {
+    int incremental;        /* only pages changed since the parent */
+    const char *parent;     /* NULL: the newest backup of the same timeline */
+    const char *key_file;   /* an encrypted repository's key; creates one encrypted */
+    int level;              /* zstd level 1..19 for new objects; 0: the repository's */
+} cairn_backup_options;
+
+typedef struct cairn_backup_info {
+    char id[64];
+    char parent[64];        /* "" for a full backup */
+    uint64_t generation;    /* the checkpoint backed up */
+    uint64_t redo_lsn;
+    uint64_t last_txn_id;
+    uint32_t timeline;
+    uint64_t pages, pages_new;
+    uint64_t bytes_stored;  /* written to the repository by this backup */
+    uint64_t duration_us;
+} cairn_backup_info;
+
+/* Backs up db's newest checkpoint into the repository directory repo
+ * (created if missing), online: writers keep committing meanwhile.
+ * opts and info may be NULL. CAIRN_ENOTFOUND: no checkpoint yet (run
+ * cairn_checkpoint first). */
+CAIRN_API cairn_status cairn_backup(cairn_db *db, const char *repo,
+                                    const cairn_backup_options *opts, cairn_backup_info *info);
 
 /* ---------------------------------------------------------------------
  * Checking a database

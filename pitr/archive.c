@@ -208,7 +208,8 @@ static cairn_status copy_histories(const char *waldir, repo *r, uint32_t *copied
     return st;
 }
 
-cairn_status pitr_archive(const char *dbpath, repo *r, struct pitr_archive_result *res)
+cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
+                          struct pitr_archive_result *res)
 {
     memset(res, 0, sizeof *res);
     uint64_t db_id;
@@ -243,6 +244,19 @@ cairn_status pitr_archive(const char *dbpath, repo *r, struct pitr_archive_resul
         while (hi < nhave && have[hi] < segs[i])
             hi++;
         bool archived = hi < nhave && have[hi] == segs[i];
+        if (known_durable && !archived && segs[i] + size > known_durable) {
+            /* not durable to its end yet: neither is any later one */
+            res->waiting = segs[i] < known_durable;
+            break;
+        }
+        if (archived) {
+            /* complete when it was archived, and never rewritten since:
+             * not read again (the engine's archiver runs a pass a second
+             * over every segment a checkpoint has not removed yet) */
+            res->already++;
+            res->archived_to = segs[i] + size;
+            continue;
+        }
         char name[64];
         wal_seg_name(name, sizeof name, tl, segs[i]);
         char *path = cairn_path_join(waldir, name);
@@ -273,53 +287,48 @@ cairn_status pitr_archive(const char *dbpath, repo *r, struct pitr_archive_resul
             repo_seg_summary_free(&sum);
             break;
         }
-        if (archived) {
-            res->already++;
+        bool durable = closed || (known_durable && segs[i] + size <= known_durable);
+        for (size_t j = i + 1; !durable && j < nseg && j <= i + 2; j++) {
+            /* hints are monotone: the next segment or the one after
+             * shows it once more commits came */
+            char nn[64];
+            wal_seg_name(nn, sizeof nn, tl, segs[j]);
+            char *np = cairn_path_join(waldir, nn);
+            uint8_t *nb = NULL;
+            cairn_status s2 = np ? read_seg(np, size, &nb) : CAIRN_ENOMEM;
+            if (!s2) {
+                struct repo_seg_summary ns;
+                bool nc;
+                uint64_t nh, ndb;
+                if (!pitr_seg_scan(nb, size, np, &ns, &nc, &nh, &ndb) &&
+                    nh >= segs[i] + size)
+                    durable = true;
+                repo_seg_summary_free(&ns);
+            }
+            cerr_clear();
+            free(nb);
+            free(np);
+        }
+        if (!durable) {
+            res->waiting = true;
+            free(path);
+            free(cur);
+            cur = NULL;
+            repo_seg_summary_free(&sum);
+            break;
+        }
+        char oname[128];
+        repo_wal_obj_name(tl, segs[i], false, oname, sizeof oname);
+        uint64_t stored = 0;
+        codec_sha256(cur, size, sum.sha);
+        st = repo_obj_put(r, oname, REPO_OBJ_WAL, cur, size, false, &stored);
+        if (!st)
+            st = repo_seg_summary_put(r, &sum);
+        if (!st) {
+            res->archived++;
+            res->bytes_in += size;
+            res->bytes_stored += stored;
             res->archived_to = segs[i] + size;
-        } else {
-            bool durable = closed;
-            for (size_t j = i + 1; !durable && j < nseg && j <= i + 2; j++) {
-                /* hints are monotone: the next segment or the one after
-                 * shows it once more commits came */
-                char nn[64];
-                wal_seg_name(nn, sizeof nn, tl, segs[j]);
-                char *np = cairn_path_join(waldir, nn);
-                uint8_t *nb = NULL;
-                cairn_status s2 = np ? read_seg(np, size, &nb) : CAIRN_ENOMEM;
-                if (!s2) {
-                    struct repo_seg_summary ns;
-                    bool nc;
-                    uint64_t nh, ndb;
-                    if (!pitr_seg_scan(nb, size, np, &ns, &nc, &nh, &ndb) &&
-                        nh >= segs[i] + size)
-                        durable = true;
-                    repo_seg_summary_free(&ns);
-                }
-                cerr_clear();
-                free(nb);
-                free(np);
-            }
-            if (!durable) {
-                res->waiting = true;
-                free(path);
-                free(cur);
-                cur = NULL;
-                repo_seg_summary_free(&sum);
-                break;
-            }
-            char oname[128];
-            repo_wal_obj_name(tl, segs[i], false, oname, sizeof oname);
-            uint64_t stored = 0;
-            codec_sha256(cur, size, sum.sha);
-            st = repo_obj_put(r, oname, REPO_OBJ_WAL, cur, size, false, &stored);
-            if (!st)
-                st = repo_seg_summary_put(r, &sum);
-            if (!st) {
-                res->archived++;
-                res->bytes_in += size;
-                res->bytes_stored += stored;
-                res->archived_to = segs[i] + size;
-            }
         }
         free(path);
         free(cur);

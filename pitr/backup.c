@@ -29,10 +29,12 @@
 #include <time.h>
 
 #include "common/err.h"
+#include "common/io.h"
 #include "common/util.h"
 #include "engine/bsrc.h"
 #include "engine/pager.h"
 #include "pitr/pitr.h"
+#include "wal/wal.h"
 
 #define PACK_PAGES 256u /* 1 MiB of pages per pack at most */
 
@@ -152,6 +154,12 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
         BAD("meta");
     if (!jget_sha(o, "superblock", m->super_sha))
         BAD("superblock");
+    json_t *wh = json_object_get(o, "wal_head");
+    m->have_wal_head = wh && !json_is_null(wh);
+    if (m->have_wal_head && !jget_sha(o, "wal_head", m->wal_head_sha))
+        BAD("wal_head");
+    if (!m->have_wal_head && m->redo_lsn)
+        BAD("wal_head");
     if (!jget_u64(o, "bytes_raw", &m->bytes_raw))
         BAD("bytes_raw");
     if (!jget_u64(o, "bytes_stored", &m->bytes_stored))
@@ -491,6 +499,41 @@ static cairn_status pick_parent(repo *r, const struct bsrc *b, const char *want,
     return st;
 }
 
+/* The WAL segment holding the redo LSN, cut at it (zeros after), as
+ * cairn_pin_copy writes it: with it the image opens by itself. The pin
+ * keeps that segment from removal. */
+static cairn_status read_wal_head(const char *dbpath, const struct bsrc *b, uint8_t **out,
+                                  size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    uint64_t seg = (uint64_t)1 << b->seg_shift, redo = b->info.redo_lsn;
+    uint64_t start = (redo - 1) & ~(seg - 1);
+    char name[64], sub[80];
+    wal_seg_name(name, sizeof name, b->info.timeline, start);
+    snprintf(sub, sizeof sub, "wal/%s", name);
+    char *path = cairn_path_join(dbpath, sub);
+    if (!path)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    char *data = NULL;
+    size_t n = 0;
+    cairn_status st = cfs_read_file(path, &data, &n);
+    if (!st && n != seg)
+        st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is %zu bytes, not %" PRIu64, path, n,
+                      seg);
+    if (!st) {
+        memset(data + (redo - start), 0, seg - (redo - start));
+        *out = (uint8_t *)data;
+        *len = n;
+        data = NULL;
+    } else {
+        cerr_wrap(st, "backup: the WAL segment holding the redo LSN %016" PRIX64, redo);
+    }
+    free(data);
+    free(path);
+    return st;
+}
+
 static cairn_status json_out(json_t *o, char **text)
 {
     *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -535,6 +578,18 @@ cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_o
         st = put_blob(&k, b->meta, b->meta_len, false, meta_sha);
     if (!st)
         st = put_blob(&k, b->super, b->super_len, false, super_sha);
+    uint8_t head_sha[CODEC_SHA256_LEN];
+    char head_hex[CODEC_SHA256_HEX] = "";
+    if (!st && b->info.redo_lsn) {
+        uint8_t *head = NULL;
+        size_t hl = 0;
+        st = read_wal_head(dbpath, b, &head, &hl);
+        if (!st)
+            st = put_blob(&k, head, hl, false, head_sha);
+        free(head);
+        if (!st)
+            codec_hex(head_sha, head_hex);
+    }
     for (size_t i = 0; !st && i < b->nfiles; i++) {
         json_t *rows = json_array();
         if (!rows) {
@@ -585,7 +640,7 @@ cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_o
         int64_t t1 = cairn_now_us();
         root = json_pack(
             "{s:s, s:i, s:s, s:s, s:s?, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-            "s:{s:i, s:I}, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o}",
+            "s:{s:i, s:I}, s:s, s:s, s:s?, s:I, s:I, s:I, s:o, s:o, s:o}",
             "format", "cairn-backup", "version", 1, "id", res->id, "type", incr ? "incr" : "full",
             "parent", incr ? par.m.id : NULL, "db_id", dbid, "timeline",
             (json_int_t)b->info.timeline, "wal_segment_shift", (json_int_t)b->seg_shift,
@@ -594,7 +649,8 @@ cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_o
             "checkpoint_time_us", (json_int_t)b->info.time_us, "last_commit_us",
             (json_int_t)b->last_commit_us, "started_us", (json_int_t)t0, "finished_us",
             (json_int_t)t1, "wal", "timeline", (json_int_t)b->info.timeline, "start_lsn",
-            (json_int_t)b->info.redo_lsn, "meta", mh, "superblock", sh, "pages",
+            (json_int_t)b->info.redo_lsn, "meta", mh, "superblock", sh, "wal_head",
+            head_hex[0] ? head_hex : NULL, "pages",
             (json_int_t)res->pages, "bytes_raw", (json_int_t)res->bytes_raw, "bytes_stored",
             (json_int_t)res->bytes_stored, "collections", colls, "packs", packs, "files", files);
         colls = packs = files = NULL;

@@ -148,6 +148,8 @@ cairn_status pitr_verify(repo *r, pitr_verify_fn fn, void *ctx, struct pitr_veri
         }
         check_blob(&v, &seen, m.meta_sha, ids[i], "meta");
         check_blob(&v, &seen, m.super_sha, ids[i], "superblock");
+        if (m.have_wal_head)
+            check_blob(&v, &seen, m.wal_head_sha, ids[i], "WAL head");
         for (size_t k = 0; k < m.npacks; k++)
             check_blob(&v, &seen, m.packs[k], ids[i], "page pack");
         pitr_manifest_free(&m);
@@ -268,6 +270,10 @@ cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_
         st = shaset_add(&live, m[i].meta_sha);
         if (!st)
             st = shaset_add(&live, m[i].super_sha);
+        /* the segment holding the redo LSN: a restore with no archived WAL
+         * past the base (or none at all) opens the image with it */
+        if (!st && m[i].have_wal_head)
+            st = shaset_add(&live, m[i].wal_head_sha);
         for (size_t k = 0; !st && k < m[i].npacks; k++)
             st = shaset_add(&live, m[i].packs[k]);
     }

@@ -30,8 +30,11 @@ struct pitr_archive_result {
  * records end with a SWITCH or a PAD reaching its end, and durable when a
  * record of a later segment carries a durable hint at or past its end, or
  * when no process holds the database open (a closed database never
- * rewrites a complete segment). */
-cairn_status pitr_archive(const char *dbpath, repo *r, struct pitr_archive_result *res);
+ * rewrites a complete segment). known_durable (0: unknown): the durable LSN
+ * of the database, from inside its process (pitr/api.c): segments ending at
+ * or before it are durable, later ones are not looked at. */
+cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
+                          struct pitr_archive_result *res);
 
 /* Summarizes segment bytes (whole segment file) for the archive: records,
  * commits, restore points, where the records end, whether the segment is
@@ -104,6 +107,10 @@ struct pitr_manifest {
     uint64_t generation, redo_lsn, last_txn_id;
     int64_t time_us, last_commit_us, started_us, finished_us;
     uint8_t meta_sha[CODEC_SHA256_LEN], super_sha[CODEC_SHA256_LEN];
+    /* The WAL segment holding the redo LSN, cut at it (what the image needs
+     * to open by itself); have_wal_head false when redo is 0. */
+    bool have_wal_head;
+    uint8_t wal_head_sha[CODEC_SHA256_LEN];
     uint8_t (*packs)[CODEC_SHA256_LEN];
     size_t npacks;
     struct pitr_mfile *files;
@@ -135,6 +142,12 @@ struct pitr_restore_opts {
     const char *backup;       /* use this base (NULL: the planner picks) */
     unsigned jobs;            /* replay workers; 0: CPUs */
     bool dry_run;
+    /* Partial restore: only the collections carrying these names at the
+     * target come back, the others are absent (engine/restore.h, "Partial
+     * restore"); NULL/0: all. A name with no collection at the target is
+     * CAIRN_ENOTFOUND after the replay, and nothing is left behind. */
+    const char *const *collections;
+    size_t ncollections;
     /* Progress: phase 0 pages (done/total bytes), 1 WAL fetch, 2 replay
      * (records, WAL bytes, LSN, commit time). */
     void (*progress)(void *ctx, int phase, uint64_t done, uint64_t total, uint64_t lsn,
@@ -146,6 +159,7 @@ struct pitr_restore_opts {
 struct pitr_plan_seg {
     uint32_t timeline;
     uint64_t start;
+    bool from_backup;         /* the base's own copy, cut at its redo LSN */
 };
 struct pitr_plan {
     char base[64];

@@ -131,7 +131,9 @@ cairn_status repo_history_parse(const char *text, size_t len, const char *what,
  * a history file, e.g. 1). */
 cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out, size_t *n);
 cairn_status repo_history_put(repo *r, uint32_t tl, const char *text, size_t len);
-/* Every timeline the repository knows (archived WAL, histories, backups). */
+/* Every timeline with archived WAL or a history file in the repository
+ * (a backup's timeline is not looked for: callers that need it read the
+ * manifests, as the planner and pitrctl list do). */
 cairn_status repo_timelines(repo *r, uint32_t **tls, size_t *n);
 
 #endif

@@ -414,8 +414,13 @@ static cairn_status check_base(repo *r, const struct pitr_manifest *m)
         if (st)
             return st;
     }
-    for (size_t i = 0; i < m->npacks + 2; i++) {
-        const uint8_t *sha = i == 0 ? m->meta_sha : i == 1 ? m->super_sha : m->packs[i - 2];
+    for (size_t i = 0; i < m->npacks + 3; i++) {
+        if (i == m->npacks + 2 && !m->have_wal_head)
+            break;
+        const uint8_t *sha = i == 0                ? m->meta_sha
+                             : i == 1              ? m->super_sha
+                             : i == m->npacks + 2 ? m->wal_head_sha
+                                                   : m->packs[i - 2];
         char name[128];
         repo_blob_name(sha, name, sizeof name);
         uint64_t size = 0;
@@ -423,8 +428,10 @@ static cairn_status check_base(repo *r, const struct pitr_manifest *m)
         if (st == CAIRN_ENOTFOUND)
             return cerr_set(CAIRN_ENOTFOUND, "backup \"%s\" needs %s \"%s\", which is missing "
                             "from repository \"%s\"", m->id,
-                            i == 0 ? "the blob of its meta" : i == 1 ? "the blob of its superblock"
-                                                                     : "pack",
+                            i == 0                ? "the blob of its meta"
+                            : i == 1              ? "the blob of its superblock"
+                            : i == m->npacks + 2 ? "the blob of its WAL head"
+                                                  : "pack",
                             name, r->dir);
         if (st)
             return st;
@@ -453,7 +460,25 @@ static cairn_status plan(struct planner *p, struct pitr_plan *pl, const struct p
         return cerr_set(CAIRN_ENOTFOUND, "repository \"%s\" holds no backup: take one first "
                         "(pitrctl backup)", p->r->dir);
     p->seg_size = (uint64_t)1 << p->r->seg_shift;
-    uint32_t ttl = o->timeline ? o->timeline : p->max_tl;
+    /* the default: the newest timeline that has archived WAL or a backup
+     * (a restore reserves its timeline number with a history file at once;
+     * until that database archives, following it adds nothing past its
+     * branch point and would hide the parent's later WAL) */
+    uint32_t ttl = o->timeline;
+    for (uint32_t t = p->max_tl; !ttl && t > 0; t--) {
+        bool has = false;
+        for (size_t i = 0; i < p->nmans && !has; i++)
+            has = p->mans[i].timeline == t;
+        uint64_t *starts = NULL;
+        size_t n = 0;
+        if (!has && repo_wal_list(p->r, t, &starts, &n) == CAIRN_OK)
+            has = n > 0;
+        free(starts);
+        if (has)
+            ttl = t;
+    }
+    if (!ttl)
+        ttl = 1;
     if (o->backup) {
         const struct pitr_manifest *m = NULL;
         for (size_t i = 0; i < p->nmans; i++)
@@ -562,7 +587,11 @@ static cairn_status plan(struct planner *p, struct pitr_plan *pl, const struct p
         for (uint64_t s = first_seg; s <= last_seg; s += p->seg_size) {
             while (i < nhave && have[i] < s)
                 i++;
-            if (i >= nhave || have[i] != s) {
+            bool from_backup = false;
+            if ((i >= nhave || have[i] != s) && h == 0 && s == first_seg && b->have_wal_head &&
+                (stop == b->redo_lsn || (stop == UINT64_MAX && last_seg == first_seg)))
+                from_backup = true; /* nothing past the base is needed (or archived) */
+            if (!from_backup && (i >= nhave || have[i] != s)) {
                 free(have);
                 char nm[64];
                 wal_seg_name(nm, sizeof nm, p->hops[h].tl, s);
@@ -584,7 +613,7 @@ static cairn_status plan(struct planner *p, struct pitr_plan *pl, const struct p
                 }
                 pl->segs = ns;
             }
-            pl->segs[pl->nsegs++] = (struct pitr_plan_seg){p->hops[h].tl, s};
+            pl->segs[pl->nsegs++] = (struct pitr_plan_seg){p->hops[h].tl, s, from_backup};
             pl->wal_bytes += p->seg_size;
         }
         free(have);
@@ -847,6 +876,7 @@ static cairn_status materialize(repo *r, const struct pitr_manifest *m, const ch
 }
 
 static cairn_status fetch_wal(repo *r, const struct pitr_plan *pl, const char *root,
+                              const struct pitr_manifest *base,
                               const struct pitr_restore_opts *o)
 {
     char *waldir = cairn_path_join(root, "wal");
@@ -856,7 +886,10 @@ static cairn_status fetch_wal(repo *r, const struct pitr_plan *pl, const char *r
     for (size_t i = 0; !st && i < pl->nsegs; i++) {
         uint8_t *seg = NULL;
         size_t len = 0;
-        st = fetch_seg(r, pl->segs[i].timeline, pl->segs[i].start, &seg, &len);
+        if (pl->segs[i].from_backup)
+            st = repo_blob_get(r, base->wal_head_sha, &seg, &len);
+        else
+            st = fetch_seg(r, pl->segs[i].timeline, pl->segs[i].start, &seg, &len);
         char name[64];
         wal_seg_name(name, sizeof name, pl->segs[i].timeline, pl->segs[i].start);
         if (!st)
@@ -932,6 +965,14 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         return cerr_set(CAIRN_EINVAL, "--target-name needs a name");
     if (o->kind == PITR_TARGET_BACKUP && !o->backup)
         return cerr_set(CAIRN_EINVAL, "a restore to a backup's own state needs its id");
+    if (o->ncollections && !o->collections)
+        return cerr_set(CAIRN_EINVAL, "a partial restore needs its collection names");
+    for (size_t i = 0; i < o->ncollections; i++) {
+        /* checked before the plan, so that a dry run refuses it too */
+        cairn_status cst = cat_check_name(o->collections[i], "collection");
+        if (cst)
+            return cerr_wrap(cst, "--collection");
+    }
     struct planner p = {.r = r, .o = o};
     const struct pitr_manifest *base = NULL;
     cairn_status st = plan(&p, &res->plan, &base);
@@ -957,7 +998,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         st = materialize(r, base, partial, o);
     uint64_t t2 = cairn_mono_us();
     if (!st)
-        st = fetch_wal(r, &res->plan, partial, o);
+        st = fetch_wal(r, &res->plan, partial, base, o);
     uint64_t t3 = cairn_mono_us();
     struct engine_restore_result er;
     memset(&er, 0, sizeof er);
@@ -1005,7 +1046,9 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
                                          .jobs = o->jobs,
                                          .new_timeline = res->plan.new_timeline,
                                          .progress = replay_progress,
-                                         .progress_ctx = &rp};
+                                         .progress_ctx = &rp,
+                                         .only_names = o->collections,
+                                         .nonly = o->ncollections};
         st = engine_restore(partial, &eo, &er);
         /* an LSN target is met once the log was read past it, even when
          * no later commit was there to stop at */

@@ -265,5 +265,113 @@ echo "   killed after $SEEN points seen committed; $N points after recovery"
 [ -n "$N" ] && [ "$N" -ge "$SEEN" ] && ok || fail "lost committed points: $N < $SEEN"
 run 0 "$CAIRN" info db; has out.txt "recovery (this open):"
 
+echo "== point-in-time recovery"
+# A database archived continuously (cairn --archive), two backups, a
+# restore point before a drop, then restores to every kind of target; the
+# refusals and usage errors; verify and expire on the repository.
+HAVE_PY=0; command -v python3 >/dev/null && HAVE_PY=1
+# jsonl FILE: every line of FILE is valid JSON (skipped without python3).
+jsonl() {
+    [ "$HAVE_PY" -eq 1 ] || return 0
+    if python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' < "$1"; then ok; else
+        fail "$1 is not JSON lines"
+    fi
+}
+# tree DIR: every file below DIR with its size and checksum, sorted.
+tree() { find "$1" -type f -exec cksum {} + | sort -k3; }
+T0=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+run 0 "$CAIRN" gen-synthetic p.fvecs --n 300 --dim 16 --seed 11
+run 0 "$CAIRN" --archive prepo create pdb pv --dim 16
+[ -f prepo/repo.json ] && ok || fail "--archive did not create the repository"
+run 0 "$CAIRN" --archive prepo import pdb pv p.fvecs --batch 50
+run 0 "$CAIRN" --archive prepo checkpoint pdb; has out.txt "checkpoint 1 at redo LSN"
+run 0 "$PITRCTL" backup pdb prepo; has out.txt "(full)"
+FULL=$(sed -n 's/^backup \([^ ]*\) (full).*/\1/p' out.txt)
+[[ $FULL =~ ^[0-9]{8}T[0-9]{6}-[0-9]{6}Z-F$ ]] && ok || fail "backup id '$FULL'"
+run 0 "$CAIRN" --archive prepo create pdb gone --dim 8
+run 0 "$CAIRN" --archive prepo import pdb gone a.fvecs --batch 20
+run 0 "$CAIRN" --archive prepo checkpoint pdb
+run 0 "$PITRCTL" backup pdb prepo --incremental --json; jsonl out.txt
+has out.txt '"type":"incr"'; has out.txt "\"parent\":\"$FULL\""
+INCR=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' out.txt)
+[[ $INCR =~ -I$ ]] && ok || fail "incremental id '$INCR'"
+run 0 "$CAIRN" --archive prepo restore-point pdb before-drop; RP=$(cat out.txt)
+TB=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+run 0 "$CAIRN" --archive prepo drop pdb gone
+run 0 "$PITRCTL" list prepo; has out.txt "timeline 1: 0 WAL segments archived"
+has out.txt "recoverable: the state of backup $FULL only"
+# the segment being written is archived once closed: switch-wal does it
+run 0 "$CAIRN" --archive prepo switch-wal pdb; has out.txt "closed the WAL segment"
+run 0 "$CAIRN" --archive prepo switch-wal pdb; has out.txt "nothing to close"
+run 0 "$PITRCTL" list prepo; has out.txt "2 backups"; has out.txt "timeline 1: 1 WAL segments archived"
+has out.txt "backup $INCR  incr"; has out.txt "parent $FULL"; has out.txt "recoverable:"
+run 0 "$PITRCTL" list prepo --json; jsonl out.txt; has out.txt "\"id\":\"$INCR\",\"type\":\"incr\""
+run 0 "$PITRCTL" waldump pdb --json
+DROPTXN=$(sed -n 's/.*"type":"DROP_COLL","txn":\([0-9]*\).*/\1/p' out.txt)
+[ -n "$DROPTXN" ] && ok || fail "no DROP_COLL in the WAL"
+
+tree prepo > repo.before
+run 0 "$PITRCTL" restore prepo r0 --target-name before-drop --dry-run
+has out.txt "plan (dry run):"; has out.txt "base     $INCR"
+[ ! -e r0 ] && [ ! -e r0.partial ] && ok || fail "a dry run wrote the target"
+tree prepo > repo.after
+cmp -s repo.before repo.after && ok || fail "a dry run changed the repository"
+run 0 "$PITRCTL" restore prepo r1 --target-name before-drop; has out.txt "restored into r1: timeline 2"
+eq "$(points r1 gone)" 50 "points of the dropped collection, restored by name"
+eq "$(points r1 pv)" 300 "points of pv, restored by name"
+run 0 "$CAIRN" info r1; eq "$(awk '$1 == "gone" { print $5 }' out.txt)" 50 "cairn info: points of gone"
+# r1 started timeline 2, which archived nothing: the default still
+# follows timeline 1 (the newest with archived WAL or a backup)
+run 0 "$PITRCTL" restore prepo r2 --latest --json; jsonl out.txt
+has out.txt '"event":"plan"'; has out.txt '"target_timeline":1,"new_timeline":3'; has out.txt '"event":"done"'
+eq "$(points r2 gone)" "" "--latest: the drop is replayed"
+eq "$(points r2 pv)" 300 "--latest: pv"
+run 1 "$PITRCTL" restore prepo rx --latest --timeline 2; has err.txt "is not archived yet"
+run 0 "$PITRCTL" restore prepo r4 --target-time "$TB"
+eq "$(points r4 gone)" 50 "--target-time before the drop"
+run 0 "$PITRCTL" restore prepo r5 --target-lsn "$RP" --timeline 1
+eq "$(points r5 gone)" 50 "--target-lsn of the restore point"
+run 0 "$PITRCTL" restore prepo r6 --target-txn "$DROPTXN" --exclusive
+eq "$(points r6 gone)" 50 "--target-txn of the drop, exclusive"
+run 0 "$PITRCTL" restore prepo r7 --target-txn "$DROPTXN"
+eq "$(points r7 gone)" "" "--target-txn of the drop, inclusive"
+run 0 "$PITRCTL" restore prepo r8 --backup "$FULL"; has out.txt "the base backup's state"
+eq "$(points r8 pv)" 300 "--backup FULL: pv"; eq "$(points r8 gone)" "" "--backup FULL: no gone yet"
+run 0 "$PITRCTL" restore prepo r9 --backup "$INCR"
+eq "$(points r9 gone)" 50 "--backup INCR"
+# refusals: exit 1 with the reason, nothing written
+run 1 "$PITRCTL" restore prepo r1 --latest; has err.txt "exists"
+run 1 "$PITRCTL" restore prepo rx --target-name nosuch; has err.txt "no restore point named"
+run 1 "$PITRCTL" restore prepo rx --latest --timeline 99; has err.txt "knows no timeline"
+run 1 "$PITRCTL" restore prepo rx --target-time "$T0"; has err.txt "before the earliest backup"
+[ ! -e rx ] && [ ! -e rx.partial ] && ok || fail "a refused restore wrote its target"
+# usage errors: exit 2
+run 2 "$PITRCTL" restore prepo rx; has err.txt "give a target"
+run 2 "$PITRCTL" restore prepo rx --latest --target-name before-drop; has err.txt "give one target"
+run 2 "$PITRCTL" restore prepo rx --target-time yesterday; has err.txt "is not a time"
+run 2 "$PITRCTL" expire prepo; has err.txt "--keep-full N is required"
+# verify: clean, then a byte flipped in one blob (of a copy)
+run 0 "$PITRCTL" verify prepo; has err.txt ": 0 problems, 0 gaps"
+cp -r prepo pbad
+BLOB=$(find pbad/blobs -type f | sort | head -1)
+B=$(od -An -tu1 -j120 -N1 "$BLOB" | tr -d ' ')
+byte $(((B + 1) % 256)) | dd of="$BLOB" bs=1 seek=120 conv=notrunc 2>/dev/null
+run 1 "$PITRCTL" verify pbad; has out.txt "problem: "; has out.txt "$(basename "$BLOB")"
+has err.txt ": 1 problems"
+run 1 "$PITRCTL" verify pbad --json; jsonl out.txt; has out.txt '"problems":1'
+# expire after a second full: a dry run changes nothing, then the real one
+run 0 "$CAIRN" --archive prepo checkpoint pdb
+run 0 "$PITRCTL" backup pdb prepo --json; jsonl out.txt; has out.txt '"type":"full"'
+FULL2=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' out.txt)
+tree prepo > repo.before
+run 0 "$PITRCTL" expire prepo --keep-full 1 --dry-run; has out.txt "dry run: 1 backups kept, 2 deleted"
+tree prepo > repo.after
+cmp -s repo.before repo.after && ok || fail "expire --dry-run changed the repository"
+run 0 "$PITRCTL" expire prepo --keep-full 1 --json; jsonl out.txt; has out.txt '"backups_deleted":2'
+run 0 "$PITRCTL" verify prepo; has err.txt "verified 1 backups"
+run 0 "$PITRCTL" restore prepo r10 --backup "$FULL2"
+eq "$(points r10 pv)" 300 "--backup of the kept full after expire"
+run 1 "$PITRCTL" restore prepo r11 --backup "$FULL"; has err.txt "$FULL"
+
 echo "== $PASSES checks passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -294,7 +294,7 @@ static repo *must_repo(const char *dir, bool create)
 static void archive(const char *db, repo *r, struct pitr_archive_result *out)
 {
     struct pitr_archive_result res;
-    must(pitr_archive(db, r, &res), "archive");
+    must(pitr_archive(db, r, 0, &res), "archive");
     if (res.archived_to > atomic_load(&g_retain))
         atomic_store(&g_retain, res.archived_to);
     if (out)
@@ -969,7 +969,7 @@ static void test_timelines(void **state)
     assert_true(b2.id[0]);
     must(cairn_close(db), "close timeline 2");
     struct pitr_archive_result ar;
-    must(pitr_archive(t2, r, &ar), "archive timeline 2");
+    must(pitr_archive(t2, r, 0, &ar), "archive timeline 2");
     assert_int_equal(ar.timeline, 2);
     assert_true(ar.archived >= 2);
     uint64_t *starts = NULL;

@@ -45,6 +45,17 @@
  *    the directory either unchanged or refused by cairn_open.
  * 5. progress: the callback is called, last with the totals; a cancel
  *    returns CAIRN_ECANCELED and changes nothing.
+ * 6. partial (only_names): at a target where "extra" (created after the
+ *    base, dropped after the target and created again later) exists, only
+ *    "extra"; only "small" and "wide" (transactions spanning "extra" and
+ *    "small" apply their selected part); at the end, "extra" (the second
+ *    one) and "mid". The oracle: a full restore to the same target (its
+ *    state checked against the source's), opened, the other collections
+ *    dropped; the partial restore's state equals it, ids included, and
+ *    its new timeline's log starts with one DROP_COLL per collection left
+ *    out. A name with no collection at the target (not created yet,
+ *    dropped before it, never) is CAIRN_ENOTFOUND naming it, an invalid
+ *    one CAIRN_ENAME, and neither changes one byte.
  *
  * Seeded: CAIRN_SEED replays a run.
  */
@@ -963,6 +974,167 @@ static void test_progress(void **state)
     tu_rm_rf(dir);
 }
 
+/* ---- 6 ----------------------------------------------------------------------------- */
+
+static const struct rpoint *rp_named(const char *name)
+{
+    for (size_t i = 0; i < S.nrp; i++)
+        if (strcmp(S.rp[i].name, name) == 0)
+            return &S.rp[i];
+    fail_msg("no restore point %s", name);
+    return NULL;
+}
+
+static bool name_in(const char *name, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The oracle of a partial restore: a full restore to t (checked against
+ * the source's state), the collections not in names dropped. *left_out:
+ * how many were dropped. */
+static uint64_t partial_oracle(const struct replay_target *t, const char *const *names,
+                               size_t n, uint32_t *left_out)
+{
+    char dir[600];
+    make_input(dir, sizeof dir, "po");
+    struct engine_tl_hop hop = {.timeline = 1, .until_lsn = UINT64_MAX};
+    struct engine_restore_opts o = one_hop(&hop, t, 2, 2);
+    struct engine_restore_result r;
+    must(engine_restore(dir, &o, &r), "full restore for the oracle");
+    cairn_db *db = must_open(dir);
+    assert_true(state_hash(db) == S.h.e[expect(&S.h, t, S.rp, S.nrp)].hash);
+    cairn_collection_info *list = NULL;
+    size_t nl = 0;
+    must(cairn_collection_list(db, &list, &nl), "list");
+    *left_out = 0;
+    for (size_t i = 0; i < nl; i++)
+        if (!name_in(list[i].name, names, n)) {
+            must(cairn_collection_drop(db, list[i].name), "drop");
+            (*left_out)++;
+        }
+    cairn_free(list);
+    uint64_t h = state_hash(db);
+    must(cairn_close(db), "close");
+    tu_rm_rf(dir);
+    return h;
+}
+
+static void test_partial(void **state)
+{
+    (void)state;
+    const char *const only_extra[] = {EXTRA};
+    const char *const small_wide[] = {"small", "wide"};
+    const char *const extra_mid[] = {"mid", EXTRA};
+    struct replay_target at131 = {.kind = REPLAY_TO_NAME};
+    snprintf(at131.name, sizeof at131.name, "%s", rp_named("rp131")->name);
+    const struct replay_target end = {.kind = REPLAY_TO_END};
+    struct {
+        const struct replay_target *t;
+        const char *const *names;
+        size_t n;
+        unsigned jobs;
+        const char *what;
+    } cases[] = {
+        {&at131, only_extra, 1, 4, "extra at rp131"},
+        {&at131, small_wide, 2, 1, "small+wide at rp131"},
+        {&end, extra_mid, 2, 4, "mid+extra at the end"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t left_out = 0;
+        uint64_t want = partial_oracle(cases[i].t, cases[i].names, cases[i].n, &left_out);
+        char dir[600];
+        make_input(dir, sizeof dir, "p");
+        struct engine_tl_hop hop = {.timeline = 1, .until_lsn = UINT64_MAX};
+        struct engine_restore_opts o = one_hop(&hop, cases[i].t, cases[i].jobs, 2);
+        o.only_names = cases[i].names;
+        o.nonly = cases[i].n;
+        struct engine_restore_result r;
+        cairn_status st = engine_restore(dir, &o, &r);
+        if (st)
+            fail_msg("partial restore %s: %s: %s", cases[i].what, cairn_status_name(st),
+                     cairn_last_error());
+        assert_int_equal(r.collections, cases[i].n);
+        assert_true(r.replay.records_skipped > 0); /* the filter skipped, not applied */
+        assert_false(exists(dir, "restore-incomplete"));
+        /* the new timeline's log: one DROP_COLL transaction per collection
+         * left out, then nothing */
+        char waldir[700];
+        snprintf(waldir, sizeof waldir, "%s/wal", dir);
+        wal_reader *wr = NULL;
+        must(wal_reader_open(waldir, 2, r.new_start_lsn, &wr), "reader");
+        uint32_t drops = 0, commits = 0, others = 0;
+        for (;;) {
+            struct wal_record rec;
+            bool eol = false;
+            must(wal_reader_next(wr, &rec, &eol), "read the new timeline");
+            if (eol)
+                break;
+            if (rec.type == WAL_REC_DROP_COLL)
+                drops++;
+            else if (rec.type == WAL_REC_COMMIT)
+                commits++;
+            else if (rec.type != WAL_REC_SWITCH)
+                others++;
+        }
+        wal_reader_close(wr);
+        assert_int_equal(drops, left_out);
+        assert_int_equal(commits, left_out);
+        assert_int_equal(others, 0);
+        /* opens from the restore's checkpoint, replaying nothing, with the
+         * oracle's state; checks clean; takes commits */
+        cairn_db *db = must_open(dir);
+        cairn_stats s;
+        must(cairn_stats_get(db, &s), "stats");
+        assert_int_equal(s.timeline, 2);
+        assert_int_equal(s.recovery.checkpoint, r.checkpoint);
+        assert_int_equal(s.recovery.records_replayed, 0);
+        if (state_hash(db) != want)
+            fail_msg("partial restore %s: state differs from the oracle's", cases[i].what);
+        cairn_check_report rep;
+        must(cairn_check(db, &rep), "check of the partially restored database");
+        for (size_t k = 0; k < cases[i].n; k++) {
+            cairn_collection_info ci;
+            must(cairn_collection_stat(db, cases[i].names[k], &ci), "stat");
+        }
+        must(cairn_close(db), "close");
+        print_message("partial restore %-22s: %" PRIu32 " collection(s), %" PRIu64
+                      " points, %" PRIu64 " of %" PRIu64 " records skipped, %" PRIu32
+                      " dropped on timeline 2\n", cases[i].what, r.collections, r.points,
+                      r.replay.records_skipped, r.replay.records, left_out);
+        tu_rm_rf(dir);
+    }
+
+    /* names with no collection at the target, and an invalid one */
+    struct replay_target at168 = {.kind = REPLAY_TO_NAME}, at57 = {.kind = REPLAY_TO_NAME};
+    snprintf(at168.name, sizeof at168.name, "%s", rp_named("rp168")->name);
+    snprintf(at57.name, sizeof at57.name, "%s", rp_named("rp57")->name);
+    const char *const nope[] = {"small", "nope"};
+    const char *const bad[] = {"a/b"};
+    char dir[600];
+    make_input(dir, sizeof dir, "pr");
+    struct engine_tl_hop hop = {.timeline = 1, .until_lsn = UINT64_MAX};
+    struct engine_restore_opts o = one_hop(&hop, &at168, 2, 2);
+    o.only_names = only_extra;
+    o.nonly = 1;
+    refuse(dir, &o, CAIRN_ENOTFOUND, "collection \"extra\" does not exist at the target",
+           NULL);
+    o.target = at57;
+    refuse(dir, &o, CAIRN_ENOTFOUND, "collection \"extra\" does not exist at the target",
+           NULL);
+    o.target = end;
+    o.only_names = nope;
+    o.nonly = 2;
+    refuse(dir, &o, CAIRN_ENOTFOUND, "collection \"nope\" does not exist", NULL);
+    o.only_names = bad;
+    o.nonly = 1;
+    refuse(dir, &o, CAIRN_ENAME, "selected collection 0", NULL);
+    tu_rm_rf(dir);
+}
+
 int main(void)
 {
     tu_quiet_log();
@@ -977,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_partial),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     if (rc == 0)
