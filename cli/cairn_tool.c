@@ -240,8 +240,14 @@ static int cmd_create(const struct command *c, int argc, char **argv)
     return db_close(db, CLI_EXIT_OK);
 }
 
-static int cmd_drop(const struct command *c, int argc, char **argv)
+/* The commands that take only positional arguments (drop, restore-point,
+ * checkpoint, switch-wal): --help, exactly `nargs` arguments (`expect`
+ * names them), then the database (the first) opened. 0 and *db set, or
+ * the exit status to return with *db NULL (0 after --help). */
+static int open_simple(const struct command *c, int argc, char **argv, int nargs,
+                       const char *expect, cairn_db **db)
 {
+    *db = NULL;
     static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
                                        {NULL, 0, NULL, 0}};
     int ch, rc = 0;
@@ -251,10 +257,16 @@ static int cmd_drop(const struct command *c, int argc, char **argv)
             return print_help(c);
         return rc;
     }
-    if (argc - optind != 2)
-        return usage_error(c, "expected DB and COLLECTION");
+    if (argc - optind != nargs)
+        return usage_error(c, "expected %s", expect);
+    return db_open(argv[optind], false, db);
+}
+
+static int cmd_drop(const struct command *c, int argc, char **argv)
+{
     cairn_db *db;
-    if ((rc = db_open(argv[optind], false, &db)) != 0)
+    int rc = open_simple(c, argc, argv, 2, "DB and COLLECTION", &db);
+    if (rc != 0 || db == NULL) /* a failure, or --help shown */
         return rc;
     cairn_status st = cairn_collection_drop(db, argv[optind + 1]);
     if (st != CAIRN_OK)
@@ -265,19 +277,9 @@ static int cmd_drop(const struct command *c, int argc, char **argv)
 
 static int cmd_restore_point(const struct command *c, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {NULL, 0, NULL, 0}};
-    int ch, rc = 0;
-    reset_getopt();
-    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
-        if (ch == OPT_HELP)
-            return print_help(c);
-        return rc;
-    }
-    if (argc - optind != 2)
-        return usage_error(c, "expected DB and NAME");
     cairn_db *db;
-    if ((rc = db_open(argv[optind], false, &db)) != 0)
+    int rc = open_simple(c, argc, argv, 2, "DB and NAME", &db);
+    if (rc != 0 || db == NULL) /* a failure, or --help shown */
         return rc;
     uint64_t lsn = 0;
     cairn_status st = cairn_restore_point(db, argv[optind + 1], &lsn);
@@ -290,19 +292,9 @@ static int cmd_restore_point(const struct command *c, int argc, char **argv)
 
 static int cmd_checkpoint(const struct command *c, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {NULL, 0, NULL, 0}};
-    int ch, rc = 0;
-    reset_getopt();
-    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
-        if (ch == OPT_HELP)
-            return print_help(c);
-        return rc;
-    }
-    if (argc - optind != 1)
-        return usage_error(c, "expected DB");
     cairn_db *db;
-    if ((rc = db_open(argv[optind], false, &db)) != 0)
+    int rc = open_simple(c, argc, argv, 1, "DB", &db);
+    if (rc != 0 || db == NULL) /* a failure, or --help shown */
         return rc;
     cairn_checkpoint_info ci;
     cairn_status st = cairn_checkpoint(db, &ci);
@@ -317,19 +309,9 @@ static int cmd_checkpoint(const struct command *c, int argc, char **argv)
 
 static int cmd_switch_wal(const struct command *c, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {NULL, 0, NULL, 0}};
-    int ch, rc = 0;
-    reset_getopt();
-    while ((ch = next_opt(c, argc, argv, ":h", lo, &rc)) != -1) {
-        if (ch == OPT_HELP)
-            return print_help(c);
-        return rc;
-    }
-    if (argc - optind != 1)
-        return usage_error(c, "expected DB");
     cairn_db *db;
-    if ((rc = db_open(argv[optind], false, &db)) != 0)
+    int rc = open_simple(c, argc, argv, 1, "DB", &db);
+    if (rc != 0 || db == NULL) /* a failure, or --help shown */
         return rc;
     uint64_t lsn = 0;
     cairn_status st = cairn_wal_switch(db, &lsn);

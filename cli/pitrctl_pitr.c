@@ -43,6 +43,34 @@ struct repo_args {
     int level;
 };
 
+struct cmd_info {
+    const char *name, *usage, *help;
+};
+
+/* The options every repository command shares (--key-file, --level,
+ * --help) and an unknown or incomplete one. -1: handled (or not one of
+ * them), parsing goes on; otherwise the exit status to return now. */
+static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, char **argv)
+{
+    uint32_t lvl;
+    switch (ch) {
+    case 'k':
+        ra->key_file = optarg;
+        return -1;
+    case 'l':
+        if (!cli_parse_u32_range(optarg, 1, 19, &lvl))
+            return usage(c->name, c->usage, "--level: '%s' is not 1..19", optarg);
+        ra->level = (int)lvl;
+        return -1;
+    case 'h':
+        fputs(c->usage, stdout);
+        fputs(c->help, stdout);
+        return CLI_EXIT_OK;
+    default:
+        return usage(c->name, c->usage, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+}
+
 static cairn_status open_repo(const char *dir, const struct repo_args *a, bool create, repo **r)
 {
     struct repo_open_opts o = {.create = create, .level = a->level, .key_file = a->key_file};
@@ -73,32 +101,23 @@ int pitr_cmd_archive(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"archive", pitr_archive_usage, pitr_archive_help};
     struct repo_args ra = {0};
     bool json = false;
     int ch;
-    uint32_t lvl;
     optind = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'k':
-            ra.key_file = optarg;
-            break;
-        case 'l':
-            if (!cli_parse_u32_range(optarg, 1, 19, &lvl))
-                return usage("archive", pitr_archive_usage, "--level: '%s' is not 1..19", optarg);
-            ra.level = (int)lvl;
-            break;
         case 'j':
             json = true;
             break;
-        case 'h':
-            fputs(pitr_archive_usage, stdout);
-            fputs(pitr_archive_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("archive", pitr_archive_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 2)
@@ -162,11 +181,11 @@ int pitr_cmd_backup(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"backup", pitr_backup_usage, pitr_backup_help};
     struct repo_args ra = {0};
     struct pitr_backup_opts bo = {0};
     bool json = false;
     int ch;
-    uint32_t lvl;
     optind = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -178,24 +197,15 @@ int pitr_cmd_backup(int argc, char **argv)
             bo.parent = optarg;
             bo.incremental = true;
             break;
-        case 'k':
-            ra.key_file = optarg;
-            break;
-        case 'l':
-            if (!cli_parse_u32_range(optarg, 1, 19, &lvl))
-                return usage("backup", pitr_backup_usage, "--level: '%s' is not 1..19", optarg);
-            ra.level = (int)lvl;
-            break;
         case 'j':
             json = true;
             break;
-        case 'h':
-            fputs(pitr_backup_usage, stdout);
-            fputs(pitr_backup_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("backup", pitr_backup_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 2)
@@ -274,6 +284,7 @@ int pitr_cmd_list(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"list", pitr_list_usage, pitr_list_help};
     struct repo_args ra = {0};
     bool json = false;
     int ch;
@@ -281,19 +292,15 @@ int pitr_cmd_list(int argc, char **argv)
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'k':
-            ra.key_file = optarg;
-            break;
         case 'j':
             json = true;
             break;
-        case 'h':
-            fputs(pitr_list_usage, stdout);
-            fputs(pitr_list_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("list", pitr_list_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 1)
@@ -623,6 +630,7 @@ int pitr_cmd_restore(int argc, char **argv)
                                        {"collection", required_argument, NULL, 'C'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"restore", pitr_restore_usage, pitr_restore_help};
     struct repo_args ra = {0};
     struct pitr_restore_opts o = {0};
     const char *colls[64]; /* --collection names (into argv) */
@@ -691,22 +699,18 @@ int pitr_cmd_restore(int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'k':
-            ra.key_file = optarg;
-            break;
         case 'C':
             if (o.ncollections == sizeof colls / sizeof colls[0])
                 return usage("restore", pitr_restore_usage, "--collection: more than %zu names",
                              sizeof colls / sizeof colls[0]);
             colls[o.ncollections++] = optarg;
             break;
-        case 'h':
-            fputs(pitr_restore_usage, stdout);
-            fputs(pitr_restore_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("restore", pitr_restore_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 2)
@@ -813,6 +817,7 @@ int pitr_cmd_verify(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"verify", pitr_verify_usage, pitr_verify_help};
     struct repo_args ra = {0};
     struct vprint vp = {0};
     int ch;
@@ -820,19 +825,15 @@ int pitr_cmd_verify(int argc, char **argv)
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'k':
-            ra.key_file = optarg;
-            break;
         case 'j':
             vp.json = true;
             break;
-        case 'h':
-            fputs(pitr_verify_usage, stdout);
-            fputs(pitr_verify_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("verify", pitr_verify_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 1)
@@ -883,6 +884,7 @@ int pitr_cmd_expire(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    static const struct cmd_info cmd = {"expire", pitr_expire_usage, pitr_expire_help};
     struct repo_args ra = {0};
     struct pitr_expire_opts eo = {0};
     bool json = false;
@@ -899,19 +901,15 @@ int pitr_cmd_expire(int argc, char **argv)
         case 'd':
             eo.dry_run = true;
             break;
-        case 'k':
-            ra.key_file = optarg;
-            break;
         case 'j':
             json = true;
             break;
-        case 'h':
-            fputs(pitr_expire_usage, stdout);
-            fputs(pitr_expire_help, stdout);
-            return CLI_EXIT_OK;
-        default:
-            return usage("expire", pitr_expire_usage, "unknown or incomplete option '%s'",
-                         argv[optind - 1]);
+        default: {
+            int rc = common_opt(ch, &cmd, &ra, argv);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (argc - optind != 1)

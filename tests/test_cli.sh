@@ -71,6 +71,17 @@ run 2 "$PITRCTL" nosuchcommand
 run 2 "$PITRCTL" waldump db --from zz
 run 1 "$CAIRN" info nodb; has err.txt "nodb"
 [ ! -e nodb ] && ok || fail "info created a database"
+for c in drop restore-point checkpoint switch-wal; do
+    run 0 "$CAIRN" $c --help; has out.txt "usage: cairn $c DB"
+done
+run 2 "$CAIRN" checkpoint; has err.txt "expected DB"
+run 2 "$CAIRN" drop db; has err.txt "expected DB and COLLECTION"
+run 1 "$CAIRN" checkpoint nodb; has err.txt "nodb"
+for c in archive backup list restore verify expire; do
+    run 0 "$PITRCTL" $c --help; has out.txt "usage: pitrctl $c"
+    run 2 "$PITRCTL" $c --bogus; has err.txt "unknown or incomplete option '--bogus'"
+done
+run 2 "$PITRCTL" backup db repo --level 40; has err.txt "--level: '40' is not 1..19"
 
 echo "== gen-synthetic and cat"
 run 0 "$CAIRN" gen-synthetic a.fvecs --n 50 --dim 8 --seed 7
