@@ -555,6 +555,8 @@ static void restore_progress(void *ctx, int phase, uint64_t done, uint64_t total
         fflush(stdout);
         return;
     }
+    if (phase == 1)
+        return; /* the WAL is fetched beside the pages: the bar follows the pages */
     cli_progress_update(&p->bar, phase == 2 ? done : done / 4096, phase == 2 ? 0 : total / 4096,
                         phase == 2 ? total : done, false);
 }

@@ -499,9 +499,9 @@ static cairn_status pick_parent(repo *r, const struct bsrc *b, const char *want,
     return st;
 }
 
-/* The WAL segment holding the redo LSN, cut at it (zeros after), as
- * cairn_pin_copy writes it: with it the image opens by itself. The pin
- * keeps that segment from removal. */
+/* The WAL segment holding the redo LSN, reduced to its header block (the
+ * rest zeros, which compresses to nothing): the image opens by itself with
+ * it, replaying nothing. The pin keeps that segment from removal. */
 static cairn_status read_wal_head(const char *dbpath, const struct bsrc *b, uint8_t **out,
                                   size_t *len)
 {
@@ -522,7 +522,9 @@ static cairn_status read_wal_head(const char *dbpath, const struct bsrc *b, uint
         st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is %zu bytes, not %" PRIu64, path, n,
                       seg);
     if (!st) {
-        memset(data + (redo - start), 0, seg - (redo - start));
+        /* A restore reads this log from the redo LSN on: the records
+         * before it are never read, only the header block is. */
+        memset(data + WAL_SEG_DATA, 0, seg - WAL_SEG_DATA);
         *out = (uint8_t *)data;
         *len = n;
         data = NULL;
