@@ -879,6 +879,58 @@ static cairn_status materialize(repo *r, const struct pitr_manifest *m, const ch
     return st;
 }
 
+/* The segments are fetched by up to `jobs` threads, each taking the next
+ * one: reading, decrypting, decompressing and hashing a segment is CPU
+ * work, and the pages (written beside them) are done long before. */
+struct seg_fetch {
+    repo *r;
+    const struct pitr_plan *pl;
+    const struct pitr_manifest *base;
+    const struct pitr_restore_opts *o;
+    const char *waldir;
+    pthread_mutex_t mu;
+    size_t next;
+    uint64_t done;
+    cairn_status st;
+    char err[1024];
+};
+
+static void *seg_fetch_main(void *arg)
+{
+    struct seg_fetch *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        size_t i = f->next++;
+        bool stop = f->st != CAIRN_OK || i >= f->pl->nsegs;
+        pthread_mutex_unlock(&f->mu);
+        if (stop)
+            break;
+        const struct pitr_plan_seg *ps = &f->pl->segs[i];
+        uint8_t *seg = NULL;
+        size_t len = 0;
+        cairn_status st;
+        if (ps->from_backup)
+            st = repo_blob_get(f->r, f->base->wal_head_sha, &seg, &len);
+        else
+            st = fetch_seg(f->r, ps->timeline, ps->start, &seg, &len);
+        char name[64];
+        wal_seg_name(name, sizeof name, ps->timeline, ps->start);
+        if (!st)
+            st = write_file(f->waldir, name, seg, len, false);
+        free(seg);
+        pthread_mutex_lock(&f->mu);
+        if (st && !f->st) {
+            f->st = st;
+            snprintf(f->err, sizeof f->err, "%s", cairn_last_error());
+        }
+        f->done += len;
+        if (!st && f->o->progress)
+            f->o->progress(f->o->progress_ctx, 1, f->done, f->pl->wal_bytes, 0, 0);
+        pthread_mutex_unlock(&f->mu);
+    }
+    return NULL;
+}
+
 static cairn_status fetch_wal(repo *r, const struct pitr_plan *pl, const char *root,
                               const struct pitr_manifest *base,
                               const struct pitr_restore_opts *o)
@@ -887,20 +939,26 @@ static cairn_status fetch_wal(repo *r, const struct pitr_plan *pl, const char *r
     if (!waldir)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     cairn_status st = cfs_mkdir_durable(waldir, 0755);
-    for (size_t i = 0; !st && i < pl->nsegs; i++) {
-        uint8_t *seg = NULL;
-        size_t len = 0;
-        if (pl->segs[i].from_backup)
-            st = repo_blob_get(r, base->wal_head_sha, &seg, &len);
-        else
-            st = fetch_seg(r, pl->segs[i].timeline, pl->segs[i].start, &seg, &len);
-        char name[64];
-        wal_seg_name(name, sizeof name, pl->segs[i].timeline, pl->segs[i].start);
-        if (!st)
-            st = write_file(waldir, name, seg, len, false);
-        free(seg);
-        if (!st && o->progress)
-            o->progress(o->progress_ctx, 1, (uint64_t)(i + 1) * len, pl->wal_bytes, 0, 0);
+    if (!st) {
+        struct seg_fetch f = {.r = r, .pl = pl, .base = base, .o = o, .waldir = waldir};
+        pthread_mutex_init(&f.mu, NULL);
+        unsigned nt = jobs_of(o);
+        if (nt > 16)
+            nt = 16;
+        if (nt > pl->nsegs)
+            nt = pl->nsegs ? (unsigned)pl->nsegs : 1;
+        pthread_t th[16];
+        unsigned started = 0;
+        for (unsigned i = 1; i < nt; i++)
+            if (pthread_create(&th[started], NULL, seg_fetch_main, &f) == 0)
+                started++;
+        seg_fetch_main(&f);
+        for (unsigned i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        pthread_mutex_destroy(&f.mu);
+        st = f.st;
+        if (st)
+            cerr_set(st, "%s", f.err);
     }
     /* the target timeline's history: the new timeline's history continues it */
     if (!st && pl->target_timeline) {
