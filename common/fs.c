@@ -14,6 +14,7 @@
  * A crash at any step leaves either the old <path> or the new one, plus
  * possibly a stale "<path>.tmp" that the next publish truncates.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -294,4 +295,31 @@ void cfs_unlock(int fd)
         return;
     flock(fd, LOCK_UN);
     close(fd);
+}
+
+/* Best effort: a half-built directory that is about to be rebuilt or was
+ * abandoned (no fsync: whatever a crash leaves is removed again). */
+void cfs_remove_tree(const char *root)
+{
+    DIR *d = opendir(root);
+    if (!d) {
+        unlink(root);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *p = cairn_path_join(root, e->d_name);
+        if (!p)
+            continue;
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            cfs_remove_tree(p);
+        else
+            unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(root);
 }

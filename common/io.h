@@ -98,6 +98,10 @@ cairn_status cfs_fsync_dir(const char *dir);
 cairn_status cfs_fsync_parent(const char *path);
 /* Atomic publish: write path.tmp, fsync it, rename over path, fsync dir. */
 cairn_status cairn_durable_replace(const char *path, const void *data, size_t len);
+/* Removes a directory tree (files, links and subdirectories; links are
+ * not followed), best effort: errors are ignored. For half-built output
+ * directories (a copy, a restore) that are removed on failure. */
+void cfs_remove_tree(const char *root);
 /* Reads a whole (small) file into a malloc'd buffer (+1 NUL byte). */
 cairn_status cfs_read_file(const char *path, char **data, size_t *len);
 /* Exclusive advisory lock (flock LOCK_EX|LOCK_NB) on path, created if missing.

@@ -501,28 +501,6 @@ static cairn_status copy_small(struct copy *cp, const char *name, const void *da
     return st;
 }
 
-static void remove_tree(const char *root)
-{
-    static const char *const subs[] = {"collections", "wal"};
-    for (size_t i = 0; i <= CAIRN_ARRAY_LEN(subs); i++) {
-        char *dir = i < CAIRN_ARRAY_LEN(subs) ? cairn_path_join(root, subs[i]) : strdup(root);
-        DIR *d = dir ? opendir(dir) : NULL;
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char *p = cairn_path_join(dir, e->d_name);
-            if (p)
-                unlink(p);
-            free(p);
-        }
-        if (d)
-            closedir(d);
-        if (dir)
-            rmdir(dir);
-        free(dir);
-    }
-}
 
 struct page_sink {
     struct copy *cp;
@@ -634,7 +612,7 @@ CAIRN_API cairn_status cairn_pin_copy(cairn_pin *pin, const char *target,
     if (st) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
-        remove_tree(root);
+        cfs_remove_tree(root);
         st = cerr_set(st, "could not copy checkpoint %" PRIu64 " of \"%s\" to \"%s\": %s",
                       pin->sb.gen, pin->dbpath, target, msg);
     }

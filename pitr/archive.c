@@ -119,37 +119,21 @@ cairn_status pitr_seg_scan(const uint8_t *seg, size_t len, const char *path,
     return CAIRN_OK;
 }
 
-/* Reads a whole segment file. ENOENT is returned as CAIRN_ENOTFOUND (a
- * checkpoint may remove it under us). */
+/* Reads a whole segment file (cfs_read_file: a file a checkpoint removed
+ * under us is CAIRN_ENOTFOUND) and checks its length. */
 static cairn_status read_seg(const char *path, uint64_t size, uint8_t **out)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cerr_errno(errno, "could not open WAL segment \"%s\"", path);
-    uint8_t *b = malloc(size);
-    if (!b) {
-        close(fd);
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    char *data = NULL;
+    size_t len = 0;
+    cairn_status st = cfs_read_file(path, &data, &len);
+    if (!st && len != size) {
+        free(data);
+        data = NULL;
+        st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is %zu bytes, not %" PRIu64, path,
+                      len, size);
     }
-    uint64_t got = 0;
-    while (got < size) {
-        ssize_t n = pread(fd, b + got, size - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : 0;
-            close(fd);
-            free(b);
-            return e ? cerr_errno(e, "could not read WAL segment \"%s\" at offset %" PRIu64, path, got)
-                     : cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" ends at offset %" PRIu64
-                                ", before its size %" PRIu64, path, got, size);
-        }
-        got += (uint64_t)n;
-    }
-    close(fd);
-    *out = b;
-    return CAIRN_OK;
+    *out = (uint8_t *)data;
+    return st;
 }
 
 /* True when no process holds the database open (its LOCK is free). */

@@ -107,7 +107,7 @@ struct pitr_manifest {
     uint64_t generation, redo_lsn, last_txn_id;
     int64_t time_us, last_commit_us, started_us, finished_us;
     uint8_t meta_sha[CODEC_SHA256_LEN], super_sha[CODEC_SHA256_LEN];
-    /* The WAL segment holding the redo LSN, cut at it (what the image needs
+    /* The header block of the WAL segment holding the redo LSN (what the image needs
      * to open by itself); have_wal_head false when redo is 0. */
     bool have_wal_head;
     uint8_t wal_head_sha[CODEC_SHA256_LEN];
@@ -159,7 +159,7 @@ struct pitr_restore_opts {
 struct pitr_plan_seg {
     uint32_t timeline;
     uint64_t start;
-    bool from_backup;         /* the base's own copy, cut at its redo LSN */
+    bool from_backup;         /* the base's own copy (its header block only) */
 };
 struct pitr_plan {
     char base[64];

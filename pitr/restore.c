@@ -1019,30 +1019,6 @@ static void *wal_job_main(void *arg)
     return NULL;
 }
 
-static void remove_tree(const char *root)
-{
-    DIR *d = opendir(root);
-    if (!d) {
-        unlink(root);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char *p = cairn_path_join(root, e->d_name);
-        if (!p)
-            continue;
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(root);
-}
 
 struct rprog {
     const struct pitr_restore_opts *o;
@@ -1092,7 +1068,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
     }
     /* a .partial left by a crashed restore is ours to remove */
     if (lstat(partial, &sb) == 0)
-        remove_tree(partial);
+        cfs_remove_tree(partial);
     st = cfs_mkdir_durable(partial, 0755);
     /* The WAL is fetched (read, decrypted, decompressed, checked) by its
      * own thread while the pages are written: the two share nothing but
@@ -1204,7 +1180,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
-        remove_tree(partial);
+        cfs_remove_tree(partial);
         cerr_set(st, "%s", msg);
     }
     if (!st) {

@@ -636,6 +636,32 @@ static void test_fs_ops(void **state)
 
 /* ---- lock -------------------------------------------------------------- */
 
+/* cfs_remove_tree: nested directories and files go; a symlink is removed,
+ * not followed (what it points to stays). */
+static void test_remove_tree(void **state)
+{
+    (void)state;
+    char root[4200], sub[4300], f[4400], keep[4200], link[4300];
+    path_in(root, sizeof root, "tree");
+    path_in(keep, sizeof keep, "outside");
+    snprintf(sub, sizeof sub, "%s/a/b", root);
+    assert_int_equal(mkdir(root, 0755), 0);
+    snprintf(f, sizeof f, "%s/a", root);
+    assert_int_equal(mkdir(f, 0755), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(cairn_durable_replace(keep, "k", 1), CAIRN_OK);
+    snprintf(f, sizeof f, "%s/file", sub);
+    assert_int_equal(cairn_durable_replace(f, "x", 1), CAIRN_OK);
+    snprintf(link, sizeof link, "%s/a/to-outside", root);
+    assert_int_equal(symlink(keep, link), 0);
+    cfs_remove_tree(root);
+    struct stat sb;
+    assert_int_equal(lstat(root, &sb), -1);
+    assert_int_equal(stat(keep, &sb), 0);
+    cfs_remove_tree(root); /* already gone: nothing happens */
+    unlink(keep);
+}
+
 static void test_lock(void **state)
 {
     (void)state;
@@ -697,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_create_zeroed),
         cmocka_unit_test(test_fs_ops),
         cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_remove_tree),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
