@@ -38,9 +38,11 @@
  *   (which is: loading the base checkpoint, replaying, the checkpoint on
  *   the new timeline and its fsyncs), records and WAL bytes replayed (the
  *   last progress report of the replay phase), records/s and MB/s over
- *   replay_us; and, from the times of the progress callbacks, "apply": from
- *   the end of the WAL fetch to the replay's last report (load + replay),
- *   the rest of replay_us being the final checkpoint.
+ *   replay_us (from the moment the pages are written: the WAL fetch runs
+ *   ahead of the replay, overlapping it, so fetch_us overlaps both); and,
+ *   from the time of the replay's last progress report, "end": from it to
+ *   the return of pitr_restore (the new timeline's checkpoint, the history
+ *   put, the rename), "apply" being replay_us less end (load + replay).
  *
  * backup (item 3)
  *   A new database of --points points in one collection, checkpoint; its
@@ -590,8 +592,11 @@ static int do_restore(repo *r, const char *target, const struct pitr_restore_opt
     }
     pitr_plan_free(&row->res.plan);
     row->wall_s = t1 - tm.t0;
-    row->apply_s = tm.replay_end > tm.fetch_end ? tm.replay_end - tm.fetch_end : 0;
-    row->end_s = (double)row->res.replay_us / 1e6 - row->apply_s;
+    /* the fetch overlaps the replay: apply is measured back from the end */
+    row->end_s = tm.replay_end > tm.t0 && t1 > tm.replay_end ? t1 - tm.replay_end : 0;
+    row->apply_s = (double)row->res.replay_us / 1e6 - row->end_s;
+    if (row->apply_s < 0)
+        row->apply_s = 0;
     row->records = tm.records ? tm.records : row->res.records;
     row->wal_bytes = tm.wal_bytes;
     row->ok = 1;
@@ -795,10 +800,12 @@ static int part_replay(void) {
     }
     printf("\nMedian of %u restores per row (interleaved by jobs); records and WAL bytes are "
            "the replay's own count (the segment being written at the close is not archived). "
-           "replay = pitr_restore_result.replay_us: loading the base checkpoint, replaying, "
-           "the checkpoint on the new timeline and its fsyncs; apply = the end of the WAL "
-           "fetch to the replay's last progress report (load + replay); end = replay - apply "
-           "(the new timeline's checkpoint). Rates over replay, and over apply in "
+           "replay = pitr_restore_result.replay_us, from the moment the pages are written "
+           "(the WAL fetch runs ahead of it, overlapping pages and replay): loading the base "
+           "checkpoint, replaying, the checkpoint on the new timeline and its fsyncs; end = "
+           "the replay's last progress report to the end of the restore (the new timeline's "
+           "checkpoint); apply = replay - end (load + replay). Rates over replay, and over "
+           "apply in "
            "parentheses.\n\n", opt.repeat);
     printf("| collections | jobs | records | WAL MB | pages s | fetch s | replay s | apply s | "
            "end s | total s | records/s | WAL MB/s | CPU s | other CPU |\n"

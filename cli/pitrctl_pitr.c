@@ -497,7 +497,8 @@ const char pitr_restore_usage[] =
     "                       --target-txn X | --target-name NAME | --latest |\n"
     "                       --backup ID) [--inclusive | --exclusive]\n"
     "                       [--timeline N|latest] [--collection NAME]...\n"
-    "                       [--jobs N] [--dry-run] [--json] [--key-file FILE]\n";
+    "                       [--into-existing] [--jobs N] [--dry-run] [--json]\n"
+    "                       [--key-file FILE]\n";
 const char pitr_restore_help[] =
     "\nRebuilds the database as it was at the target into TARGET_DIR (which\n"
     "must not exist): the newest backup at or before the target, then the\n"
@@ -522,6 +523,13 @@ const char pitr_restore_help[] =
     "                    (dropped as the first transactions of its new timeline).\n"
     "                    A name with no collection at the target is refused\n"
     "                    after the replay, leaving nothing behind\n"
+    "  --into-existing   with --collection: TARGET_DIR is an existing database\n"
+    "                    of this repository (closed); those collections in it\n"
+    "                    are replaced by their state at the target (added where\n"
+    "                    it has none), the others stay as they are, and it goes\n"
+    "                    on on a new timeline. Built as a copy in\n"
+    "                    TARGET_DIR.replace and swapped in atomically: a failure\n"
+    "                    leaves the database as it was\n"
     "  --jobs N          parallel page writers and replay workers\n"
     "  --dry-run         print the plan only\n"
     "  --json            the plan and the result as JSON lines, and a progress\n"
@@ -563,7 +571,7 @@ static void restore_progress(void *ctx, int phase, uint64_t done, uint64_t total
 }
 
 static void print_plan(const struct pitr_plan *pl, const struct pitr_restore_opts *o, bool json,
-                       bool dry)
+                       bool dry, uint32_t old_tl)
 {
     char l1[CLI_LSN_LEN], l2[CLI_LSN_LEN], b1[32], b2[32];
     if (json) {
@@ -587,7 +595,10 @@ static void print_plan(const struct pitr_plan *pl, const struct pitr_restore_opt
             fputs(i ? "," : "[", stdout);
             cli_json_str(stdout, o->collections[i], strlen(o->collections[i]));
         }
-        puts(o->ncollections ? "]}" : "}");
+        fputs(o->ncollections ? "]" : "", stdout);
+        if (o->into_existing)
+            printf(",\"into_existing\":true,\"old_timeline\":%u", old_tl);
+        puts("}");
         fflush(stdout);
         return;
     }
@@ -609,7 +620,9 @@ static void print_plan(const struct pitr_plan *pl, const struct pitr_restore_opt
         printf("  only    ");
         for (size_t i = 0; i < o->ncollections; i++)
             printf(" \"%s\"%s", o->collections[i], i + 1 < o->ncollections ? "," : "");
-        printf(" (the other collections are absent)\n");
+        printf(o->into_existing ? " (replaced in the existing database, whose other "
+                                  "collections stay; it leaves timeline %u)\n"
+                                : " (the other collections are absent)\n", old_tl);
     }
     printf("  new timeline %u, estimated %.1f s\n", pl->new_timeline, pl->est_seconds);
     fflush(stdout);
@@ -631,6 +644,7 @@ int pitr_cmd_restore(int argc, char **argv)
                                        {"json", no_argument, NULL, 'j'},
                                        {"key-file", required_argument, NULL, 'k'},
                                        {"collection", required_argument, NULL, 'C'},
+                                       {"into-existing", no_argument, NULL, 'R'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     static const struct cmd_info cmd = {"restore", pitr_restore_usage, pitr_restore_help};
@@ -708,6 +722,9 @@ int pitr_cmd_restore(int argc, char **argv)
                              sizeof colls / sizeof colls[0]);
             colls[o.ncollections++] = optarg;
             break;
+        case 'R':
+            o.into_existing = true;
+            break;
         default: {
             int rc = common_opt(ch, &cmd, &ra, argv);
             if (rc >= 0)
@@ -725,6 +742,9 @@ int pitr_cmd_restore(int argc, char **argv)
                      "--target-lsn, --target-txn, --target-name, --latest or --backup)");
     if (ntargets == 0)
         o.kind = PITR_TARGET_BACKUP;
+    if (o.into_existing && !o.ncollections)
+        return usage("restore", pitr_restore_usage, "--into-existing needs --collection NAME "
+                     "(a whole database is restored into a new directory)");
     repo *r = NULL;
     cairn_status st = open_repo(argv[optind], &ra, false, &r);
     if (st)
@@ -741,7 +761,7 @@ int pitr_cmd_restore(int argc, char **argv)
     struct pitr_restore_result res;
     st = pitr_restore(r, argv[optind + 1], &dry, &res);
     if (!st)
-        print_plan(&res.plan, &o, json, o.dry_run);
+        print_plan(&res.plan, &o, json, o.dry_run, res.old_timeline);
     pitr_plan_free(&res.plan);
     if (!st && !o.dry_run) {
         st = pitr_restore(r, argv[optind + 1], &o, &res);
@@ -754,6 +774,33 @@ int pitr_cmd_restore(int argc, char **argv)
     if (o.dry_run)
         return CLI_EXIT_OK;
     char l1[CLI_LSN_LEN], l2[CLI_LSN_LEN], t1[CLI_TIME_LEN];
+    if (o.into_existing) {
+        if (json)
+            printf("{\"event\":\"done\",\"target\":\"%s\",\"into_existing\":true,"
+                   "\"old_timeline\":%u,\"timeline\":%u,\"switch_lsn\":\"%s\",\"replaced\":%u,"
+                   "\"added\":%zu,\"points_restored\":%" PRIu64 ",\"graft_wal_bytes\":%" PRIu64
+                   ",\"last_commit_lsn\":\"%s\",\"last_commit_time\":\"%s\",\"last_txn_id\":%"
+                   PRIu64 ",\"collections\":%" PRIu64 ",\"points\":%" PRIu64 ",\"seconds\":%.3f,"
+                   "\"graft_seconds\":%.3f}\n",
+                   argv[optind + 1], res.old_timeline, res.new_timeline,
+                   cli_fmt_lsn(l1, res.switch_lsn), res.replaced,
+                   o.ncollections - res.replaced, res.graft_points, res.graft_bytes,
+                   cli_fmt_lsn(l2, res.last_commit_lsn),
+                   cli_fmt_time_us(t1, res.last_commit_time_us), res.last_txn_id,
+                   res.collections, res.points, (double)res.duration_us / 1e6,
+                   (double)res.graft_us / 1e6);
+        else
+            printf("replaced in %s: %u collection(s) replaced, %zu added, %" PRIu64
+                   " point(s) as of the target (last commit txn %" PRIu64 " at %s); the "
+                   "database left timeline %u at LSN %s and goes on on timeline %u; %" PRIu64
+                   " collections, %" PRIu64 " points; %.2f s (copy and graft %.2f)\n",
+                   argv[optind + 1], res.replaced, o.ncollections - res.replaced,
+                   res.graft_points, res.last_txn_id,
+                   cli_fmt_time_us(t1, res.last_commit_time_us), res.old_timeline,
+                   cli_fmt_lsn(l1, res.switch_lsn), res.new_timeline, res.collections,
+                   res.points, (double)res.duration_us / 1e6, (double)res.graft_us / 1e6);
+        return CLI_EXIT_OK;
+    }
     if (json)
         printf("{\"event\":\"done\",\"target\":\"%s\",\"timeline\":%u,\"switch_lsn\":\"%s\","
                "\"records\":%" PRIu64 ",\"transactions\":%" PRIu64 ",\"last_commit_lsn\":\"%s\","

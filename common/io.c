@@ -943,6 +943,29 @@ cairn_status cfs_rename(const char *from, const char *to)
     }
 }
 
+cairn_status cfs_exchange(const char *a, const char *b)
+{
+    unsigned retries = 0;
+    for (;;) {
+        int e = meta_fault(CIO_FOP_META);
+        if (e == 0) {
+            /* the power-loss simulator has no exchange: refused there */
+            if (sim_on())
+                e = EOPNOTSUPP;
+            else if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0)
+                return CAIRN_OK;
+            else
+                e = errno;
+        }
+        if (retryable(e) && retries++ < CIO_RETRIES)
+            continue;
+        return cerr_errno(e, "could not exchange \"%s\" and \"%s\" (renameat2 "
+                          "RENAME_EXCHANGE%s)", pname(a), pname(b),
+                          e == EINVAL || e == EOPNOTSUPP ? ": the file system does not "
+                          "support it" : "");
+    }
+}
+
 cairn_status cfs_unlink(const char *path)
 {
     unsigned retries = 0;

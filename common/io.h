@@ -87,6 +87,9 @@ cairn_status cfs_open(const char *path, int flags, mode_t mode, int *fd_out);
 cairn_status cfs_close(int fd, const char *path);
 cairn_status cfs_ftruncate(int fd, uint64_t size, const char *path);
 cairn_status cfs_rename(const char *from, const char *to);
+/* Swaps the names a and b (both must exist) in one atomic step
+ * (renameat2 RENAME_EXCHANGE); not durable until both parents are fsynced. */
+cairn_status cfs_exchange(const char *a, const char *b);
 cairn_status cfs_unlink(const char *path);
 cairn_status cfs_mkdir(const char *path, mode_t mode); /* EEXIST is OK */
 /* cfs_mkdir, then fsync of the directory holding path: the new directory's

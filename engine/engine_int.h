@@ -394,6 +394,9 @@ void db_discard(cairn_db *db);
 /* After a replay: next txn and collection ids, last commit time and txn
  * from res (shared by recovery and restore). */
 void db_note_replay(cairn_db *db, const struct replay_result *res);
+/* The time of the next commit: now, or just after the last commit's when
+ * the clock went back (commit times strictly increase along the log). */
+int64_t db_next_commit_time(cairn_db *db);
 /* Replay workers when the caller asks for 0: the CPUs, at most 16. */
 unsigned db_default_jobs(void);
 cairn_status ckpt_open(cairn_db *db, uint64_t *redo_lsn);

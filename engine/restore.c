@@ -14,7 +14,9 @@
  *      a checkpoint that never completed, stale pins);
  *   3. replay every hop through replay_run_ex, in memory only: a missing
  *      segment, damage, a target beyond the log, a cancel all return
- *      with nothing changed on disk;
+ *      with nothing changed on disk (with a seg_gate, the readers wait
+ *      for segments still being fetched, and the gate's last wait, for
+ *      the fetch to be done with wal/, comes before any write);
  *   4. DB/restore-incomplete is written (durably): from here until step 9
  *      cairn_open, and another restore, refuse the directory with
  *      CAIRN_ECORRUPT naming the file, so an error (or a crash) in steps
@@ -191,11 +193,36 @@ static struct hist_line path_line(const struct engine_restore_opts *o, size_t k)
 
 /* ---- step 1: the options alone ------------------------------------------------ */
 
+static cairn_status check_graft_opts(const char *dir, const struct engine_restore_opts *o)
+{
+    if (o->ngraft == 0)
+        return CAIRN_OK;
+    if (!o->graft_src || !o->graft_names)
+        return cerr_set(CAIRN_EINVAL, "could not restore \"%s\": a graft needs its source "
+                        "database and names", dir);
+    if (o->nonly)
+        return cerr_set(CAIRN_EINVAL, "could not restore \"%s\": a graft keeps every "
+                        "collection of the database; it is not a partial restore", dir);
+    for (size_t i = 0; i < o->ngraft; i++) {
+        cairn_status st = cat_check_name(o->graft_names[i], "collection");
+        if (st)
+            return st;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->graft_names[i], o->graft_names[j]) == 0)
+                return cerr_set(CAIRN_EINVAL, "could not restore \"%s\": collection \"%s\" "
+                                "is named twice in the graft", dir, o->graft_names[i]);
+    }
+    return CAIRN_OK;
+}
+
 static cairn_status check_opts(const char *dir, const struct engine_restore_opts *o)
 {
     if (!o->hops || o->nhops == 0)
         return cerr_set(CAIRN_EINVAL, "could not restore \"%s\": no timeline to replay "
                         "(nhops 0)", dir);
+    cairn_status gst = check_graft_opts(dir, o);
+    if (gst)
+        return gst;
     for (size_t k = 0; k < o->nhops; k++) {
         const struct engine_tl_hop *h = &o->hops[k];
         if (h->timeline == 0)
@@ -424,7 +451,7 @@ static cairn_status replay_path(cairn_db *db, const struct engine_restore_opts *
         bool bounded = h->until_lsn != UINT64_MAX;
         uint64_t from = k ? h->start_lsn : redo;
         wal_reader *r = NULL;
-        cairn_status st = wal_reader_open(db->waldir, h->timeline, from, &r);
+        cairn_status st = wal_reader_open_gated(db->waldir, h->timeline, from, o->seg_gate, &r);
         if (st)
             return cerr_wrap(st, "could not restore \"%s\": the log of timeline %" PRIu32
                              " (hop %zu) from LSN %" PRIu64,
@@ -648,6 +675,160 @@ static bool selected(const struct engine_restore_opts *o, const char *name)
     return false;
 }
 
+/* A WAL writer (db->wal) on the new timeline (db->timeline) appending at
+ * start, its first segment created already (create_segment). */
+static cairn_status open_writer(cairn_db *db, uint64_t start)
+{
+    struct wal_writer_opts wo = {
+        .waldir = db->waldir,
+        .timeline = db->timeline,
+        .seg_shift = db->seg_shift,
+        .db_id = db->db_id,
+        .io = CAIRN_IO_POSIX,
+        .durability = CAIRN_DURABILITY_SYNC,
+        .on_durable = engine_on_durable,
+        .ctx = db,
+    };
+    cairn_status st = wal_writer_open(&wo, start, &db->wal);
+    if (!st)
+        db->applied_lsn = wal_writer_durable_lsn(db->wal);
+    return st;
+}
+
+/* ---- the graft (restore.h, "Graft") ------------------------------------------- */
+
+/* Every name of a graft carries a collection in its source (checked
+ * before anything is written). */
+static cairn_status check_graft(cairn_db *db, const struct engine_restore_opts *o)
+{
+    for (size_t i = 0; i < o->ngraft; i++)
+        if (!cat_find_name(o->graft_src, o->graft_names[i]))
+            return cerr_set(CAIRN_ENOTFOUND,
+                            "could not restore \"%s\": collection \"%s\" to graft is not in "
+                            "the source database \"%s\" (nothing was written)",
+                            db->path, o->graft_names[i], o->graft_src->path);
+    return CAIRN_OK;
+}
+
+#define GRAFT_PIECE ((size_t)4 << 20)
+
+struct graft_buf {
+    cairn_db *db;
+    uint8_t *b;
+    size_t len;
+    uint64_t bytes, end;
+};
+
+/* Appends what the buffer holds: a piece of the one transaction. */
+static cairn_status graft_flush(struct graft_buf *g)
+{
+    if (g->len == 0)
+        return CAIRN_OK;
+    uint64_t first, last;
+    cairn_status st = wal_writer_append(g->db->wal, g->b, g->len, &first, &last, &g->end);
+    g->bytes += g->len;
+    g->len = 0;
+    return st;
+}
+
+/* Logs the graft's transaction (records above) through db->wal and waits
+ * until it is durable. */
+static cairn_status graft_log(cairn_db *db, const struct engine_restore_opts *o,
+                              struct engine_restore_result *res)
+{
+    cairn_db *src = o->graft_src;
+    struct graft_buf g = {.db = db, .b = malloc(GRAFT_PIECE + WAL_REC_MAX)};
+    float *vec = NULL;
+    uint32_t vcap = 0;
+    uint64_t txn = atomic_fetch_add(&db->next_txn_id, 1), nrec = 0;
+    cairn_status st = g.b ? CAIRN_OK : cerr_set(CAIRN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < o->ngraft && !st; i++) {
+        const char *name = o->graft_names[i];
+        struct coll *sc = cat_find_name(src, name);
+        struct coll *old = cat_find_name(db, name);
+        if (old) {
+            g.len += wal_enc_drop_coll(g.b + g.len, old->id, txn);
+            nrec++;
+            res->graft_replaced++;
+        }
+        /* ids are never reused: the next one of this database */
+        uint32_t id = db->next_coll_id++;
+        g.len += wal_enc_create_coll(g.b + g.len, id, txn, sc->dim, (uint8_t)sc->metric, name,
+                                     (uint8_t)strlen(name));
+        nrec++;
+        if (sc->dim > vcap) {
+            float *nv = realloc(vec, (size_t)sc->dim * sizeof *nv);
+            if (!nv) {
+                st = cerr_set(CAIRN_ENOMEM, "out of memory");
+                break;
+            }
+            vec = nv;
+            vcap = sc->dim;
+        }
+        size_t n = store_count(&sc->st);
+        for (size_t k = 0; k < n && !st; k++) {
+            char *payload = NULL;
+            st = store_get_payload(&sc->st, k, &payload);
+            if (st)
+                break;
+            store_get_vector(&sc->st, k, vec);
+            g.len += wal_enc_upsert(g.b + g.len, id, txn, store_get_id(&sc->st, k), vec,
+                                    sc->dim, payload, payload ? (uint32_t)strlen(payload) : 0);
+            free(payload);
+            nrec++;
+            res->graft_points++;
+            if (g.len >= GRAFT_PIECE)
+                st = graft_flush(&g);
+        }
+    }
+    if (!st && nrec > UINT32_MAX)
+        st = cerr_set(CAIRN_EINVAL, "could not restore \"%s\": the graft holds %" PRIu64
+                      " records, more than one transaction can count (%u)",
+                      db->path, nrec, UINT32_MAX);
+    if (!st) {
+        g.len += wal_enc_commit(g.b + g.len, txn, db_next_commit_time(db), (uint32_t)nrec);
+        st = graft_flush(&g);
+    }
+    if (!st)
+        st = wal_writer_wait(db->wal, g.end);
+    res->graft_bytes = g.bytes;
+    free(vec);
+    free(g.b);
+    return st;
+}
+
+/* The graft: logged on the new timeline at start, then applied by reading
+ * it back through the replay engine. */
+static cairn_status graft(cairn_db *db, const struct engine_restore_opts *o, uint64_t start,
+                          struct engine_restore_result *res)
+{
+    cairn_status st = open_writer(db, start);
+    if (st)
+        return st;
+    st = graft_log(db, o, res);
+    cairn_status cst = wal_writer_close(db->wal);
+    db->wal = NULL;
+    if (!st)
+        st = cst;
+    if (st)
+        return st;
+    wal_reader *r = NULL;
+    st = wal_reader_open(db->waldir, db->timeline, start, &r);
+    struct replay_result rr;
+    if (!st)
+        st = replay_run(db, r, NULL, 1, &rr);
+    if (!st && rr.txns_applied != 1)
+        st = cerr_set(CAIRN_ECORRUPT, "could not restore \"%s\": the graft's transaction "
+                      "logged at LSN %" PRIu64 " read back as %" PRIu64 " transaction(s)",
+                      db->path, start, rr.txns_applied);
+    if (!st) {
+        db_note_replay(db, &rr);
+        db->applied_end = wal_reader_end(r)->rec_end;
+    }
+    wal_reader_close(r);
+    return st;
+}
+
 /* A partial restore: the collections not selected are dropped as the new
  * timeline's first transactions, through a WAL writer on the new
  * timeline and cairn_collection_drop (the drop every handle logs and
@@ -669,19 +850,8 @@ static cairn_status drop_unselected(cairn_db *db, const struct engine_restore_op
         free(names);
         return CAIRN_OK;
     }
-    struct wal_writer_opts wo = {
-        .waldir = db->waldir,
-        .timeline = db->timeline,
-        .seg_shift = db->seg_shift,
-        .db_id = db->db_id,
-        .io = CAIRN_IO_POSIX,
-        .durability = CAIRN_DURABILITY_SYNC,
-        .on_durable = engine_on_durable,
-        .ctx = db,
-    };
-    cairn_status st = wal_writer_open(&wo, start, &db->wal);
+    cairn_status st = open_writer(db, start);
     if (!st) {
-        db->applied_lsn = wal_writer_durable_lsn(db->wal);
         for (size_t i = 0; i < n && !st; i++) {
             st = cairn_collection_drop(db, names[i]);
             if (!st)
@@ -744,6 +914,8 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
         db->applied_end = res->new_start_lsn;
         if (o->nonly)
             st = drop_unselected(db, o, res->new_start_lsn, &dropped);
+        else if (o->ngraft)
+            st = graft(db, o, res->new_start_lsn, res);
     }
     if (!st)
         st = ckpt_run(db, &info);
@@ -773,6 +945,12 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
         return cerr_wrap(st, "could not restore \"%s\" (it stays refused: \"%s\" is there)",
                          db->path, DB_RESTORE_MARKER);
     res->checkpoint = info.generation;
+    if (o->ngraft)
+        clog_info("database \"%s\": %zu collection(s) grafted from \"%s\" on timeline %"
+                  PRIu32 " (%" PRIu32 " replaced, %" PRIu64 " point(s), %" PRIu64
+                  " bytes of WAL in one transaction)", db->path, o->ngraft,
+                  o->graft_src->path, tl, res->graft_replaced, res->graft_points,
+                  res->graft_bytes);
     clog_info("database \"%s\": restored to timeline %" PRIu32 " (from timeline %" PRIu32
               " at LSN %" PRIu64 "; log starts at LSN %" PRIu64 "), %" PRIu64
               " transaction(s) replayed, checkpoint %" PRIu64 ", %" PRIu64
@@ -803,8 +981,14 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
     st = check_against(db, o, redo, &base);
     if (!st)
         st = replay_path(db, o, redo, res, &rp);
+    /* the producer of wal/ done with it before anything here writes there
+     * (restore.h, seg_gate) */
+    if (!st && o->seg_gate && o->seg_gate->wait)
+        st = o->seg_gate->wait(o->seg_gate->ctx, 0, UINT64_MAX);
     if (!st)
         st = check_selected(db, o);
+    if (!st)
+        st = check_graft(db, o);
     if (!st && o->progress) {
         const struct replay_result *s = &res->replay;
         uint64_t lsn = s->stop_lsn;
@@ -812,11 +996,17 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
             st = cerr_set(CAIRN_ECANCELED, "could not restore \"%s\": canceled by the caller "
                           "after the replay (nothing changed)", dir);
     }
-    if (!st) {
+    bool handed = false;
+    if (!st && o->on_replayed) {
+        /* the hand-over: the state at the target goes to the caller only */
+        db_note_replay(db, &res->replay);
+        st = o->on_replayed(o->on_replayed_ctx, db);
+        handed = true;
+    } else if (!st) {
         db_note_replay(db, &res->replay);
         st = finish(db, o, &base, &rp, res);
     }
-    if (!st) {
+    if (!st && !handed) {
         pthread_rwlock_rdlock(&db->cat_lock);
         res->collections = (uint32_t)db->ncolls;
         for (size_t i = 0; i < db->ncolls; i++)

@@ -110,6 +110,48 @@
  * know the ids before the replay); the restore's checkpoint no longer
  * references them, and the next checkpoint deletes their files, as after
  * any drop (the previous checkpoint, the fallback slot, still has them).
+ *
+ * Hand-over (on_replayed). With it, engine_restore stops after the replay
+ * and the partial restore's name check: it calls on_replayed with the
+ * restored database, in memory (read it only; it is freed on return), and
+ * returns the callback's status, having written nothing (no marker, no
+ * new timeline). pitr/ replaces collections of an existing database this
+ * way: the state at the target is a source, never a directory.
+ *
+ * Graft (graft_src, graft_names). The collections carrying these names in
+ * graft_src (a database in memory, such as the one on_replayed hands over;
+ * each name must carry one there: CAIRN_ENOTFOUND before anything is
+ * written) replace the collections of those names in the restored
+ * database (added where it has none), the others staying as they are. It
+ * is the new timeline's first transaction, one transaction (so the cut of
+ * a later restore along the new timeline never falls inside it): a
+ * DROP_COLL of each collection replaced, then per name a CREATE_COLL with
+ * a fresh id and the source's dimension and metric, followed by an UPSERT
+ * of each of its points (id, vector, payload), and the COMMIT. It is
+ * logged through a WAL writer on the new timeline (in pieces of about 4
+ * MiB: a crash before the COMMIT leaves a transaction cut short, which
+ * never applies) and applied by reading it back through the replay
+ * engine, so the log and the directory agree by construction; the
+ * checkpoint follows. Memory: the replay holds the whole transaction (the
+ * grafted collections' records) until its COMMIT, as any replay of it
+ * later does. Not with only_names (CAIRN_EINVAL).
+ *
+ * Segments fetched ahead (seg_gate). pitr/ may still be writing the
+ * path's segments into wal/ while the replay reads them: every reader of
+ * the replay is opened through the gate (wal.h, struct wal_seg_gate), so
+ * it waits for a segment that is coming and fails with the gate's status
+ * when its producer failed (a segment that could not be fetched: the
+ * restore fails as any missing or damaged segment makes it, nothing
+ * written). Once the replay is done, before anything is written (marker,
+ * new segment, removal of the other timelines' segments, hand-over),
+ * engine_restore calls wait(ctx, 0, UINT64_MAX): timeline 0, which no
+ * log has, asks for the producer to be done with wal/ (no file appears
+ * there afterwards, and the files it wrote are as durable as it
+ * promises), so the removal never races a segment still being written.
+ * Everything read before the replay must be in place when engine_restore
+ * is called: meta, the checkpoint, the history files of the path and,
+ * when there is no checkpoint, the oldest segment of the first hop (the
+ * open lists wal/ for it). Without a gate wal/ must be complete.
  */
 #ifndef CAIRN_ENGINE_RESTORE_H
 #define CAIRN_ENGINE_RESTORE_H
@@ -153,6 +195,16 @@ struct engine_restore_opts {
     /* A partial restore (see "Partial restore" above); NULL/0: all. */
     const char *const *only_names;
     size_t nonly;
+    /* Hand-over (above): called instead of ending on a new timeline. */
+    cairn_status (*on_replayed)(void *ctx, cairn_db *restored);
+    void *on_replayed_ctx;
+    /* A graft (above); NULL/0: none. */
+    cairn_db *graft_src;
+    const char *const *graft_names;
+    size_t ngraft;
+    /* WAL still arriving (above, "Segments fetched ahead"); NULL: wal/ is
+     * complete. Must outlive the call. */
+    const struct wal_seg_gate *seg_gate;
 };
 
 struct engine_restore_result {
@@ -165,6 +217,9 @@ struct engine_restore_result {
     uint64_t checkpoint;         /* generation of the checkpoint taken */
     uint32_t collections;        /* in the restored database */
     uint64_t points;             /* live points, all collections */
+    uint32_t graft_replaced;     /* collections a graft dropped */
+    uint64_t graft_points;       /* points it logged */
+    uint64_t graft_bytes;        /* WAL bytes of its transaction */
 };
 
 /* Restores the database directory dir in place (see the top of this file).

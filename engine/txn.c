@@ -348,7 +348,7 @@ static cairn_status not_durable(cairn_db *db, cairn_status st, const char *what,
                      (unsigned long long)(lsn & (seg_size - 1)), (unsigned long long)lsn);
 }
 
-static int64_t next_commit_time(cairn_db *db) {
+int64_t db_next_commit_time(cairn_db *db) {
     int64_t now = cairn_now_us();
     if (now <= db->last_commit_us) now = db->last_commit_us + 1;
     db->last_commit_us = now;
@@ -365,7 +365,7 @@ static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
         pthread_mutex_unlock(&db->commit_mu);
         return st;
     }
-    int64_t when = next_commit_time(db);
+    int64_t when = db_next_commit_time(db);
     size_t body = t->len;
     t->len += wal_enc_commit(t->buf + t->len, t->txn_id, when, (uint32_t)t->nops);
     uint64_t first, last, end;
@@ -496,7 +496,7 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
     cairn_status st = db_usable(db);
     if (st) return st;
     uint8_t cbuf[64];
-    size_t clen = wal_enc_commit(cbuf, txn_id, next_commit_time(db), 1);
+    size_t clen = wal_enc_commit(cbuf, txn_id, db_next_commit_time(db), 1);
     memcpy(rec + len, cbuf, clen);
     uint64_t first, last, end;
     st = wal_writer_append(db->wal, rec, len + clen, &first, &last, &end);
@@ -592,7 +592,7 @@ CAIRN_API cairn_status cairn_restore_point(cairn_db *db, const char *name,
         pthread_mutex_unlock(&db->commit_mu);
         return st;
     }
-    size_t len = wal_enc_restore_point(rec, next_commit_time(db), name,
+    size_t len = wal_enc_restore_point(rec, db_next_commit_time(db), name,
                                        (uint8_t)strlen(name));
     uint64_t first, last, end;
     st = wal_writer_append(db->wal, rec, len, &first, &last, &end);

@@ -148,6 +148,17 @@ struct pitr_restore_opts {
      * CAIRN_ENOTFOUND after the replay, and nothing is left behind. */
     const char *const *collections;
     size_t ncollections;
+    /* With collections: target_dir is an existing database of this
+     * repository, closed; the named collections in it are replaced by
+     * their state at the target (added where it has none), the others
+     * stay as they are, and the database goes on on a new timeline
+     * (replace.c; docs/pitr.md, "Replacing collections in a database"). */
+    bool into_existing;
+    /* Internal (replace.c): the restored state handed over in memory
+     * instead of written (engine/restore.h, "Hand-over"); target_dir is
+     * then a scratch directory, removed at the end. */
+    cairn_status (*on_replayed)(void *ctx, cairn_db *restored);
+    void *on_replayed_ctx;
     /* Progress: phase 0 pages (done/total bytes), 1 WAL fetch, 2 replay
      * (records, WAL bytes, LSN, commit time). */
     void (*progress)(void *ctx, int phase, uint64_t done, uint64_t total, uint64_t lsn,
@@ -190,13 +201,24 @@ struct pitr_restore_result {
     uint64_t switch_lsn;
     uint64_t collections, points;
     uint64_t duration_us, pages_us, fetch_us, replay_us;
+    /* into_existing: the database's timeline before, collections replaced
+     * (the others named were added), points and WAL bytes of the graft,
+     * and the time of the copy, the graft and the swap */
+    uint32_t old_timeline, replaced;
+    uint64_t graft_points, graft_bytes, graft_us;
 };
 
 /* Plans and (unless dry_run) performs a restore into target_dir, which
  * must not exist: built as "<target_dir>.partial", renamed at the end. A
  * target the repository cannot reach is refused before anything is
- * written, with the reason. */
+ * written, with the reason. With into_existing: pitr_replace. */
 cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_restore_opts *o,
+                          struct pitr_restore_result *res);
+
+/* ---- replacing collections in a database (replace.c) --------------------------- */
+/* The restore of o->collections into the existing database dbdir (the top
+ * of replace.c says how, and what a failure or a crash leaves). */
+cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_opts *o,
                           struct pitr_restore_result *res);
 
 /* ---- verify and expire (maint.c) ---------------------------------------------------- */

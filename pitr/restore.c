@@ -21,13 +21,18 @@
  *      reach the cut ("past the end of the archive").
  *
  * The restore then builds "<target>.partial": meta, superblock and every
- * page of the base's image from its packs (each pack's SHA-256 checked),
- * the segments (each checked against its summary's SHA-256), the target
- * timeline's history file; engine_restore replays the path to the target
- * through the replay engine and starts the new timeline; the new history
- * file goes to the repository; the directory is fsynced and renamed to the
- * target. A crash at any point leaves the target absent (only the
- * .partial directory, which the next restore removes) or whole.
+ * page of the base's image from its packs (each pack's SHA-256 checked);
+ * beside them, from the start, its own thread fetches the target
+ * timeline's history file and the segments (each checked against its
+ * summary's SHA-256) into wal/. engine_restore starts as soon as the
+ * pages, the history file and the first segment are there: it replays
+ * the path to the target through the replay engine while the fetch goes
+ * on ahead of it (its WAL readers wait at a gate for segments not written
+ * yet: the pipeline, above struct seg_fetch), and starts the new timeline
+ * once the fetch is done; the new history file goes to the repository;
+ * the directory is fsynced and renamed to the target. A crash at any
+ * point leaves the target absent (only the .partial directory, which the
+ * next restore removes) or whole.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +47,7 @@
 
 #include "common/err.h"
 #include "common/io.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "engine/pager.h"
 #include "engine/restore.h"
@@ -879,21 +885,88 @@ static cairn_status materialize(repo *r, const struct pitr_manifest *m, const ch
     return st;
 }
 
-/* The segments are fetched by up to `jobs` threads, each taking the next
- * one: reading, decrypting, decompressing and hashing a segment is CPU
- * work, and the pages (written beside them) are done long before. */
+/* The caller's progress callback, called from the page writers and the
+ * WAL fetcher: one at a time. */
+struct locked_progress {
+    const struct pitr_restore_opts *o;
+    pthread_mutex_t mu;
+};
+
+static void progress_locked(void *ctx, int phase, uint64_t done, uint64_t total, uint64_t lsn,
+                            int64_t time_us)
+{
+    struct locked_progress *lp = ctx;
+    pthread_mutex_lock(&lp->mu);
+    lp->o->progress(lp->o->progress_ctx, phase, done, total, lsn, time_us);
+    pthread_mutex_unlock(&lp->mu);
+}
+
+/*
+ * The WAL fetch runs ahead of the replay (a pipeline). Its thread
+ * (wal_job_main) makes wal/, writes the target timeline's history file
+ * (the head: engine_restore reads history files before it replays), then
+ * runs up to `jobs` fetchers (seg_fetch_main) that take the planned
+ * segments in plan order, the next index handed out in turn, so the one
+ * the replay needs next comes soonest: each reads, decrypts, decompresses
+ * and checks (SHA-256 against its summary) one segment, writes it into
+ * wal/ and publishes it (written[i]). Reading, decrypting, decompressing
+ * and hashing is CPU work that the replay's apply does not share.
+ *
+ * engine_restore starts once the pages are written and the head and the
+ * first planned segment are there (for the no-checkpoint case, its open
+ * lists wal/ for the oldest segment); its readers go through the gate
+ * (fetch_gate), which blocks on the condition variable until every planned
+ * segment of the timeline asked for, starting at or before the LSN asked
+ * for, is written (plan[0, prefix) is what counts: the plan is in replay
+ * order, so what comes before the asked segment is needed first anyway),
+ * returns at once for a segment that is not in the plan (nothing will
+ * come), and returns the fetch's error (its message names the segment)
+ * as soon as any fetch failed. Memory: a fetcher holds one segment at a
+ * time; what runs ahead is in files.
+ *
+ * Durability. A fetched segment is not fsynced, and wal/ is fsynced once,
+ * after the last one is written (before finished is published, so before
+ * engine_restore's last gate wait returns and it writes anything): the
+ * segments are read by the replay from the page cache and then removed by
+ * engine_restore itself (every segment of a timeline other than the new
+ * one goes, its directory fsynced) before the restored directory can
+ * appear; nothing durable ever depends on them, and a crash before the end
+ * leaves only "<target>.partial", which the next restore removes. The
+ * history file is fsynced when written; its name is made durable by that
+ * fsync of wal/ (and again by engine_restore's own fsyncs of wal/ when it
+ * writes the new timeline's history). The fsync of wal/ is strictly more
+ * than the restore needs (finish's removal and fsync cover the directory)
+ * but costs one fsync, in the fetch thread, beside the replay.
+ */
 struct seg_fetch {
     repo *r;
     const struct pitr_plan *pl;
     const struct pitr_manifest *base;
     const struct pitr_restore_opts *o;
-    const char *waldir;
+    char *waldir;
     pthread_mutex_t mu;
-    size_t next;
-    uint64_t done;
-    cairn_status st;
+    pthread_cond_t cv;      /* broadcast at each change below */
+    size_t next;            /* the next plan index to hand out */
+    bool *written;          /* per plan index: its file is whole in wal/ */
+    size_t prefix;          /* plan[0, prefix) written */
+    bool head;              /* wal/ and the history file are there */
+    bool finished;          /* everything written, wal/ fsynced */
+    bool stop;              /* the restore gave up: hand out no more */
+    uint64_t done;          /* bytes fetched */
+    uint64_t wait_us;       /* the replay's time blocked in the gate */
+    cairn_status st;        /* the first failure */
     char err[1024];
 };
+
+/* Records a failure (the first one wins) and wakes the waiters; mu held. */
+static void fetch_failed(struct seg_fetch *f, cairn_status st)
+{
+    if (!f->st) {
+        f->st = st;
+        snprintf(f->err, sizeof f->err, "%s", cairn_last_error());
+    }
+    pthread_cond_broadcast(&f->cv);
+}
 
 static void *seg_fetch_main(void *arg)
 {
@@ -901,7 +974,7 @@ static void *seg_fetch_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&f->mu);
         size_t i = f->next++;
-        bool stop = f->st != CAIRN_OK || i >= f->pl->nsegs;
+        bool stop = f->st != CAIRN_OK || f->stop || i >= f->pl->nsegs;
         pthread_mutex_unlock(&f->mu);
         if (stop)
             break;
@@ -919,9 +992,15 @@ static void *seg_fetch_main(void *arg)
             st = write_file(f->waldir, name, seg, len, false);
         free(seg);
         pthread_mutex_lock(&f->mu);
-        if (st && !f->st) {
-            f->st = st;
-            snprintf(f->err, sizeof f->err, "%s", cairn_last_error());
+        if (st) {
+            fetch_failed(f, st);
+        } else {
+            f->written[i] = true;
+            size_t p0 = f->prefix;
+            while (f->prefix < f->pl->nsegs && f->written[f->prefix])
+                f->prefix++;
+            if (f->prefix != p0)
+                pthread_cond_broadcast(&f->cv);
         }
         f->done += len;
         if (!st && f->o->progress)
@@ -931,80 +1010,149 @@ static void *seg_fetch_main(void *arg)
     return NULL;
 }
 
-static cairn_status fetch_wal(repo *r, const struct pitr_plan *pl, const char *root,
-                              const struct pitr_manifest *base,
-                              const struct pitr_restore_opts *o)
+/* wal/, the head, then every planned segment (above). */
+static cairn_status fetch_wal(struct seg_fetch *f)
 {
-    char *waldir = cairn_path_join(root, "wal");
-    if (!waldir)
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    cairn_status st = cfs_mkdir_durable(waldir, 0755);
-    if (!st) {
-        struct seg_fetch f = {.r = r, .pl = pl, .base = base, .o = o, .waldir = waldir};
-        pthread_mutex_init(&f.mu, NULL);
-        unsigned nt = jobs_of(o);
-        if (nt > 16)
-            nt = 16;
-        if (nt > pl->nsegs)
-            nt = pl->nsegs ? (unsigned)pl->nsegs : 1;
-        pthread_t th[16];
-        unsigned started = 0;
-        for (unsigned i = 1; i < nt; i++)
-            if (pthread_create(&th[started], NULL, seg_fetch_main, &f) == 0)
-                started++;
-        seg_fetch_main(&f);
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(th[i], NULL);
-        pthread_mutex_destroy(&f.mu);
-        st = f.st;
-        if (st)
-            cerr_set(st, "%s", f.err);
-    }
+    const struct pitr_plan *pl = f->pl;
+    cairn_status st = cfs_mkdir_durable(f->waldir, 0755);
     /* the target timeline's history: the new timeline's history continues it */
     if (!st && pl->target_timeline) {
         char hname[64];
         snprintf(hname, sizeof hname, "history/%08X.history", pl->target_timeline);
         uint8_t *h = NULL;
         size_t hl = 0;
-        cairn_status s2 = store_get(r->st, hname, &h, &hl);
+        cairn_status s2 = store_get(f->r->st, hname, &h, &hl);
         if (!s2)
-            st = write_file(waldir, hname + strlen("history/"), h, hl, true);
+            st = write_file(f->waldir, hname + strlen("history/"), h, hl, true);
         else if (s2 != CAIRN_ENOTFOUND)
             st = s2;
-        cerr_clear();
+        else
+            cerr_clear();
         free(h);
     }
-    if (!st)
-        st = cfs_fsync_dir(waldir);
-    free(waldir);
-    return st;
+    pthread_mutex_lock(&f->mu);
+    if (st)
+        fetch_failed(f, st);
+    f->head = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (st)
+        return st;
+    unsigned nt = jobs_of(f->o);
+    if (nt > 16)
+        nt = 16;
+    if (nt > pl->nsegs)
+        nt = pl->nsegs ? (unsigned)pl->nsegs : 1;
+    pthread_t th[16];
+    unsigned started = 0;
+    for (unsigned i = 1; i < nt; i++)
+        if (pthread_create(&th[started], NULL, seg_fetch_main, f) == 0)
+            started++;
+    seg_fetch_main(f);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_lock(&f->mu);
+    st = f->st;
+    bool all = f->prefix == pl->nsegs;
+    pthread_mutex_unlock(&f->mu);
+    if (!st && all)
+        st = cfs_fsync_dir(f->waldir);
+    pthread_mutex_lock(&f->mu);
+    if (st)
+        fetch_failed(f, st);
+    f->finished = !st && all;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (st)
+        return cerr_set(st, "%s", f->err);
+    return CAIRN_OK;
 }
 
-/* The caller's progress callback, called from the page writers and the
- * WAL fetcher: one at a time. */
-struct locked_progress {
-    const struct pitr_restore_opts *o;
-    pthread_mutex_t mu;
-};
-
-static void progress_locked(void *ctx, int phase, uint64_t done, uint64_t total, uint64_t lsn,
-                            int64_t time_us)
+/* Blocks until the head and plan[0, need) are written (and with `all`,
+ * everything: finished), or the fetch failed: its status and message. */
+static cairn_status fetch_wait(struct seg_fetch *f, size_t need, bool all)
 {
-    struct locked_progress *lp = ctx;
-    pthread_mutex_lock(&lp->mu);
-    lp->o->progress(lp->o->progress_ctx, phase, done, total, lsn, time_us);
-    pthread_mutex_unlock(&lp->mu);
+    uint64_t t0 = cairn_mono_us();
+    pthread_mutex_lock(&f->mu);
+    while (!f->st && !(f->head && f->prefix >= need && (!all || f->finished)))
+        pthread_cond_wait(&f->cv, &f->mu);
+    cairn_status st = f->st;
+    char err[sizeof f->err];
+    if (st)
+        memcpy(err, f->err, sizeof err);
+    f->wait_us += cairn_mono_us() - t0;
+    pthread_mutex_unlock(&f->mu);
+    if (st)
+        return cerr_set(st, "%s", err);
+    return CAIRN_OK;
+}
+
+/* The replay's gate (wal.h, struct wal_seg_gate): the planned segments of
+ * timeline tl starting at or before lsn; timeline 0: the whole fetch. */
+static cairn_status fetch_gate(void *ctx, uint32_t tl, uint64_t lsn)
+{
+    struct seg_fetch *f = ctx;
+    if (tl == 0)
+        return fetch_wait(f, f->pl->nsegs, true);
+    /* The last planned index of tl at or before lsn (0 when none). The
+     * plan holds each timeline's segments in one run, in LSN order: the
+     * scan starts at what is written and stops past the run. */
+    pthread_mutex_lock(&f->mu);
+    size_t from = f->prefix;
+    pthread_mutex_unlock(&f->mu);
+    size_t need = 0;
+    for (size_t i = from; i < f->pl->nsegs; i++) {
+        const struct pitr_plan_seg *ps = &f->pl->segs[i];
+        if (ps->timeline != tl)
+            continue;
+        if (ps->start > lsn)
+            break;
+        need = i + 1;
+    }
+    return fetch_wait(f, need, false);
+}
+
+static cairn_status fetch_init(struct seg_fetch *f, repo *r, const struct pitr_plan *pl,
+                               const struct pitr_manifest *base,
+                               const struct pitr_restore_opts *o, const char *root)
+{
+    memset(f, 0, sizeof *f);
+    f->r = r;
+    f->pl = pl;
+    f->base = base;
+    f->o = o;
+    f->waldir = cairn_path_join(root, "wal");
+    f->written = calloc(pl->nsegs ? pl->nsegs : 1, sizeof *f->written);
+    if (!f->waldir || !f->written) {
+        free(f->waldir);
+        free(f->written);
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    return CAIRN_OK;
+}
+
+/* The restore gave up: the fetchers take no further segment (each
+ * finishes the one it holds). */
+static void fetch_stop(struct seg_fetch *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fetch_fini(struct seg_fetch *f)
+{
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f->written);
+    free(f->waldir);
 }
 
 struct wal_job {
-    repo *r;
-    const struct pitr_plan *pl;
-    const char *root;
-    const struct pitr_manifest *base;
-    const struct pitr_restore_opts *o;
+    struct seg_fetch f;
     pthread_t thr;
-    cairn_status st;
-    char err[1024];
     uint64_t us;
 };
 
@@ -1012,9 +1160,7 @@ static void *wal_job_main(void *arg)
 {
     struct wal_job *j = arg;
     uint64_t t0 = cairn_mono_us();
-    j->st = fetch_wal(j->r, j->pl, j->root, j->base, j->o);
-    if (j->st)
-        snprintf(j->err, sizeof j->err, "%s", cairn_last_error());
+    (void)fetch_wal(&j->f); /* its status is in j->f.st */
     j->us = cairn_mono_us() - t0;
     return NULL;
 }
@@ -1036,6 +1182,8 @@ static int replay_progress(void *ctx, uint64_t records, uint64_t wal_bytes, uint
 cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_restore_opts *o,
                           struct pitr_restore_result *res)
 {
+    if (o->into_existing)
+        return pitr_replace(r, target_dir, o, res);
     memset(res, 0, sizeof *res);
     uint64_t t0 = cairn_mono_us();
     if (o->kind == PITR_TARGET_NAME && (!o->name || !*o->name))
@@ -1071,8 +1219,10 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         cfs_remove_tree(partial);
     st = cfs_mkdir_durable(partial, 0755);
     /* The WAL is fetched (read, decrypted, decompressed, checked) by its
-     * own thread while the pages are written: the two share nothing but
-     * the repository, and the progress callback (serialized). */
+     * own thread while the pages are written, and goes on while the replay
+     * reads what it wrote (the pipeline: above struct seg_fetch): they
+     * share the repository, wal/ (through the gate) and the progress
+     * callback (serialized). */
     struct locked_progress lp = {.o = o};
     pthread_mutex_init(&lp.mu, NULL);
     struct pitr_restore_opts oo = *o;
@@ -1080,22 +1230,28 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         oo.progress = progress_locked;
         oo.progress_ctx = &lp;
     }
-    struct wal_job wj = {.r = r, .pl = &res->plan, .root = partial, .base = base, .o = &oo};
-    bool wal_thread = false;
+    struct wal_job wj;
+    memset(&wj, 0, sizeof wj);
+    const struct wal_seg_gate gate = {.wait = fetch_gate, .ctx = &wj.f};
+    bool fetching = false, wal_thread = false;
+    if (!st) {
+        st = fetch_init(&wj.f, r, &res->plan, base, &oo, partial);
+        fetching = !st;
+    }
     uint64_t t1 = cairn_mono_us();
     if (!st)
         wal_thread = pthread_create(&wj.thr, NULL, wal_job_main, &wj) == 0;
     if (!st)
         st = materialize(r, base, partial, &oo);
     uint64_t t2 = cairn_mono_us();
-    if (wal_thread)
-        pthread_join(wj.thr, NULL);
-    else if (!st)
-        wal_job_main(&wj);
-    if (!st && wj.st)
-        st = cerr_set(wj.st, "%s", wj.err);
+    if (!st && !wal_thread)
+        wal_job_main(&wj); /* no thread: the whole fetch first, as it can */
+    /* The replay starts as soon as what engine_restore reads before its
+     * readers do is there (restore.h, seg_gate): the history file and the
+     * first planned segment; a failed fetch is reported from here on. */
+    if (!st)
+        st = fetch_wait(&wj.f, res->plan.nsegs ? 1 : 0, false);
     uint64_t t3 = cairn_mono_us();
-    pthread_mutex_destroy(&lp.mu);
     struct engine_restore_result er;
     memset(&er, 0, sizeof er);
     if (!st) {
@@ -1135,7 +1291,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         default:
             break;
         }
-        struct rprog rp = {o};
+        struct rprog rp = {&oo}; /* serialized with the fetch's progress */
         struct engine_restore_opts eo = {.hops = hops,
                                          .nhops = p.nhops,
                                          .target = t,
@@ -1144,7 +1300,10 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
                                          .progress = replay_progress,
                                          .progress_ctx = &rp,
                                          .only_names = o->collections,
-                                         .nonly = o->ncollections};
+                                         .nonly = o->ncollections,
+                                         .on_replayed = o->on_replayed,
+                                         .on_replayed_ctx = o->on_replayed_ctx};
+        eo.seg_gate = &gate;
         st = engine_restore(partial, &eo, &er);
         /* an LSN target is met once the log was read past it, even when
          * no later commit was there to stop at */
@@ -1156,6 +1315,26 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
                           er.replay.stop_lsn);
     }
     uint64_t t4 = cairn_mono_us();
+    if (fetching) {
+        /* engine_restore returned (after its last gate wait, when it
+         * succeeded: the fetch is finished) or was never called: the
+         * fetchers stop taking segments and are joined before anything
+         * of theirs goes. */
+        fetch_stop(&wj.f);
+        if (wal_thread)
+            pthread_join(wj.thr, NULL);
+        clog_info("restore into \"%s\": WAL fetch %.3f s (%zu segment(s)), the replay "
+                  "waited %.3f s for it", partial, (double)wj.us / 1e6, res->plan.nsegs,
+                  (double)wj.f.wait_us / 1e6);
+        fetch_fini(&wj.f);
+    }
+    pthread_mutex_destroy(&lp.mu);
+    if (o->on_replayed) {
+        /* handed over: the scratch directory has served (replace.c) */
+        if (!st)
+            cfs_remove_tree(partial);
+        goto handed;
+    }
     if (!st) {
         /* The new timeline's history, for later restores along it, goes
          * to the repository before the directory appears: a restore cut
@@ -1177,6 +1356,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         st = cfs_rename(partial, target_dir);
     if (!st)
         st = cfs_fsync_parent(target_dir);
+handed:
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
@@ -1195,9 +1375,14 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
         res->collections = er.collections;
         res->points = er.points;
     }
+    /* pages_us: writing the base's pages. fetch_us: the WAL fetch from its
+     * start (with the pages) to wal/ fsynced, overlapping the pages and
+     * the replay. replay_us: engine_restore (loading the base, the replay,
+     * waits for segments still being fetched included, the new
+     * timeline's checkpoint), from the moment the pages, the history file
+     * and the first segment were there. */
     res->pages_us = t2 - t1;
-    res->fetch_us = wj.us; /* overlapped with the pages; t3 - t2: what was left of it */
-    (void)t3;
+    res->fetch_us = wj.us;
     res->replay_us = t4 - t3;
     res->duration_us = cairn_mono_us() - t0;
     free(partial);

@@ -350,6 +350,21 @@ run 0 "$PITRCTL" restore prepo r8 --backup "$FULL"; has out.txt "the base backup
 eq "$(points r8 pv)" 300 "--backup FULL: pv"; eq "$(points r8 gone)" "" "--backup FULL: no gone yet"
 run 0 "$PITRCTL" restore prepo r9 --backup "$INCR"
 eq "$(points r9 gone)" 50 "--backup INCR"
+# the dropped collection back into the database itself: the others stay,
+# the database goes on on a new timeline
+run 2 "$PITRCTL" restore prepo pdb --target-name before-drop --into-existing
+has err.txt "needs --collection"
+run 0 "$PITRCTL" restore prepo pdb --target-name before-drop --collection gone --into-existing --dry-run
+has out.txt "replaced in the existing database"; has out.txt "it leaves timeline 1"
+[ ! -e pdb.replace ] && ok || fail "a dry run made the work directory"
+run 0 "$PITRCTL" restore prepo pdb --target-name before-drop --collection gone --into-existing
+has out.txt "replaced in pdb: 0 collection(s) replaced, 1 added, 50 point(s)"
+has out.txt "left timeline 1 at LSN"
+eq "$(points pdb gone)" 50 "--into-existing: the dropped collection is back"
+eq "$(points pdb pv)" 300 "--into-existing: pv as it was"
+[ ! -e pdb.replace ] && ok || fail "the work directory is left"
+run 1 "$PITRCTL" restore prepo pdb --target-name before-drop --collection nosuch --into-existing
+has err.txt "collection \"nosuch\" does not exist at the target"; has err.txt "it is as it was"
 # refusals: exit 1 with the reason, nothing written
 run 1 "$PITRCTL" restore prepo r1 --latest; has err.txt "exists"
 run 1 "$PITRCTL" restore prepo rx --target-name nosuch; has err.txt "no restore point named"

@@ -98,14 +98,7 @@ static void new_dir(char *out, size_t n, const char *what)
 /* FNV-1a over the state digest: the oracle keeps hashes, not states. */
 static uint64_t state_hash(cairn_db *db)
 {
-    struct tu_dig d = {0};
-    if (tu_state_digest(db, &d, TU_DIG_ID_BYTES) != 0)
-        fail_msg("digest: %s", tu_error());
-    uint64_t h = 1469598103934665603ull ^ d.len;
-    for (size_t i = 0; i < d.len; i++)
-        h = (h ^ d.b[i]) * 1099511628211ull;
-    tu_dig_free(&d);
-    return h;
+    return must_state_hash(db, TU_DIG_ID_BYTES);
 }
 
 /* ---- the oracle ---------------------------------------------------------------- */

@@ -315,6 +315,59 @@ int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags) {
     return bad ? -1 : 0;
 }
 
+int tu_copy_collection(cairn_db *from, cairn_db *to, const char *name) {
+    cairn_collection_info ci;
+    cairn_status st = cairn_collection_stat(from, name, &ci);
+    if (st != CAIRN_OK) {
+        set_err("copy \"%s\": stat: %s: %s", name, cairn_status_name(st), cairn_last_error());
+        return -1;
+    }
+    cairn_collection_info old;
+    if (cairn_collection_stat(to, name, &old) == CAIRN_OK &&
+        (st = cairn_collection_drop(to, name)) != CAIRN_OK) {
+        set_err("copy \"%s\": drop: %s: %s", name, cairn_status_name(st), cairn_last_error());
+        return -1;
+    }
+    if ((st = cairn_collection_create(to, name, ci.dim, ci.metric)) != CAIRN_OK) {
+        set_err("copy \"%s\": create: %s: %s", name, cairn_status_name(st), cairn_last_error());
+        return -1;
+    }
+    uint32_t k = (uint32_t)ci.points;
+    float *q = calloc(ci.dim, sizeof *q);
+    float *v = calloc(ci.dim, sizeof *v);
+    cairn_hit *hits = calloc(k ? k : 1, sizeof *hits);
+    int rc = -1;
+    if (!q || !v || !hits) {
+        set_err("copy: out of memory");
+        goto out;
+    }
+    uint32_t nh = 0;
+    st = cairn_search(from, name, q, ci.dim, k, NULL, hits, &nh);
+    if (st != CAIRN_OK || nh != k) {
+        set_err("copy \"%s\": search found %" PRIu32 " of %" PRIu32 ": %s", name, nh, k,
+                cairn_last_error());
+        goto out;
+    }
+    for (uint32_t j = 0; j < nh; j++) {
+        char *p = NULL;
+        st = cairn_get(from, name, hits[j].id, v, ci.dim, &p);
+        cairn_point pt = {hits[j].id, v, p, p ? strlen(p) : 0};
+        if (st == CAIRN_OK) st = cairn_upsert_batch(to, name, &pt, 1, ci.dim, NULL);
+        cairn_free(p);
+        if (st != CAIRN_OK) {
+            set_err("copy \"%s\" id %" PRIu64 ": %s: %s", name, hits[j].id,
+                    cairn_status_name(st), cairn_last_error());
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(q);
+    free(v);
+    free(hits);
+    return rc;
+}
+
 bool tu_dig_eq(const struct tu_dig *a, const struct tu_dig *b) {
     return a->len == b->len && (a->len == 0 || memcmp(a->b, b->b, a->len) == 0);
 }

@@ -89,6 +89,11 @@ struct tu_dig {
  * points) with its vector and payload as cairn_get returns them. 0, or -1
  * (tu_error() says why). */
 int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags);
+/* The collection `name` of `from` (found with an exact search for all
+ * points, read with cairn_get) replaces the one of that name in `to`
+ * (created where `to` has none): drop, create, one upsert per point, all
+ * through the public API. 0, or -1 (tu_error() says why). */
+int tu_copy_collection(cairn_db *from, cairn_db *to, const char *name);
 bool tu_dig_eq(const struct tu_dig *a, const struct tu_dig *b);
 void tu_dig_free(struct tu_dig *d);
 

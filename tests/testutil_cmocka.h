@@ -37,4 +37,17 @@ static inline cairn_db *must_open(const char *dir)
     return must_open_o(dir, &o);
 }
 
+/* FNV-1a over tu_state_digest(db, flags): oracles keep hashes, not states. */
+static inline uint64_t must_state_hash(cairn_db *db, unsigned flags)
+{
+    struct tu_dig d = {0};
+    if (tu_state_digest(db, &d, flags) != 0)
+        fail_msg("digest: %s", tu_error());
+    uint64_t h = 1469598103934665603ull ^ d.len;
+    for (size_t i = 0; i < d.len; i++)
+        h = (h ^ d.b[i]) * 1099511628211ull;
+    tu_dig_free(&d);
+    return h;
+}
+
 #endif

@@ -22,6 +22,16 @@
  * position when no later segment holds data, and is corruption otherwise
  * (a later segment is only ever written after the missing one was).
  * A segment file whose size is not the segment size is corrupt.
+ *
+ * A gated reader (wal_reader_open_gated; wal.h, struct wal_seg_gate) reads
+ * a directory that is still being filled: every decision above that looks
+ * at the directory first waits on the gate (gate_wait), so a segment still
+ * coming is never taken for a missing one, a half-written file never for
+ * a damaged one, and a log that goes on never for a torn tail: at open
+ * (the segments up to from_lsn), before entering the next segment, and
+ * at the top of reach_end (all of them: it lists and scans every later
+ * segment). Reading inside a segment the gate let through needs nothing
+ * more. wal_truncate_tail is crash recovery's and takes no gate.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +58,7 @@ struct wal_reader {
     uint64_t seg_size;
     uint64_t db_id;
     cio *c;
+    const struct wal_seg_gate *gate; /* NULL: the directory is complete */
 
     /* current segment */
     int fd;
@@ -70,6 +81,15 @@ struct wal_reader {
     cairn_status fail_st; /* sticky after an error */
     char fail_msg[1024];
 };
+
+/* A gated reader waits here until every segment of its timeline starting
+ * at or before lsn that will come is in the directory (wal.h). */
+static cairn_status gate_wait(const wal_reader *r, uint64_t lsn)
+{
+    if (!r->gate)
+        return CAIRN_OK;
+    return r->gate->wait(r->gate->ctx, r->timeline, lsn);
+}
 
 static void seg_path(const wal_reader *r, char *buf, size_t n, uint64_t start)
 {
@@ -279,7 +299,11 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
     bool found = false;
     uint64_t q_lsn = 0, q_hint = 0;
     char qpath[sizeof r->path] = "";
-    cairn_status st;
+    /* Every later segment is listed and scanned below, and a missing one
+     * is told from one not written yet: all of them must be there. */
+    cairn_status st = gate_wait(r, UINT64_MAX);
+    if (st)
+        return fail(r, st);
 
     if (!missing) {
         st = count_nonzero(r, poff, &garbage);
@@ -379,6 +403,12 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
 cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t from_lsn,
                              wal_reader **out)
 {
+    return wal_reader_open_gated(waldir, timeline, from_lsn, NULL, out);
+}
+
+cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64_t from_lsn,
+                                   const struct wal_seg_gate *gate, wal_reader **out)
+{
     if (!out)
         return cerr_set(CAIRN_EINVAL, "could not open WAL reader: no output pointer");
     *out = NULL;
@@ -389,6 +419,7 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
         return cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
     r->fd = -1;
     r->timeline = timeline;
+    r->gate = gate && gate->wait ? gate : NULL;
     r->waldir = strdup(waldir);
     uint64_t *starts = NULL;
     size_t n = 0;
@@ -398,6 +429,11 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t fro
         goto fail;
     }
     st = cio_ctx_open(&r->c, CAIRN_IO_POSIX, 0);
+    if (st)
+        goto fail;
+    /* The segment to start in is the last one at or before from_lsn (the
+     * oldest for 0: only the whole timeline tells which that is). */
+    st = gate_wait(r, from_lsn ? from_lsn : UINT64_MAX);
     if (st)
         goto fail;
     st = wal_seg_list(waldir, timeline, &starts, &n);
@@ -542,7 +578,10 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             uint64_t next = r->seg_start + r->seg_size;
             bool missing = false;
             r->pos = next + WAL_SEG_DATA;
-            cairn_status st = seg_enter(r, next, &missing);
+            cairn_status st = gate_wait(r, next);
+            if (st)
+                return fail(r, st);
+            st = seg_enter(r, next, &missing);
             if (st)
                 return fail(r, st);
             if (missing) {

@@ -216,6 +216,41 @@ struct wal_end {
  * The segment holding from_lsn must exist. */
 cairn_status wal_reader_open(const char *waldir, uint32_t timeline,
                              uint64_t from_lsn, wal_reader **out);
+
+/* A segment gate: lets a reader follow a log whose segment files another
+ * thread is still putting into the directory (pitr_restore fetches the
+ * archived segments while the replay reads them).
+ *
+ * wait(ctx, timeline, lsn) returns CAIRN_OK once every segment file of
+ * `timeline` that will ever be in the directory and starts at or before
+ * `lsn` is there, whole (lsn UINT64_MAX: every segment of the timeline).
+ * Segments that will never come (the producer has no such segment) are
+ * not waited for: a gate of a directory that is complete returns at once.
+ * It returns an error status with its message set (cerr) when the
+ * producer failed; the reader then fails with that status and message,
+ * and stays failed. It may block; it is called by the reader's thread
+ * only, and never while the reader holds a lock.
+ *
+ * A gated reader calls it before each look at the directory or a segment
+ * file: before listing the timeline's segments at open (lsn = from_lsn,
+ * UINT64_MAX for from_lsn 0: "the oldest" needs them all), before opening
+ * the segment after a SWITCH or a PAD that fills its segment (lsn = that
+ * segment's start), and before deciding where the log ends (torn tail or
+ * corruption: the later segments are listed and scanned; lsn =
+ * UINT64_MAX). So it never takes a segment that is still coming for a
+ * missing one, nor a log that goes on for a torn tail. A reader never asks
+ * for timeline 0 (no log has it): engine_restore uses that call to wait
+ * for the producer to be done (engine/restore.h, seg_gate). */
+struct wal_seg_gate {
+    cairn_status (*wait)(void *ctx, uint32_t timeline, uint64_t lsn);
+    void *ctx;
+};
+
+/* wal_reader_open through a gate (NULL: exactly wal_reader_open). The
+ * gate (the struct, not only ctx) must outlive the reader. */
+cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline,
+                                   uint64_t from_lsn, const struct wal_seg_gate *gate,
+                                   wal_reader **out);
 /* Next valid record. Returns CAIRN_OK with *end false and *rec filled, or
  * CAIRN_OK with *end true at the end of the log, or CAIRN_ECORRUPT when an
  * invalid record is followed by data proven durable (message names segment
