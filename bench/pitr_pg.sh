@@ -325,7 +325,6 @@ rate() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", a / b; else 
 pg_total=$(med "${PG_TOTAL[@]}"); ca_total=$(med "${CA_TOTAL[@]}")
 pg_redo=$(med "${PG_REDO[@]}"); ca_replay=$(med "${CA_REPLAY[@]}"); ca_apply=$(med "${CA_APPLY[@]}")
 ca_fetch=$(med "${CA_FETCH[@]}")
-ca_fr=$(awk -v a="$ca_fetch" -v b="$ca_replay" 'BEGIN { printf "%.2f", a + b }')
 pg_rps=$(rate "$rows" "$pg_redo"); ca_rps=$(rate "$rows" "$ca_replay")
 pg_mbs=$(awk -v a="$pg_rec_bytes" -v b="$pg_redo" 'BEGIN { printf "%.1f", a / 1e6 / b }')
 ca_mbs=$(awk -v a="$ca_wal" -v b="$ca_replay" 'BEGIN { printf "%.1f", a / 1e6 / b }')
@@ -356,14 +355,13 @@ Command: \`$cmd\`
 | archive lag after the last commit s | $pg_arch_wait (pg_switch_wal to archived) | ${C[archive_s]} (one pitr_archive run) | |
 | **restore total s** | **$pg_total** | **$ca_total** | **${tot_ratio}x** (target <= 0.25x: $(met "$tot_ratio" 0.25 le)) |
 | - base: cp -a of the backup / pages from the repository | $(med "${PG_COPY[@]}") | $(med "${CA_PAGES[@]}") | |
-| - server start to redo start / WAL fetch (all segments before replay) | $(med "${PG_START[@]}") | $ca_fetch | |
-| - **replay**: log lines redo starts to redo done (segments fetched by restore_command meanwhile) / replay_us (load, replay, new timeline's checkpoint) | **$pg_redo** | **$ca_replay** (apply $ca_apply, end $(med "${CA_END[@]}")) | $(ratio "$ca_replay" "$pg_redo") |
+| - server start to redo start / WAL fetch (its own threads, from the start: beside the pages, then ahead of the replay, which waits for a segment not fetched yet; overlapped, not added to the total) | $(med "${PG_START[@]}") | $ca_fetch | |
+| - **replay**: log lines redo starts to redo done (segments fetched by restore_command meanwhile) / replay_us from the end of the pages (load, replay with any wait for the fetch, new timeline's checkpoint) | **$pg_redo** | **$ca_replay** (apply $ca_apply, end $(med "${CA_END[@]}")) | $(ratio "$ca_replay" "$pg_redo") |
 | - redo done to ready (end-of-recovery checkpoint, promote) | $(med "${PG_END[@]}") | (in replay) | |
 | rows replayed | $rows | $rows | |
 | WAL replayed, MB | $(mb "$pg_rec_bytes") of records (pg_waldump --stats; LSN distance $(mb "$pg_redo_bytes"); ${PG_SEGS[1]} segments restored) | $(mb "$ca_wal") (LSN distance; $ca_records records, $ca_txns transactions) | $(ratio "$ca_wal" "$pg_rec_bytes") |
 | **replay rows/s** | **$pg_rps** | **$ca_rps** | **${rows_ratio}x** (target >= 8x: $(met "$rows_ratio" 8 ge)) |
 | **replay WAL MB/s** | **$pg_mbs** | **$ca_mbs** | **${mbs_ratio}x** (target >= 8x: $(met "$mbs_ratio" 8 ge)) |
-| replay rows/s counting cairn's WAL fetch as replay (PostgreSQL's redo includes its fetches) | $pg_rps | $(rate "$rows" "$ca_fr") | $(awk -v a="$(rate "$rows" "$ca_fr")" -v b="$pg_rps" 'BEGIN { printf "%.2fx", a / b }') |
 | replay CPU s | $(med "${PG_USER[@]}") user + $(med "${PG_SYS[@]}") system (startup process) | $(med "${CA_CPU[@]}") (whole restore, all threads) | |
 
 Per restore (s): PostgreSQL total $(echo "${PG_TOTAL[@]}" | tr ' ' '/'), redo $(echo "${PG_REDO[@]}" | tr ' ' '/') (the "elapsed" of its redo done lines: $(echo "${PG_EL[@]}" | tr ' ' '/')); cairn total $(echo "${CA_TOTAL[@]}" | tr ' ' '/'), replay $(echo "${CA_REPLAY[@]}" | tr ' ' '/'). cairn restores: jobs $jobs (0 = CPUs), other processes' CPU during the last one $ca_other, $ca_verified sampled points verified.$( [ "$quiet" = 0 ] || echo " Before each restore the script waited (<= 10 s) for other processes to use <= $quiet % of the CPUs; they used (PostgreSQL/cairn, %): $(echo "${PG_OTHER[@]}" | tr ' ' '/') / $(echo "${CA_OTHER[@]}" | tr ' ' '/')." )
