@@ -227,6 +227,62 @@ static cairn_status sweep_blob(void *vctx, const char *name, uint64_t size)
     return c->dry ? CAIRN_OK : store_del(c->r->st, name);
 }
 
+/* Segment objects of a timeline below the cut whose summary is gone: an
+ * expire cut short between the two deletions (the summary goes first, so
+ * the archive never names a missing segment) left them; the next expire
+ * finishes them. */
+struct orphans {
+    repo *r;
+    uint64_t cut, seg;
+    char (*names)[128];
+    size_t n, cap;
+};
+
+static cairn_status find_orphan(void *vctx, const char *name, uint64_t size)
+{
+    (void)size;
+    struct orphans *c = vctx;
+    const char *base = strrchr(name, '/');
+    uint32_t tl;
+    uint64_t start;
+    if (!base || !wal_seg_parse_name(base + 1, &tl, &start) || start + c->seg > c->cut)
+        return CAIRN_OK;
+    char sum[160];
+    uint64_t sz;
+    snprintf(sum, sizeof sum, "%s.json", name);
+    cairn_status st = store_stat(c->r->st, sum, &sz);
+    if (st != CAIRN_ENOTFOUND)
+        return st;
+    cerr_clear();
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? 2 * c->cap : 8;
+        void *nn = realloc(c->names, ncap * sizeof *c->names);
+        if (!nn)
+            return cerr_set(CAIRN_ENOMEM, "out of memory");
+        c->names = nn;
+        c->cap = ncap;
+    }
+    snprintf(c->names[c->n++], sizeof *c->names, "%s", name);
+    return CAIRN_OK;
+}
+
+static cairn_status sweep_orphans(repo *r, uint32_t tl, uint64_t cut, uint64_t seg, bool dry,
+                                  struct pitr_expire_result *res)
+{
+    struct orphans c = {.r = r, .cut = cut, .seg = seg};
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "wal/%08X/", tl);
+    cairn_status st = store_list(r->st, prefix, find_orphan, &c);
+    for (size_t i = 0; !st && i < c.n; i++) {
+        res->segments_deleted++;
+        res->bytes_freed += seg;
+        if (!dry)
+            st = store_del(r->st, c.names[i]);
+    }
+    free(c.names);
+    return st;
+}
+
 cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_expire_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -255,17 +311,23 @@ cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_
         for (size_t k = 0; m[i].incremental && k < i; k++)
             if (keep[k] && !strcmp(m[k].id, m[i].parent))
                 keep[i] = true;
+    /* the manifests of the backups not kept, newest first: an incremental
+     * goes before its parent, so an expire cut short never leaves a
+     * backup whose parent is gone */
+    for (size_t i = nids; !st && i-- > 0;) {
+        if (keep[i])
+            continue;
+        res->backups_deleted++;
+        if (!o->dry_run) {
+            char name[128];
+            snprintf(name, sizeof name, "backups/%s/manifest", ids[i]);
+            st = store_del(r->st, name);
+        }
+    }
     struct shaset live = {0};
     for (size_t i = 0; !st && i < nids; i++) {
-        if (!keep[i]) {
-            res->backups_deleted++;
-            if (!o->dry_run) {
-                char name[128];
-                snprintf(name, sizeof name, "backups/%s/manifest", ids[i]);
-                st = store_del(r->st, name);
-            }
+        if (!keep[i])
             continue;
-        }
         res->backups_kept++;
         st = shaset_add(&live, m[i].meta_sha);
         if (!st)
@@ -313,6 +375,8 @@ cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_
                 st = store_del(r->st, name);
         }
         free(starts);
+        if (!st)
+            st = sweep_orphans(r, tls[t], oldest, seg, o->dry_run, res);
     }
     free(tls);
     free(live.v);

@@ -41,7 +41,10 @@
  *    deletes the first full and its incremental, their unshared blobs and
  *    the WAL before the kept full's redo LSN, nothing else (a dry run
  *    changes no file and counts the same); the kept full still restores
- *    and verify finds nothing afterwards.
+ *    and verify finds nothing afterwards. Expire failing (EIO through the
+ *    fault seam) at each of its deletions and directory fsyncs in turn:
+ *    the error names the file, verify finds nothing wrong in what is left,
+ *    and the next expire leaves exactly the files of an uninterrupted one.
  * 7. encryption: archive_key_file makes the archiver create an encrypted
  *    repository; backups and restores with the key work; without the key
  *    or with another one the repository is refused naming the key id
@@ -75,6 +78,7 @@
 
 #include "cairn.h"
 #include "common/codec.h"
+#include "common/io.h"
 #include "pitr/pitr.h"
 #include "testutil.h"
 #include "testutil_cmocka.h"
@@ -1234,6 +1238,65 @@ static void test_verify_expire(void **state)
     assert_true(any_msg(&vc, "gap", range));
     repo_close(r);
     tu_rm_rf(cp);
+
+    /* expire failing at each of its deletions and directory fsyncs (the
+     * fault seam, EIO): the error names the file, what is left verifies
+     * clean (no kept backup names a missing blob or segment, no gap), and
+     * the next expire ends with exactly the files of an expire never
+     * interrupted */
+    {
+        struct pitr_expire_opts fo = {.keep_full = 1};
+        struct pitr_expire_result fr;
+        char fx[640];
+        snprintf(fx, sizeof fx, "%s-fx", rp);
+        link_tree(rp, fx);
+        r = must_repo(fx);
+        must(pitr_expire(r, &fo, &fr), "expire (the reference)");
+        repo_close(r);
+        struct tu_tree ref = {0}, got = {0};
+        assert_int_equal(tu_tree_take(&ref, fx), 0);
+        tu_rm_rf(fx);
+        uint64_t nth = 1;
+        for (;; nth++) {
+            link_tree(rp, fx);
+            r = must_repo(fx);
+            struct cio_fault_plan fp = {.ops = CIO_FOP_META | CIO_FOP_SYNC, .nth = nth,
+                                        .kind = CIO_FAULT_EIO};
+            cio_fault_set(&fp);
+            cairn_status fst = pitr_expire(r, &fo, &fr);
+            uint64_t fired = cio_fault_fired();
+            cio_fault_set(NULL);
+            if (!fired) {
+                must(fst, "expire past the last fault point");
+                repo_close(r);
+                tu_rm_rf(fx);
+                break;
+            }
+            if (fst != CAIRN_EIO)
+                fail_msg("expire, fault at operation %" PRIu64 ": %s: %s", nth,
+                         cairn_status_name(fst), cairn_last_error());
+            if (!strstr(cairn_last_error(), fx))
+                fail_msg("expire, fault at operation %" PRIu64 ": the message names no file "
+                         "of the repository: %s", nth, cairn_last_error());
+            verify(r, &vr, &vc);
+            if (vr.problems || vr.gaps)
+                fail_msg("expire, fault at operation %" PRIu64 ": %" PRIu64 " problem(s), %"
+                         PRIu64 " gap(s) left (first: %s)", nth, vr.problems, vr.gaps,
+                         vc.n ? vc.msgs[0] : "-");
+            must(pitr_expire(r, &fo, &fr), "expire after the failure");
+            repo_close(r);
+            assert_int_equal(tu_tree_take(&got, fx), 0);
+            char fwhy[512];
+            if (tu_tree_diff(&ref, &got, fwhy, sizeof fwhy) != 0)
+                fail_msg("expire, fault at operation %" PRIu64 ", then again: %s", nth, fwhy);
+            tu_tree_free(&got);
+            tu_rm_rf(fx);
+        }
+        tu_tree_free(&ref);
+        assert_true(nth > 10);
+        print_message("expire: a failure at each of its %" PRIu64 " deletions and fsyncs left "
+                      "a clean repository, and the next expire finished it\n", nth - 1);
+    }
 
     /* expire --keep-full 1: a dry run first (no file changes) */
     r = must_repo(rp);
