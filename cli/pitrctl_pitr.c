@@ -266,7 +266,8 @@ const char pitr_list_help[] =
     "WAL of each timeline with any gap (a missing LSN range), and the window\n"
     "a restore can reach on each timeline: from the earliest backup on it to\n"
     "the end of its archived WAL, as time, LSN and transaction.\n\n"
-    "  --json   one JSON object\n";
+    "  --json   one JSON object\n"
+    "  --key-file FILE  the key of an encrypted repository (see archive --help)\n";
 
 struct tl_info {
     uint32_t tl;
@@ -514,6 +515,7 @@ const char pitr_restore_help[] =
     "  --latest          everything archived\n"
     "  --backup ID       the state of backup ID itself (no WAL replayed past it);\n"
     "                    with another target: use ID as the base\n"
+    "  --inclusive       stop after the target (the default)\n"
     "  --exclusive       stop before the target instead of after it\n"
     "  --timeline N      follow timeline N (default: the newest timeline with\n"
     "                    archived WAL or a backup)\n"
@@ -530,10 +532,11 @@ const char pitr_restore_help[] =
     "                    on on a new timeline. Built as a copy in\n"
     "                    TARGET_DIR.replace and swapped in atomically: a failure\n"
     "                    leaves the database as it was\n"
-    "  --jobs N          parallel page writers and replay workers\n"
+    "  --jobs N          parallel page writers, WAL fetchers and replay workers\n"
     "  --dry-run         print the plan only\n"
     "  --json            the plan and the result as JSON lines, and a progress\n"
-    "                    event each second\n";
+    "                    event each second\n"
+    "  --key-file FILE   the key of an encrypted repository (see archive --help)\n";
 
 struct rprog {
     bool json;
@@ -843,7 +846,8 @@ const char pitr_verify_help[] =
     "timeline history; and reports every gap (missing LSN range) in a\n"
     "timeline's archive. Prints each problem on stdout; exit status 1 when\n"
     "there is any. Changes nothing.\n\n"
-    "  --json   each problem and the summary as JSON lines\n";
+    "  --json   each problem and the summary as JSON lines\n"
+    "  --key-file FILE  the key of an encrypted repository (see archive --help)\n";
 
 struct vprint {
     bool json;
@@ -924,7 +928,8 @@ const char pitr_expire_help[] =
     "oldest kept backup there. WAL of timelines without a kept backup stays.\n\n"
     "  --keep-full N   full backups to keep (at least 1)\n"
     "  --dry-run       say what would go, delete nothing\n"
-    "  --json          the result as one JSON object\n";
+    "  --json          the result as one JSON object\n"
+    "  --key-file FILE the key of an encrypted repository (see archive --help)\n";
 
 int pitr_cmd_expire(int argc, char **argv)
 {

@@ -48,10 +48,6 @@ static const char *wname(const char *what)
 /* ------------------------------------------------------------------------
  * SHA-256
  * ---------------------------------------------------------------------- */
-struct codec_sha256_ctx {
-    EVP_MD_CTX *md;
-};
-
 _Noreturn static void sha_fail(const char *step)
 {
     fprintf(stderr, "cairn: SHA-256 %s failed in libcrypto (out of memory?)\n", step);
@@ -82,41 +78,6 @@ void codec_sha256(const void *data, size_t len, uint8_t out[CODEC_SHA256_LEN])
     if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != CODEC_SHA256_LEN)
         sha_fail("final");
     EVP_MD_CTX_free(md);
-}
-
-codec_sha256_ctx *codec_sha256_new(void)
-{
-    codec_sha256_ctx *c = malloc(sizeof *c);
-    if (!c)
-        return NULL;
-    c->md = EVP_MD_CTX_new();
-    if (!c->md || EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(c->md);
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-void codec_sha256_update(codec_sha256_ctx *c, const void *data, size_t len)
-{
-    sha_update(c->md, data, len);
-}
-
-void codec_sha256_final(codec_sha256_ctx *c, uint8_t out[CODEC_SHA256_LEN])
-{
-    unsigned n = 0;
-    if (EVP_DigestFinal_ex(c->md, out, &n) != 1 || n != CODEC_SHA256_LEN)
-        sha_fail("final");
-    codec_sha256_abort(c);
-}
-
-void codec_sha256_abort(codec_sha256_ctx *c)
-{
-    if (!c)
-        return;
-    EVP_MD_CTX_free(c->md);
-    free(c);
 }
 
 void codec_hex(const uint8_t in[CODEC_SHA256_LEN], char out[CODEC_SHA256_HEX])

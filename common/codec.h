@@ -19,14 +19,6 @@
 #define CODEC_SHA256_HEX 65u /* 64 hex digits + NUL */
 
 void codec_sha256(const void *data, size_t len, uint8_t out[CODEC_SHA256_LEN]);
-/* Incremental form, for data that arrives in pieces (a WAL segment read
- * in chunks). The state is opaque; codec_sha256_new returns NULL only when
- * out of memory. _final frees the state. */
-typedef struct codec_sha256_ctx codec_sha256_ctx;
-codec_sha256_ctx *codec_sha256_new(void);
-void codec_sha256_update(codec_sha256_ctx *c, const void *data, size_t len);
-void codec_sha256_final(codec_sha256_ctx *c, uint8_t out[CODEC_SHA256_LEN]);
-void codec_sha256_abort(codec_sha256_ctx *c); /* frees without a result */
 /* Lower-case hex; out has CODEC_SHA256_HEX bytes. */
 void codec_hex(const uint8_t in[CODEC_SHA256_LEN], char out[CODEC_SHA256_HEX]);
 /* Parses 64 hex digits (either case); false if s is anything else. */

@@ -261,6 +261,11 @@ fail:
 
 cairn_status cfs_lock(const char *path, int *fd_out)
 {
+    return cfs_lock_how(path, LOCK_EX | LOCK_NB, fd_out);
+}
+
+cairn_status cfs_lock_how(const char *path, int how, int *fd_out)
+{
     if (!fd_out)
         return cerr_set(CAIRN_EINVAL, "could not lock file \"%s\": no output pointer",
                         pname(path));
@@ -273,7 +278,7 @@ cairn_status cfs_lock(const char *path, int *fd_out)
         return st;
     int r;
     do
-        r = flock(fd, LOCK_EX | LOCK_NB);
+        r = flock(fd, how);
     while (r != 0 && errno == EINTR);
     if (r != 0) {
         int e = errno;

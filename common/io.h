@@ -110,6 +110,9 @@ cairn_status cfs_read_file(const char *path, char **data, size_t *len);
 /* Exclusive advisory lock (flock LOCK_EX|LOCK_NB) on path, created if missing.
  * Held by another handle or process -> CAIRN_EBUSY. */
 cairn_status cfs_lock(const char *path, int *fd_out);
+/* The same with flock's `how`: LOCK_EX or LOCK_SH, with LOCK_NB or
+ * waiting for the lock. */
+cairn_status cfs_lock_how(const char *path, int how, int *fd_out);
 void cfs_unlock(int fd);
 /* Creates `path` of `size` bytes filled with zeros except `head` (head_len
  * bytes at offset 0), via path.tmp + fsync + rename + dir fsync. */

@@ -15,9 +15,13 @@
  * writes it; or any later bytes of the same log).
  *
  * Incremental backups: a page is the same as in an earlier image of the
- * same database iff the same file holds a page with the same physical
- * number and the same LSN there (a page with LSN L is written once, by the
- * first checkpoint after L, and a later change gives it a larger LSN).
+ * same database iff the same file holds, at the same physical number, a
+ * page with the same LSN, page space, logical page number and type
+ * (pitr/backup.c compares all five): a page with LSN L is written by the
+ * first checkpoint after L and a later change gives it a larger LSN, but
+ * pages rewritten unchanged keep their LSN and may move, so two pages of
+ * one LSN can trade physical places; space and page number tell them
+ * apart. bsrc_read sorts the caller's refs array in place.
  * Map and catalog pages have no LSN in a map: their lsn is UINT64_MAX
  * (always taken); they are few.
  */

@@ -102,17 +102,26 @@ static cairn_status meta_decode(const uint8_t *in, size_t len, struct meta *m,
     return CAIRN_OK;
 }
 
-cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
-                          uint32_t *timeline) {
+/* Reads and decodes DB/meta; *mpath_out (if given) gets its path. */
+static cairn_status meta_load(const char *dbpath, struct meta *m, char **mpath_out) {
     char *mpath = cairn_path_join(dbpath, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
     char *data = NULL;
     size_t len = 0;
-    struct meta m;
     cairn_status st = cfs_read_file(mpath, &data, &len);
-    if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
+    if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, m, mpath);
     free(data);
-    free(mpath);
+    if (st == CAIRN_OK && mpath_out)
+        *mpath_out = mpath;
+    else
+        free(mpath);
+    return st;
+}
+
+cairn_status db_meta_read(const char *dbpath, uint64_t *db_id, uint32_t *seg_shift,
+                          uint32_t *timeline) {
+    struct meta m = {0};
+    cairn_status st = meta_load(dbpath, &m, NULL);
     if (st) return st;
     *db_id = m.db_id;
     *seg_shift = m.seg_shift;
@@ -162,15 +171,11 @@ static size_t count_segments(const char *waldir) {
 static cairn_status load_or_create_meta(cairn_db *db, uint32_t want_shift, bool create) {
     char *mpath = cairn_path_join(db->path, "meta");
     if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
-    char *data = NULL;
-    size_t len = 0;
-    struct meta m;
+    struct meta m = {0};
     cairn_status st;
     struct stat sb;
     if (stat(mpath, &sb) == 0) {
-        st = cfs_read_file(mpath, &data, &len);
-        if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
-        free(data);
+        st = meta_load(db->path, &m, NULL);
     } else if (errno != ENOENT) {
         st = cerr_errno(errno, "could not stat meta file \"%s\"", mpath);
     } else if (!create) {
@@ -460,20 +465,14 @@ void db_discard(cairn_db *db) {
 }
 
 cairn_status db_meta_set_timeline(const char *dbpath, uint32_t timeline) {
-    char *mpath = cairn_path_join(dbpath, "meta");
-    if (!mpath) return cerr_set(CAIRN_ENOMEM, "out of memory");
-    char *data = NULL;
-    size_t len = 0;
-    struct meta m;
-    cairn_status st = cfs_read_file(mpath, &data, &len);
-    if (st == CAIRN_OK) st = meta_decode((const uint8_t *)data, len, &m, mpath);
-    free(data);
-    if (st == CAIRN_OK) {
-        uint8_t buf[DB_META_SIZE];
-        m.timeline = timeline;
-        meta_encode(buf, &m);
-        st = cairn_durable_replace(mpath, buf, sizeof buf);
-    }
+    struct meta m = {0};
+    char *mpath = NULL;
+    cairn_status st = meta_load(dbpath, &m, &mpath);
+    if (st) return st;
+    uint8_t buf[DB_META_SIZE];
+    m.timeline = timeline;
+    meta_encode(buf, &m);
+    st = cairn_durable_replace(mpath, buf, sizeof buf);
     free(mpath);
     return st;
 }
@@ -500,8 +499,7 @@ cairn_status db_usable(cairn_db *db) {
     return st;
 }
 
-CAIRN_API cairn_status cairn_close(cairn_db *db) {
-    if (!db) return CAIRN_OK;
+static cairn_status close_db(cairn_db *db) {
     cerr_clear();
     /* The checkpointer first (a checkpoint in progress completes; it asks
      * the archiver's retention hook), then the archiver's last pass. */
@@ -510,6 +508,17 @@ CAIRN_API cairn_status cairn_close(cairn_db *db) {
     cairn_status st = wal_writer_close(db->wal);
     db_free(db);
     return st;
+}
+
+CAIRN_API cairn_status cairn_close(cairn_db *db) {
+    if (!db) return CAIRN_OK;
+    return close_db(db);
+}
+
+cairn_status db_close_keep_lock(cairn_db *db, int *lock_fd) {
+    *lock_fd = db->lock_fd;
+    db->lock_fd = -1;
+    return close_db(db);
 }
 
 CAIRN_API cairn_status cairn_wal_switch(cairn_db *db, uint64_t *lsn_out) {

@@ -391,6 +391,12 @@ cairn_status db_restore_marker_check(const char *dbpath);
  * db_discard. */
 cairn_status db_open_for_restore(const char *path, cairn_db **out, uint64_t *redo_lsn);
 void db_discard(cairn_db *db);
+/* cairn_close, but the database's lock stays held: its descriptor goes to
+ * *lock_fd (release it with cfs_unlock). Every thread is stopped and every
+ * file closed, so nothing of the handle touches the directory any more,
+ * and no other handle can open it until the release (pitr/replace.c swaps
+ * the directory meanwhile). */
+cairn_status db_close_keep_lock(cairn_db *db, int *lock_fd);
 /* After a replay: next txn and collection ids, last commit time and txn
  * from res (shared by recovery and restore). */
 void db_note_replay(cairn_db *db, const struct replay_result *res);

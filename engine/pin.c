@@ -31,8 +31,8 @@
  * The copy (cairn_pin_copy) writes a new database directory holding just
  * the pinned checkpoint: meta, a superblock with the pinned slot, the
  * catalog and collection page files with every page of the image at the
- * same physical position (the rest are holes), and the WAL segment holding
- * the redo LSN cut at it, so the copy opens to exactly the checkpoint's
+ * same physical position (the rest are holes), the WAL segment holding
+ * the redo LSN cut at it, the timeline history files of wal/, so the copy opens to exactly the checkpoint's
  * state and continues its log from there. Every page is verified (crc,
  * header, page LSN) as it is read. The directory is built as
  * "<target>.partial" and renamed into place once everything is durable.
@@ -502,6 +502,39 @@ static cairn_status copy_small(struct copy *cp, const char *name, const void *da
 }
 
 
+/* The timeline history files of the source's wal/ (a copy of a database
+ * on timeline 2 or later keeps its ancestry, which a restore into it, or
+ * its own archive, reads). */
+static cairn_status copy_histories(struct copy *cp)
+{
+    char *sw = cairn_path_join(cp->pin->dbpath, "wal");
+    if (!sw)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    DIR *d = opendir(sw);
+    cairn_status st = d ? CAIRN_OK
+                        : cerr_errno(errno, "could not open WAL directory \"%s\"", sw);
+    struct dirent *e;
+    while (!st && (e = readdir(d))) {
+        uint32_t tl;
+        if (!wal_history_parse_name(e->d_name, &tl))
+            continue;
+        char *from = cairn_path_join(sw, e->d_name), sub[64];
+        char *text = NULL;
+        size_t len = 0;
+        memcpy(sub, "wal/", 4);
+        wal_history_name(sub + 4, sizeof sub - 4, tl);
+        st = from ? cfs_read_file(from, &text, &len) : cerr_set(CAIRN_ENOMEM, "out of memory");
+        if (!st)
+            st = copy_small(cp, sub, text, len, 0);
+        free(text);
+        free(from);
+    }
+    if (d)
+        closedir(d);
+    free(sw);
+    return st;
+}
+
 struct page_sink {
     struct copy *cp;
     int fd;
@@ -568,6 +601,8 @@ static cairn_status do_copy(struct copy *cp)
         st = copy_pages(cp, b, i);
     if (!st)
         st = copy_wal(cp);
+    if (!st)
+        st = copy_histories(cp);
     if (!st)
         st = copy_small(cp, "superblock", b->super, b->super_len, 0);
     for (int i = 0; !st && i < 3; i++) {

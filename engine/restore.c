@@ -102,7 +102,9 @@ static bool parse_hex(const char *p, size_t n, uint64_t *out)
 
 static void hist_path(char *buf, size_t n, const char *waldir, uint32_t tl)
 {
-    snprintf(buf, n, "%s/%08" PRIX32 ".history", waldir, tl);
+    char h[32];
+    wal_history_name(h, sizeof h, tl);
+    snprintf(buf, n, "%s/%s", waldir, h);
 }
 
 /* Reads wal/<tl>.history if it exists (h->present), every line checked:
@@ -731,6 +733,13 @@ static cairn_status graft_flush(struct graft_buf *g)
     return st;
 }
 
+/* Room for one more record (at most WAL_REC_MAX bytes): the buffer is
+ * appended once it holds a piece. */
+static cairn_status graft_room(struct graft_buf *g)
+{
+    return g->len >= GRAFT_PIECE ? graft_flush(g) : CAIRN_OK;
+}
+
 /* Logs the graft's transaction (records above) through db->wal and waits
  * until it is durable. */
 static cairn_status graft_log(cairn_db *db, const struct engine_restore_opts *o,
@@ -746,11 +755,16 @@ static cairn_status graft_log(cairn_db *db, const struct engine_restore_opts *o,
         const char *name = o->graft_names[i];
         struct coll *sc = cat_find_name(src, name);
         struct coll *old = cat_find_name(db, name);
-        if (old) {
+        st = graft_room(&g);
+        if (!st && old) {
             g.len += wal_enc_drop_coll(g.b + g.len, old->id, txn);
             nrec++;
             res->graft_replaced++;
         }
+        if (!st)
+            st = graft_room(&g);
+        if (st)
+            break;
         /* ids are never reused: the next one of this database */
         uint32_t id = db->next_coll_id++;
         g.len += wal_enc_create_coll(g.b + g.len, id, txn, sc->dim, (uint8_t)sc->metric, name,
@@ -768,7 +782,9 @@ static cairn_status graft_log(cairn_db *db, const struct engine_restore_opts *o,
         size_t n = store_count(&sc->st);
         for (size_t k = 0; k < n && !st; k++) {
             char *payload = NULL;
-            st = store_get_payload(&sc->st, k, &payload);
+            st = graft_room(&g);
+            if (!st)
+                st = store_get_payload(&sc->st, k, &payload);
             if (st)
                 break;
             store_get_vector(&sc->st, k, vec);
@@ -777,14 +793,14 @@ static cairn_status graft_log(cairn_db *db, const struct engine_restore_opts *o,
             free(payload);
             nrec++;
             res->graft_points++;
-            if (g.len >= GRAFT_PIECE)
-                st = graft_flush(&g);
         }
     }
     if (!st && nrec > UINT32_MAX)
         st = cerr_set(CAIRN_EINVAL, "could not restore \"%s\": the graft holds %" PRIu64
                       " records, more than one transaction can count (%u)",
                       db->path, nrec, UINT32_MAX);
+    if (!st)
+        st = graft_room(&g);
     if (!st) {
         g.len += wal_enc_commit(g.b + g.len, txn, db_next_commit_time(db), (uint32_t)nrec);
         st = graft_flush(&g);

@@ -7,7 +7,7 @@
  * and stopped by cairn_close before anything else closes (engine_set_ext).
  * Each pass runs pitr_archive with the handle's durable LSN (from inside
  * the process, that is the proof a complete segment is on stable storage),
- * about once a second and whenever a checkpoint asks. It holds segments
+ * about once a second (and a last time at the close). It holds segments
  * back through the engine's retention hook: a checkpoint removes a segment
  * only below the LSN the archive reaches (and below whatever a caller's
  * own wal_retain hook asks to keep). With archive_timeout_s, a segment

@@ -159,10 +159,8 @@ static cairn_status copy_histories(const char *waldir, repo *r, uint32_t *copied
     cairn_status st = CAIRN_OK;
     struct dirent *e;
     while (!st && (e = readdir(d))) {
-        unsigned tl = 0;
-        char rest[16] = "";
-        if (strlen(e->d_name) != 16 || sscanf(e->d_name, "%8X.%15s", &tl, rest) != 2 ||
-            strcmp(rest, "history") != 0 || tl == 0)
+        uint32_t tl = 0;
+        if (!wal_history_parse_name(e->d_name, &tl))
             continue;
         char *p = cairn_path_join(waldir, e->d_name);
         char *text = NULL;
@@ -174,13 +172,14 @@ static cairn_status copy_histories(const char *waldir, repo *r, uint32_t *copied
             st = repo_history_parse(text, len, p, &b, &nb);
         free(b);
         char name[64];
-        snprintf(name, sizeof name, "history/%08X.history", tl);
+        repo_history_obj_name(tl, name, sizeof name);
         uint64_t size;
         if (!st) {
             cairn_status s2 = store_stat(r->st, name, &size);
             if (s2 == CAIRN_ENOTFOUND || (!s2 && size != len)) {
                 st = repo_history_put(r, tl, text, len);
-                (*copied)++;
+                if (!st)
+                    (*copied)++;
             } else if (s2) {
                 st = s2;
             }
@@ -192,8 +191,8 @@ static cairn_status copy_histories(const char *waldir, repo *r, uint32_t *copied
     return st;
 }
 
-cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
-                          struct pitr_archive_result *res)
+static cairn_status archive_locked(const char *dbpath, repo *r, uint64_t known_durable,
+                                   struct pitr_archive_result *res)
 {
     memset(res, 0, sizeof *res);
     uint64_t db_id;
@@ -293,6 +292,26 @@ cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
             free(nb);
             free(np);
         }
+        if (durable && closed && !(known_durable && segs[i] + size <= known_durable)) {
+            /* No process has the database open, so nothing rewrites the
+             * segment; but a process killed in ASYNC or NONE mode may have
+             * left it in the page cache only: made durable here before it
+             * is archived, so a power loss cannot leave the archive ahead
+             * of the database's own log. */
+            int sfd = open(path, O_RDONLY | O_CLOEXEC);
+            if (sfd < 0 || fdatasync(sfd) != 0)
+                st = cerr_errno(errno, "could not sync WAL segment \"%s\" before archiving it",
+                                path);
+            if (sfd >= 0)
+                close(sfd);
+            if (st) {
+                free(path);
+                free(cur);
+                cur = NULL;
+                repo_seg_summary_free(&sum);
+                break;
+            }
+        }
         if (!durable) {
             res->waiting = true;
             free(path);
@@ -305,7 +324,7 @@ cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
         repo_wal_obj_name(tl, segs[i], false, oname, sizeof oname);
         uint64_t stored = 0;
         codec_sha256(cur, size, sum.sha);
-        st = repo_obj_put(r, oname, REPO_OBJ_WAL, cur, size, false, &stored);
+        st = repo_obj_put(r, oname, REPO_OBJ_WAL, cur, size, sum.sha, false, &stored);
         if (!st)
             st = repo_seg_summary_put(r, &sum);
         if (!st) {
@@ -323,5 +342,17 @@ cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
     free(segs);
     free(have);
     free(waldir);
+    return st;
+}
+
+/* Under the repository's lock, shared (repo_lock). */
+cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
+                          struct pitr_archive_result *res)
+{
+    int fd = -1;
+    cairn_status st = repo_lock(r, false, &fd);
+    if (!st)
+        st = archive_locked(dbpath, r, known_durable, res);
+    repo_unlock(fd);
     return st;
 }

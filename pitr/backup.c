@@ -21,12 +21,16 @@
  * expire. The manifest is published last: a backup cut by a crash leaves
  * at most unreferenced blobs, which expire removes.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/io.h"
@@ -48,24 +52,6 @@ void pitr_manifest_free(struct pitr_manifest *m)
     free(m->packs);
     free(m->colls);
     memset(m, 0, sizeof *m);
-}
-
-static bool jget_u64(json_t *o, const char *k, uint64_t *v)
-{
-    json_t *x = json_object_get(o, k);
-    if (!json_is_integer(x) || json_integer_value(x) < 0)
-        return false;
-    *v = (uint64_t)json_integer_value(x);
-    return true;
-}
-
-static bool jget_i64(json_t *o, const char *k, int64_t *v)
-{
-    json_t *x = json_object_get(o, k);
-    if (!json_is_integer(x))
-        return false;
-    *v = (int64_t)json_integer_value(x);
-    return true;
 }
 
 static bool jget_str(json_t *o, const char *k, char *out, size_t n)
@@ -110,7 +96,7 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
     char type[8], dbid[20];
     if (!fmt || strcmp(fmt, "cairn-backup") != 0)
         BAD("format");
-    if (!jget_u64(o, "version", &ver))
+    if (!repo_json_u64(o, "version", &ver))
         BAD("version");
     if (ver != 1) {
         st = cerr_set(CAIRN_EVERSION, "manifest of backup \"%s\" has version %" PRIu64
@@ -130,25 +116,25 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
     if (!jget_str(o, "db_id", dbid, sizeof dbid) || strlen(dbid) != 16 ||
         sscanf(dbid, "%16" SCNx64, &m->db_id) != 1)
         BAD("db_id");
-    if (!jget_u64(o, "timeline", &u) || u == 0 || u > UINT32_MAX)
+    if (!repo_json_u64(o, "timeline", &u) || u == 0 || u > UINT32_MAX)
         BAD("timeline");
     m->timeline = (uint32_t)u;
-    if (!jget_u64(o, "wal_segment_shift", &u) || u < 21 || u > 30)
+    if (!repo_json_u64(o, "wal_segment_shift", &u) || u < 21 || u > 30)
         BAD("wal_segment_shift");
     m->seg_shift = (uint32_t)u;
-    if (!jget_u64(o, "generation", &m->generation))
+    if (!repo_json_u64(o, "generation", &m->generation))
         BAD("generation");
-    if (!jget_u64(o, "redo_lsn", &m->redo_lsn))
+    if (!repo_json_u64(o, "redo_lsn", &m->redo_lsn))
         BAD("redo_lsn");
-    if (!jget_u64(o, "last_txn_id", &m->last_txn_id))
+    if (!repo_json_u64(o, "last_txn_id", &m->last_txn_id))
         BAD("last_txn_id");
-    if (!jget_i64(o, "checkpoint_time_us", &m->time_us))
+    if (!repo_json_i64(o, "checkpoint_time_us", &m->time_us))
         BAD("checkpoint_time_us");
-    if (!jget_i64(o, "last_commit_us", &m->last_commit_us))
+    if (!repo_json_i64(o, "last_commit_us", &m->last_commit_us))
         BAD("last_commit_us");
-    if (!jget_i64(o, "started_us", &m->started_us))
+    if (!repo_json_i64(o, "started_us", &m->started_us))
         BAD("started_us");
-    if (!jget_i64(o, "finished_us", &m->finished_us))
+    if (!repo_json_i64(o, "finished_us", &m->finished_us))
         BAD("finished_us");
     if (!jget_sha(o, "meta", m->meta_sha))
         BAD("meta");
@@ -160,9 +146,9 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
         BAD("wal_head");
     if (!m->have_wal_head && m->redo_lsn)
         BAD("wal_head");
-    if (!jget_u64(o, "bytes_raw", &m->bytes_raw))
+    if (!repo_json_u64(o, "bytes_raw", &m->bytes_raw))
         BAD("bytes_raw");
-    if (!jget_u64(o, "bytes_stored", &m->bytes_stored))
+    if (!repo_json_u64(o, "bytes_stored", &m->bytes_stored))
         BAD("bytes_stored");
     json_t *packs = json_object_get(o, "packs");
     if (!json_is_array(packs))
@@ -191,11 +177,11 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
         json_t *c = json_array_get(colls, i);
         struct pitr_mcoll *mc = &m->colls[i];
         uint64_t cid, dim;
-        if (!jget_u64(c, "id", &cid) || cid == 0 || cid > UINT32_MAX ||
-            !jget_u64(c, "dim", &dim) || dim == 0 || dim > CAIRN_MAX_DIM ||
+        if (!repo_json_u64(c, "id", &cid) || cid == 0 || cid > UINT32_MAX ||
+            !repo_json_u64(c, "dim", &dim) || dim == 0 || dim > CAIRN_MAX_DIM ||
             !jget_str(c, "name", mc->name, sizeof mc->name) ||
             !jget_str(c, "metric", mc->metric, sizeof mc->metric) ||
-            !jget_u64(c, "points", &mc->points))
+            !repo_json_u64(c, "points", &mc->points))
             BAD("collections[]");
         mc->id = (uint32_t)cid;
         mc->dim = (uint32_t)dim;
@@ -214,8 +200,8 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
         struct pitr_mfile *mf = &m->files[i];
         uint64_t cid, np;
         json_t *pages = json_object_get(f, "pages");
-        if (!jget_str(f, "name", mf->name, sizeof mf->name) || !jget_u64(f, "coll_id", &cid) ||
-            cid > UINT32_MAX || !jget_u64(f, "npages", &np) || np > UINT32_MAX ||
+        if (!jget_str(f, "name", mf->name, sizeof mf->name) || !repo_json_u64(f, "coll_id", &cid) ||
+            cid > UINT32_MAX || !repo_json_u64(f, "npages", &np) || np > UINT32_MAX ||
             !json_is_array(pages))
             BAD("files[]");
         mf->coll_id = (uint32_t)cid;
@@ -515,18 +501,35 @@ static cairn_status read_wal_head(const char *dbpath, const struct bsrc *b, uint
     char *path = cairn_path_join(dbpath, sub);
     if (!path)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
-    char *data = NULL;
-    size_t n = 0;
-    cairn_status st = cfs_read_file(path, &data, &n);
-    if (!st && n != seg)
-        st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is %zu bytes, not %" PRIu64, path, n,
-                      seg);
+    /* A restore reads this log from the redo LSN on: the records before it
+     * are never read, only the header block is; so only that block is
+     * read, the rest of the (format's whole-segment) copy is zeros. */
+    uint8_t *data = NULL;
+    int fd = -1;
+    struct stat sb;
+    cairn_status st = cfs_open(path, O_RDONLY, 0, &fd);
+    if (!st && fstat(fd, &sb) != 0)
+        st = cerr_errno(errno, "could not stat WAL segment \"%s\"", path);
+    if (!st && (uint64_t)sb.st_size != seg)
+        st = cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" is %" PRIu64 " bytes, not %" PRIu64,
+                      path, (uint64_t)sb.st_size, seg);
+    if (!st && !(data = calloc(1, (size_t)seg)))
+        st = cerr_set(CAIRN_ENOMEM, "out of memory");
+    for (size_t got = 0; !st && got < WAL_SEG_DATA;) {
+        ssize_t k = pread(fd, data + got, WAL_SEG_DATA - got, (off_t)got);
+        if (k <= 0)
+            st = k < 0 ? cerr_errno(errno, "could not read WAL segment \"%s\" at offset %zu",
+                                    path, got)
+                       : cerr_set(CAIRN_ECORRUPT, "WAL segment \"%s\" ends at offset %zu",
+                                  path, got);
+        else
+            got += (size_t)k;
+    }
+    if (fd >= 0)
+        close(fd);
     if (!st) {
-        /* A restore reads this log from the redo LSN on: the records
-         * before it are never read, only the header block is. */
-        memset(data + WAL_SEG_DATA, 0, seg - WAL_SEG_DATA);
-        *out = (uint8_t *)data;
-        *len = n;
+        *out = data;
+        *len = (size_t)seg;
         data = NULL;
     } else {
         cerr_wrap(st, "backup: the WAL segment holding the redo LSN %016" PRIX64, redo);
@@ -542,8 +545,9 @@ static cairn_status json_out(json_t *o, char **text)
     return *text ? CAIRN_OK : cerr_set(CAIRN_ENOMEM, "out of memory");
 }
 
-cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_opts *o,
-                         struct pitr_backup_result *res)
+static cairn_status backup_locked(const char *dbpath, repo *r,
+                                  const struct pitr_backup_opts *o,
+                                  struct pitr_backup_result *res)
 {
     memset(res, 0, sizeof *res);
     int64_t t0 = cairn_now_us();
@@ -686,5 +690,18 @@ cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_o
         else
             st = cairn_pin_close(pin);
     }
+    return st;
+}
+
+/* Under the repository's lock, shared (repo_lock): an expire waits until
+ * the manifest names every blob this backup stored or reused. */
+cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_opts *o,
+                         struct pitr_backup_result *res)
+{
+    int fd = -1;
+    cairn_status st = repo_lock(r, false, &fd);
+    if (!st)
+        st = backup_locked(dbpath, r, o, res);
+    repo_unlock(fd);
     return st;
 }

@@ -14,11 +14,15 @@
  * whose chain leads to one of them, and deletes the other manifests; then
  * the blobs no kept manifest names; then, on each timeline that has a kept
  * backup, the archived segments that end at or before the oldest kept
- * backup's redo LSN there (no restore from a kept backup reads them).
- * Timelines without a kept backup keep all their WAL: a restore along a
- * child timeline may still need it. Manifests go first, so a crash in the
- * middle leaves only unreferenced blobs and segments, which the next run
- * removes.
+ * backup's redo LSN there, unless a kept backup on one of its ancestors was
+ * taken before the timeline's path left that ancestor (a restore along it
+ * from that backup reads all of its WAL): no restore from a kept backup
+ * reads what goes. Timelines without a kept backup keep all their WAL: a
+ * restore along a child timeline may still need it. Manifests go first
+ * (newest first: an incremental before its parent), then blobs, then each
+ * segment's summary before the segment, so an expire cut short leaves a
+ * repository that verifies clean, and the next run removes the rest
+ * (segments whose summary went already included).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -283,7 +287,8 @@ static cairn_status sweep_orphans(repo *r, uint32_t tl, uint64_t cut, uint64_t s
     return st;
 }
 
-cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_expire_result *res)
+static cairn_status expire_locked(repo *r, const struct pitr_expire_opts *o,
+                                  struct pitr_expire_result *res)
 {
     memset(res, 0, sizeof *res);
     if (o->keep_full == 0)
@@ -356,6 +361,20 @@ cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_
                 oldest = m[i].redo_lsn;
         if (oldest == UINT64_MAX)
             continue;
+        /* a kept backup on an ancestor, taken before the path to this
+         * timeline left it, restores along this timeline from its start:
+         * all of its WAL stays */
+        struct repo_tl_branch *br = NULL;
+        size_t nb = 0;
+        st = repo_history_get(r, tls[t], &br, &nb);
+        for (size_t b = 0; !st && b < nb; b++)
+            for (size_t i = 0; i < nids; i++)
+                if (keep[i] && m[i].timeline == br[b].parent &&
+                    m[i].redo_lsn <= br[b].switch_lsn)
+                    oldest = 0;
+        free(br);
+        if (st || oldest == 0)
+            continue;
         uint64_t *starts = NULL;
         size_t n = 0;
         st = repo_wal_list(r, tls[t], &starts, &n);
@@ -385,5 +404,17 @@ cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_
     free(m);
     free(keep);
     repo_strv_free(ids, nids);
+    return st;
+}
+
+/* Under the repository's lock, exclusive (shared for a dry run): it waits
+ * for running backups and archiving (repo_lock). */
+cairn_status pitr_expire(repo *r, const struct pitr_expire_opts *o, struct pitr_expire_result *res)
+{
+    int fd = -1;
+    cairn_status st = repo_lock(r, !o->dry_run, &fd);
+    if (!st)
+        st = expire_locked(r, o, res);
+    repo_unlock(fd);
     return st;
 }

@@ -215,6 +215,10 @@ struct pitr_restore_result {
 cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_restore_opts *o,
                           struct pitr_restore_result *res);
 
+/* The history file of timeline tl in dbdir's wal/, put into the repository
+ * (a restore does it before its directory appears; restore.c). */
+cairn_status pitr_publish_history(repo *r, const char *dbdir, uint32_t tl);
+
 /* ---- replacing collections in a database (replace.c) --------------------------- */
 /* The restore of o->collections into the existing database dbdir (the top
  * of replace.c says how, and what a failure or a crash leaves). */

@@ -10,16 +10,20 @@
  *
  *   1. Checks that change nothing: the names, the directory (a cairn
  *      database of this repository, not a symbolic link), the plan (the
- *      planner's refusals, as for any restore), the work directory
- *      "<DB>.replace" (removed when a crashed run left it, refused when it
- *      is not ours).
- *   2. The database is opened (crash recovery as at any open; the lock).
+ *      planner's refusals, as for any restore).
+ *   2. The database is opened (crash recovery as at any open; the lock),
+ *      and only then the work directory "<DB>.replace" looked at (a
+ *      running replace holds the lock and owns it): removed when a crashed
+ *      run left it, refused when it is not ours; made again with its
+ *      marker, and a probe that the file system swaps directories (two
+ *      empty ones exchanged), so that a refusal comes before the work.
  *   3. The collections at the target are restored into a scratch
  *      directory "<DB>.replace/src" (pages, WAL, the one replay engine,
  *      with the partial restore's collection filter) and handed over in
  *      memory (engine/restore.h, "Hand-over"): nothing of them is written
- *      but the base's pages. A name with no collection at the target is
- *      refused here, with nothing changed.
+ *      but the base's pages and the WAL fetched for the replay. A name
+ *      with no collection at the target is refused here, with nothing
+ *      changed.
  *   4. The database's current WAL segment is closed (a SWITCH), a
  *      checkpoint taken, and its complete WAL archived into the repository
  *      (pitr_archive, idempotent), so the archive of its timeline reaches
@@ -33,10 +37,12 @@
  *      the target, logged and then applied through the replay engine,
  *      then a checkpoint. The new timeline branches from the database's
  *      timeline at its checkpoint's redo LSN (the end of its last commit).
- *   6. The new timeline's history file goes to the repository, then the
+ *   6. The new timeline's history file goes to the repository; the handle
+ *      is closed with its lock kept (db_close_keep_lock: no thread or file
+ *      of it touches the directory any more, no other open gets in); the
  *      copy and the database swap names in one atomic step (renameat2
- *      RENAME_EXCHANGE) and both parent directories are fsynced; the old
- *      database, now "<DB>.replace/new", is closed and the work directory
+ *      RENAME_EXCHANGE), both parent directories are fsynced, the lock is
+ *      released and the work directory, now holding the old database,
  *      removed.
  *
  * So the database is its old self or its new self at every moment: a
@@ -86,48 +92,14 @@ static cairn_status max_timeline(const char *dbdir, uint32_t *out)
     struct dirent *e;
     while ((e = readdir(d))) {
         uint32_t tl = 0;
-        unsigned h = 0;
-        char rest[16];
-        if (wal_seg_parse_name(e->d_name, &tl, NULL) ||
-            (sscanf(e->d_name, "%8X.%15s", &h, rest) == 2 && strcmp(rest, "history") == 0 &&
-             strlen(e->d_name) == 16 && (tl = h) != 0))
-            if (tl > *out)
-                *out = tl;
+        if ((wal_seg_parse_name(e->d_name, &tl, NULL) ||
+             wal_history_parse_name(e->d_name, &tl)) &&
+            tl > *out)
+            *out = tl;
     }
     closedir(d);
     free(waldir);
     return CAIRN_OK;
-}
-
-/* Copies the history files of src's wal/ into dst's wal/ (durably). */
-static cairn_status copy_histories(const char *src, const char *dst)
-{
-    char *sw = cairn_path_join(src, "wal"), *dw = cairn_path_join(dst, "wal");
-    cairn_status st = sw && dw ? CAIRN_OK : cerr_set(CAIRN_ENOMEM, "out of memory");
-    DIR *d = st ? NULL : opendir(sw);
-    if (!st && !d)
-        st = cerr_errno(errno, "could not open WAL directory \"%s\"", sw);
-    struct dirent *e;
-    while (!st && d && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n != 16 || strcmp(e->d_name + 8, ".history") != 0)
-            continue;
-        char *from = cairn_path_join(sw, e->d_name), *to = cairn_path_join(dw, e->d_name);
-        char *text = NULL;
-        size_t len = 0;
-        st = from && to ? cfs_read_file(from, &text, &len)
-                        : cerr_set(CAIRN_ENOMEM, "out of memory");
-        if (!st)
-            st = cairn_durable_replace(to, text, len);
-        free(text);
-        free(from);
-        free(to);
-    }
-    if (d)
-        closedir(d);
-    free(sw);
-    free(dw);
-    return st;
 }
 
 struct replace {
@@ -164,16 +136,10 @@ static cairn_status graft_cb(void *ctx, cairn_db *src)
     cairn_pin *pin = NULL;
     cairn_pin_info pi;
     st = cairn_pin_open(x->dbdir, &pin, &pi);
-    if (!st && pi.redo_lsn == 0)
-        st = cerr_set(CAIRN_EINVAL, "database \"%s\" has logged nothing yet: there is no "
-                      "timeline to branch from (restore into a new directory instead)",
-                      x->dbdir);
     if (!st)
-        st = cairn_pin_copy(pin, x->newdir, NULL, NULL);
+        st = cairn_pin_copy(pin, x->newdir, NULL, NULL); /* history files included */
     if (pin)
         cairn_pin_close(pin);
-    if (!st)
-        st = copy_histories(x->dbdir, x->newdir);
     if (st)
         return cerr_wrap(st, "could not copy \"%s\" to replace collections in it", x->dbdir);
     struct engine_tl_hop hop = {.timeline = pi.timeline, .start_lsn = 0,
@@ -286,6 +252,38 @@ static cairn_status clear_work(const char *work)
     return cfs_fsync_parent(work);
 }
 
+/* The work directory with its marker, and a probe that the file system
+ * swaps directories (two empty ones in it), so a refusal comes before the
+ * expensive work rather than at the end. */
+static cairn_status make_work(const char *work, const char *dbdir, uint32_t old_tl, uint32_t tl)
+{
+    cairn_status st = cfs_mkdir_durable(work, 0755);
+    char *mark = cairn_path_join(work, WORK_MARK);
+    char *pa = cairn_path_join(work, "probe-a"), *pb = cairn_path_join(work, "probe-b");
+    if (!st && (!mark || !pa || !pb))
+        st = cerr_set(CAIRN_ENOMEM, "out of memory");
+    if (!st) {
+        char text[512];
+        int n = snprintf(text, sizeof text, "restore of collections into \"%s\" (timeline %"
+                         PRIu32 " -> %" PRIu32 ")\n", dbdir, old_tl, tl);
+        st = cairn_durable_replace(mark, text, (size_t)n);
+    }
+    if (!st)
+        st = cfs_mkdir(pa, 0755);
+    if (!st)
+        st = cfs_mkdir(pb, 0755);
+    if (!st)
+        st = cfs_exchange(pa, pb);
+    if (pa && pb) {
+        rmdir(pa);
+        rmdir(pb);
+    }
+    free(mark);
+    free(pa);
+    free(pb);
+    return st;
+}
+
 cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_opts *o,
                           struct pitr_restore_result *res)
 {
@@ -339,11 +337,8 @@ cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_
             st = not_ours(work);
         goto out;
     }
-    st = clear_work(work);
-    if (st)
-        goto out;
-
-    /* 2. the database, open until the swap */
+    /* 2. the database, open (its lock held) until the swap: before the
+     * work directory is looked at, which a running replace owns */
     cairn_options opts;
     cairn_options_init(&opts);
     struct replace x = {.r = r, .dbdir = dbdir, .o = o, .work = work, .newdir = newdir,
@@ -353,15 +348,12 @@ cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_
         st = cerr_wrap(st, "could not open \"%s\" to replace collections in it", dbdir);
         goto out;
     }
-    st = cfs_mkdir_durable(work, 0755);
+    int lock_fd = -1;
+    bool swapped = false, made = false;
+    st = clear_work(work);
     if (!st) {
-        char *mark = cairn_path_join(work, WORK_MARK);
-        char text[512];
-        int n = snprintf(text, sizeof text, "restore of collections into \"%s\" (timeline %"
-                         PRIu32 " -> %" PRIu32 ")\n", dbdir, old_tl, tl);
-        st = mark ? cairn_durable_replace(mark, text, (size_t)n)
-                  : cerr_set(CAIRN_ENOMEM, "out of memory");
-        free(mark);
+        made = true; /* from here the work directory is ours to remove */
+        st = make_work(work, dbdir, old_tl, tl);
     }
 
     /* 3-5. the state at the target, handed over to the graft */
@@ -379,19 +371,19 @@ cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_
     res->plan.new_timeline = tl;
     res->old_timeline = old_tl;
 
-    /* 6. the history, then the swap */
-    if (!st) {
-        char name[64], *hp = NULL, *text = NULL;
-        size_t len = 0;
-        snprintf(name, sizeof name, "wal/%08X.history", tl);
-        hp = cairn_path_join(newdir, name);
-        st = hp ? cfs_read_file(hp, &text, &len) : cerr_set(CAIRN_ENOMEM, "out of memory");
-        if (!st)
-            st = repo_history_put(r, tl, text, len);
-        free(text);
-        free(hp);
+    /* 6. the history; the handle closed, its lock kept; the swap */
+    if (!st)
+        st = pitr_publish_history(r, newdir, tl);
+    {
+        /* closing clears the message of an error already there: kept */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", st ? cairn_last_error() : "");
+        cairn_status cst = db_close_keep_lock(x.db, &lock_fd);
+        if (st)
+            cerr_set(st, "%s", msg);
+        else
+            st = cst;
     }
-    bool swapped = false;
     if (!st) {
         st = cfs_exchange(dbdir, newdir);
         swapped = st == CAIRN_OK;
@@ -400,19 +392,18 @@ cairn_status pitr_replace(repo *r, const char *dbdir, const struct pitr_restore_
         st = cfs_fsync_parent(dbdir);
     if (!st)
         st = cfs_fsync_dir(work);
+    if (lock_fd >= 0)
+        cfs_unlock(lock_fd);
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
-        cairn_close(x.db);
-        if (!swapped)
+        if (made && !swapped)
             remove_work(work);
         cerr_set(st, "%s%s", msg, swapped ? " (the new database is in place; its old self "
                  "is in the work directory, which may be removed)" : "");
         goto out;
     }
-    /* the old database, now in the work directory, is closed and removed */
-    if (cairn_close(x.db))
-        clog_warn("closing the replaced database: %s", cairn_last_error());
+    /* the old database, now in the work directory, is removed */
     remove_work(work);
     if (cfs_fsync_parent(work))
         clog_warn("%s", cairn_last_error());

@@ -36,12 +36,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "common/crc32c.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "common/util.h"
 #include "pitr/repo.h"
 #include "wal/wal.h"
@@ -241,12 +245,36 @@ cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **o
     return CAIRN_OK;
 }
 
+cairn_status repo_lock(repo *r, bool exclusive, int *fd)
+{
+    char *path = cairn_path_join(r->dir, "lock");
+    if (!path)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    *fd = -1;
+    cairn_status st = CAIRN_OK;
+    if (!exclusive && access(r->dir, W_OK) != 0 && (errno == EROFS || errno == EACCES)) {
+        /* a repository this process cannot write (a read-only copy): no
+         * expire can run here, and the lock file cannot be made */
+        free(path);
+        return CAIRN_OK;
+    }
+    st = cfs_lock_how(path, exclusive ? LOCK_EX : LOCK_SH, fd);
+    free(path);
+    return st;
+}
+
+void repo_unlock(int fd)
+{
+    if (fd >= 0)
+        cfs_unlock(fd);
+}
+
 void repo_close(repo *r)
 {
     if (!r)
         return;
     store_close(r->st);
-    memset(r->key, 0, sizeof r->key);
+    OPENSSL_cleanse(r->key, sizeof r->key);
     free(r->dir);
     free(r);
 }
@@ -275,7 +303,8 @@ static const char *kind_name(unsigned k)
 }
 
 cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind, const void *data,
-                          size_t len, bool shuffle, uint64_t *stored)
+                          size_t len, const uint8_t sha[CODEC_SHA256_LEN], bool shuffle,
+                          uint64_t *stored)
 {
     uint8_t *z = NULL;
     size_t zlen = 0;
@@ -298,7 +327,7 @@ cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind, co
     h[13] = (uint8_t)((shuffled ? OBJ_F_SHUFFLED : 0) | (r->encrypted ? OBJ_F_ENCRYPTED : 0));
     st64(h + 16, len);
     st64(h + 24, zlen);
-    codec_sha256(data, len, h + 32);
+    memcpy(h + 32, sha, CODEC_SHA256_LEN);
     if (r->encrypted)
         st = codec_seal(r->key, h, 64, z, zlen, obj + OBJ_HDR, h + 64, h + 76, what);
     else
@@ -348,8 +377,12 @@ cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
     }
     uint64_t raw = ld64(h + 16), zlen = ld64(h + 24);
     if (raw > OBJ_MAX || zlen != olen - OBJ_HDR) {
-        st = cerr_set(CAIRN_ECORRUPT, "%s: payload length %" PRIu64 " in the header at offset 24, "
-                      "but the object has %zu bytes after its header", what, zlen, olen - OBJ_HDR);
+        st = raw > OBJ_MAX
+                 ? cerr_set(CAIRN_ECORRUPT, "%s: content length %" PRIu64 " in the header at "
+                            "offset 16 is over the limit %" PRIu64, what, raw, (uint64_t)OBJ_MAX)
+                 : cerr_set(CAIRN_ECORRUPT, "%s: payload length %" PRIu64 " in the header at "
+                            "offset 24, but the object has %zu bytes after its header", what,
+                            zlen, olen - OBJ_HDR);
         goto out;
     }
     bool enc = h[13] & OBJ_F_ENCRYPTED;
@@ -420,7 +453,7 @@ cairn_status repo_blob_put(repo *r, const void *data, size_t len, bool shuffle,
         return CAIRN_OK; /* the same content is already there */
     if (st != CAIRN_ENOTFOUND)
         return st;
-    st = repo_obj_put(r, name, REPO_OBJ_PACK, data, len, shuffle, stored);
+    st = repo_obj_put(r, name, REPO_OBJ_PACK, data, len, sha_out, shuffle, stored);
     *added = !st;
     return st;
 }
@@ -622,7 +655,7 @@ cairn_status repo_seg_summary_put(repo *r, const struct repo_seg_summary *s)
     return st;
 }
 
-static bool get_u64(json_t *o, const char *key, uint64_t *v)
+bool repo_json_u64(json_t *o, const char *key, uint64_t *v)
 {
     json_t *x = json_object_get(o, key);
     if (!json_is_integer(x) || json_integer_value(x) < 0)
@@ -631,7 +664,7 @@ static bool get_u64(json_t *o, const char *key, uint64_t *v)
     return true;
 }
 
-static bool get_i64(json_t *o, const char *key, int64_t *v)
+bool repo_json_i64(json_t *o, const char *key, int64_t *v)
 {
     json_t *x = json_object_get(o, key);
     if (!json_is_integer(x))
@@ -642,8 +675,8 @@ static bool get_i64(json_t *o, const char *key, int64_t *v)
 
 static bool commit_from(json_t *o, struct repo_commit_ref *c)
 {
-    return json_is_object(o) && get_u64(o, "lsn", &c->lsn) && get_u64(o, "end", &c->end) &&
-           get_i64(o, "time_us", &c->time_us) && get_u64(o, "txn", &c->txn);
+    return json_is_object(o) && repo_json_u64(o, "lsn", &c->lsn) && repo_json_u64(o, "end", &c->end) &&
+           repo_json_i64(o, "time_us", &c->time_us) && repo_json_u64(o, "txn", &c->txn);
 }
 
 cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
@@ -663,13 +696,13 @@ cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
     uint64_t tl = 0;
     const char *hex = json_string_value(json_object_get(o, "sha256"));
     json_t *rp = json_object_get(o, "restore_points");
-    bool ok = o && get_u64(o, "timeline", &tl) && tl == timeline &&
-              get_u64(o, "start", &out->start) && out->start == start &&
-              get_u64(o, "end_lsn", &out->end_lsn) && hex && codec_unhex(hex, out->sha) &&
-              get_u64(o, "records", &out->records) && get_u64(o, "commits", &out->commits) &&
+    bool ok = o && repo_json_u64(o, "timeline", &tl) && tl == timeline &&
+              repo_json_u64(o, "start", &out->start) && out->start == start &&
+              repo_json_u64(o, "end_lsn", &out->end_lsn) && hex && codec_unhex(hex, out->sha) &&
+              repo_json_u64(o, "records", &out->records) && repo_json_u64(o, "commits", &out->commits) &&
               commit_from(json_object_get(o, "first_commit"), &out->first) &&
               commit_from(json_object_get(o, "last_commit"), &out->last) &&
-              get_u64(o, "min_txn", &out->min_txn) && get_u64(o, "max_txn", &out->max_txn) &&
+              repo_json_u64(o, "min_txn", &out->min_txn) && repo_json_u64(o, "max_txn", &out->max_txn) &&
               json_is_array(rp);
     out->timeline = timeline;
     if (ok && json_array_size(rp)) {
@@ -682,8 +715,8 @@ cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
             json_t *e = json_array_get(rp, i);
             const char *nm = json_string_value(json_object_get(e, "name"));
             struct repo_rpoint *p = &out->rpoints[i];
-            ok = nm && strlen(nm) <= CAIRN_MAX_NAME && get_u64(e, "lsn", &p->lsn) &&
-                 get_u64(e, "end", &p->end) && get_i64(e, "time_us", &p->time_us);
+            ok = nm && strlen(nm) <= CAIRN_MAX_NAME && repo_json_u64(e, "lsn", &p->lsn) &&
+                 repo_json_u64(e, "end", &p->end) && repo_json_i64(e, "time_us", &p->time_us);
             if (ok)
                 strcpy(p->name, nm);
             out->nrpoints = i + 1;
@@ -816,7 +849,7 @@ cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out,
     *out = NULL;
     *n = 0;
     char name[64];
-    snprintf(name, sizeof name, "history/%08X.history", tl);
+    repo_history_obj_name(tl, name, sizeof name);
     uint8_t *data = NULL;
     size_t len = 0;
     cairn_status st = store_get(r->st, name, &data, &len);
@@ -836,7 +869,7 @@ cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out,
 cairn_status repo_history_put(repo *r, uint32_t tl, const char *text, size_t len)
 {
     char name[64];
-    snprintf(name, sizeof name, "history/%08X.history", tl);
+    repo_history_obj_name(tl, name, sizeof name);
     return store_put(r->st, name, text, len);
 }
 
@@ -867,11 +900,19 @@ static cairn_status collect_tl(void *ctx, const char *name, uint64_t size)
     (void)size;
     unsigned tl = 0;
     char tail[16];
+    uint32_t htl = 0;
     if (sscanf(name, "wal/%8X/%15s", &tl, tail) == 2 && tl)
         return add_tl(ctx, tl);
-    if (sscanf(name, "history/%8X.histor%1s", &tl, tail) == 2 && tl)
-        return add_tl(ctx, tl);
+    if (!strncmp(name, "history/", 8) && wal_history_parse_name(name + 8, &htl))
+        return add_tl(ctx, htl);
     return CAIRN_OK;
+}
+
+void repo_history_obj_name(uint32_t tl, char *out, size_t n)
+{
+    char h[32];
+    wal_history_name(h, sizeof h, tl);
+    snprintf(out, n, "history/%s", h);
 }
 
 static int cmp_u32(const void *a, const void *b)

@@ -51,16 +51,33 @@ void repo_close(repo *r);
  * that database's (CAIRN_EINVAL naming both ids otherwise). */
 cairn_status repo_bind(repo *r, uint64_t db_id, uint32_t seg_shift);
 
+/* A JSON object's integer member: true when key is there and an integer
+ * (for u64: not negative). The one reading of manifests, summaries and
+ * repo.json fields. */
+typedef struct json_t json_t;
+bool repo_json_u64(json_t *o, const char *key, uint64_t *v);
+bool repo_json_i64(json_t *o, const char *key, int64_t *v);
+
+/* The repository's lock (REPO/lock, flock): what adds objects that a
+ * manifest or summary will name (a backup, archiving) holds it shared,
+ * expire (which deletes what no manifest names yet) exclusive, so an expire
+ * never deletes a blob a running backup has stored or found stored and is
+ * about to name. Waits for the lock. *fd: release with repo_unlock. */
+cairn_status repo_lock(repo *r, bool exclusive, int *fd);
+void repo_unlock(int fd);
+
 /* ---- objects ------------------------------------------------------------ */
-/* Stores data (len bytes) as object `name`, compressed (with a trial byte
- * shuffle when shuffle), encrypted when the repo is. *stored: bytes
- * written. */
+/* Stores data (len bytes, whose SHA-256 the caller has computed: sha) as
+ * object `name`, compressed (with a trial byte shuffle when shuffle),
+ * encrypted when the repo is. *stored: bytes written. */
 cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind,
-                          const void *data, size_t len, bool shuffle, uint64_t *stored);
+                          const void *data, size_t len, const uint8_t sha[CODEC_SHA256_LEN],
+                          bool shuffle, uint64_t *stored);
 /* Reads object name, checks its header, kind, authenticity and the
  * SHA-256 of its content (and, when want_sha is not NULL, that it is
  * want_sha); the content in a malloc'd *data. Every mismatch is
- * CAIRN_ECORRUPT naming the object and what is wrong. */
+ * CAIRN_ECORRUPT naming the object and what is wrong (an object version
+ * this build does not read: CAIRN_EVERSION). */
 cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
                           const uint8_t *want_sha, uint8_t **data, size_t *len);
 
@@ -131,6 +148,8 @@ cairn_status repo_history_parse(const char *text, size_t len, const char *what,
  * a history file, e.g. 1). */
 cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out, size_t *n);
 cairn_status repo_history_put(repo *r, uint32_t tl, const char *text, size_t len);
+/* "history/TTTTTTTT.history" (wal_history_name) into out. */
+void repo_history_obj_name(uint32_t tl, char *out, size_t n);
 /* Every timeline with archived WAL or a history file in the repository
  * (a backup's timeline is not looked for: callers that need it read the
  * manifests, as the planner and pitrctl list do). */

@@ -1018,7 +1018,7 @@ static cairn_status fetch_wal(struct seg_fetch *f)
     /* the target timeline's history: the new timeline's history continues it */
     if (!st && pl->target_timeline) {
         char hname[64];
-        snprintf(hname, sizeof hname, "history/%08X.history", pl->target_timeline);
+        repo_history_obj_name(pl->target_timeline, hname, sizeof hname);
         uint8_t *h = NULL;
         size_t hl = 0;
         cairn_status s2 = store_get(f->r->st, hname, &h, &hl);
@@ -1179,8 +1179,25 @@ static int replay_progress(void *ctx, uint64_t records, uint64_t wal_bytes, uint
     return 0;
 }
 
-cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_restore_opts *o,
-                          struct pitr_restore_result *res)
+cairn_status pitr_publish_history(repo *r, const char *dbdir, uint32_t tl)
+{
+    char name[64], *hp = NULL, *text = NULL;
+    size_t len = 0;
+    memcpy(name, "wal/", 4);
+    wal_history_name(name + 4, sizeof name - 4, tl);
+    hp = cairn_path_join(dbdir, name);
+    cairn_status st = hp ? cfs_read_file(hp, &text, &len)
+                         : cerr_set(CAIRN_ENOMEM, "out of memory");
+    if (!st)
+        st = repo_history_put(r, tl, text, len);
+    free(text);
+    free(hp);
+    return st;
+}
+
+static cairn_status restore_locked(repo *r, const char *target_dir,
+                                   const struct pitr_restore_opts *o,
+                                   struct pitr_restore_result *res)
 {
     if (o->into_existing)
         return pitr_replace(r, target_dir, o, res);
@@ -1342,15 +1359,7 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
          * the repository does not know (the next restore would take the
          * same number, and archiving both would mix their WAL). Cut
          * before the rename, it only leaves a number unused. */
-        char name[64], *hp = NULL, *text = NULL;
-        size_t len = 0;
-        snprintf(name, sizeof name, "wal/%08X.history", res->plan.new_timeline);
-        hp = cairn_path_join(partial, name);
-        st = hp ? cfs_read_file(hp, &text, &len) : cerr_set(CAIRN_ENOMEM, "out of memory");
-        if (!st)
-            st = repo_history_put(r, res->plan.new_timeline, text, len);
-        free(text);
-        free(hp);
+        st = pitr_publish_history(r, partial, res->plan.new_timeline);
     }
     if (!st)
         st = cfs_rename(partial, target_dir);
@@ -1387,5 +1396,20 @@ handed:
     res->duration_us = cairn_mono_us() - t0;
     free(partial);
     free_mans(&p);
+    return st;
+}
+
+/* Under the repository's lock, shared (repo_lock): an expire does not
+ * delete what the restore is reading. */
+cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_restore_opts *o,
+                          struct pitr_restore_result *res)
+{
+    int fd = -1;
+    cairn_status st = repo_lock(r, false, &fd);
+    if (!st)
+        st = restore_locked(r, target_dir, o, res);
+    else
+        memset(res, 0, sizeof *res);
+    repo_unlock(fd);
     return st;
 }

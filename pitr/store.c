@@ -49,6 +49,7 @@
 #include "cairn.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "pitr/store.h"
 
@@ -280,8 +281,12 @@ static cairn_status walk_dir(struct walk *w, char *abs, size_t alen, char *rel, 
                 /* Only temporaries no put can still be writing: another
                  * process (a cron archive beside a backup) may have one
                  * open right now. A put writes one object in seconds. */
-                if (tmp && sb.st_mtime + STORE_TMP_STALE_S < time(NULL))
-                    st = cfs_unlink(abs);
+                if (tmp && sb.st_mtime + STORE_TMP_STALE_S < time(NULL) && cfs_unlink(abs)) {
+                    /* not fatal: a read-only copy of a repository opens
+                     * (and restores) with its leftovers */
+                    clog_warn("%s", cairn_last_error());
+                    cerr_clear();
+                }
             } else if (!tmp && strncmp(rel, w->prefix, w->plen) == 0) {
                 if (walk_add(w, rel, (uint64_t)sb.st_size))
                     st = cerr_set(CAIRN_ENOMEM, "could not list repository \"%s\": out of "

@@ -449,53 +449,6 @@ static void must_eq(const struct tu_dig *got, const struct tu_dig *want, const c
                  g_seed);
 }
 
-/* A copy of a repository made of hard links: the store never writes a file
- * in place, and flip_byte() below replaces a file whole, so the copy can be
- * damaged without touching the original. */
-static void link_tree(const char *from, const char *to)
-{
-    if (mkdir(to, 0755) != 0)
-        fail_msg("mkdir %s: %s", to, strerror(errno));
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char a[1200], b[1200];
-        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
-        struct stat sb;
-        assert_int_equal(lstat(a, &sb), 0);
-        if (S_ISDIR(sb.st_mode))
-            link_tree(a, b);
-        else if (link(a, b) != 0)
-            fail_msg("link %s: %s", b, strerror(errno));
-    }
-    closedir(d);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* Replaces file path by a copy with byte `off` flipped. */
-static void flip_byte(const char *path, size_t off)
-{
-    size_t len = 0;
-    unsigned char *b = tu_read_file(path, &len);
-    assert_non_null(b);
-    assert_true(off < len);
-    b[off] ^= 0x5a;
-    write_file(path, b, len);
-    free(b);
-}
-
 static void blob_path(const char *repo_dir, const uint8_t sha[CODEC_SHA256_LEN], char *out,
                       size_t n, char hex[CODEC_SHA256_HEX])
 {
@@ -703,7 +656,7 @@ static void test_retention(void **state)
     /* the repository cannot take WAL: a file where its wal/ directory goes */
     assert_int_equal(mkdir(rp, 0755), 0);
     snprintf(blocker, sizeof blocker, "%s/wal", rp);
-    write_file(blocker, "x", 1);
+    must_write_file(blocker, "x", 1);
     unsigned warn0 = atomic_load(&g_arch_warn), again0 = atomic_load(&g_arch_again);
     cairn_options o = arch_opts(rp);
     cairn_db *d = must_open_o(db, &o);
@@ -1153,6 +1106,23 @@ static bool blobs_has(const struct blobs *b, const uint8_t *sha)
     return false;
 }
 
+struct expire_job {
+    repo *r;
+    pthread_t thr;
+    atomic_bool done;
+    cairn_status st;
+    struct pitr_expire_result res;
+};
+
+static void *expire_main(void *arg)
+{
+    struct expire_job *j = arg;
+    struct pitr_expire_opts eo = {.keep_full = 1};
+    j->st = pitr_expire(j->r, &eo, &j->res);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
 static void test_verify_expire(void **state)
 {
     (void)state;
@@ -1201,16 +1171,16 @@ static void test_verify_expire(void **state)
      * naming each */
     char cp[600], path[1400], hex1[CODEC_SHA256_HEX], hex2[CODEC_SHA256_HEX];
     new_dir(cp, sizeof cp, "repo-damaged");
-    link_tree(rp, cp);
+    must_link_tree(rp, cp);
     struct pitr_manifest m1, m2;
     r = must_repo(cp);
     must(pitr_manifest_load(r, f2.id, &m2), "manifest");
     must(pitr_manifest_load(r, f1.id, &m1), "manifest");
     assert_true(m2.npacks > 0 && m1.have_wal_head);
     blob_path(cp, m2.packs[m2.npacks - 1], path, sizeof path, hex1);
-    flip_byte(path, OBJ_HDR + 7);
+    must_flip_byte(path, OBJ_HDR + 7);
     blob_path(cp, m1.wal_head_sha, path, sizeof path, hex2);
-    flip_byte(path, OBJ_HDR + 7);
+    must_flip_byte(path, OBJ_HDR + 7);
     pitr_manifest_free(&m1);
     pitr_manifest_free(&m2);
     verify(r, &vr, &vc);
@@ -1222,7 +1192,7 @@ static void test_verify_expire(void **state)
 
     /* a segment removed from the middle: a gap */
     new_dir(cp, sizeof cp, "repo-gap");
-    link_tree(rp, cp);
+    must_link_tree(rp, cp);
     char name[128];
     for (int s = 0; s < 2; s++) {
         repo_wal_obj_name(1, 2 * SEG, s, name, sizeof name);
@@ -1249,7 +1219,7 @@ static void test_verify_expire(void **state)
         struct pitr_expire_result fr;
         char fx[640];
         snprintf(fx, sizeof fx, "%s-fx", rp);
-        link_tree(rp, fx);
+        must_link_tree(rp, fx);
         r = must_repo(fx);
         must(pitr_expire(r, &fo, &fr), "expire (the reference)");
         repo_close(r);
@@ -1258,7 +1228,7 @@ static void test_verify_expire(void **state)
         tu_rm_rf(fx);
         uint64_t nth = 1;
         for (;; nth++) {
-            link_tree(rp, fx);
+            must_link_tree(rp, fx);
             r = must_repo(fx);
             struct cio_fault_plan fp = {.ops = CIO_FOP_META | CIO_FOP_SYNC, .nth = nth,
                                         .kind = CIO_FAULT_EIO};
@@ -1296,6 +1266,28 @@ static void test_verify_expire(void **state)
         assert_true(nth > 10);
         print_message("expire: a failure at each of its %" PRIu64 " deletions and fsyncs left "
                       "a clean repository, and the next expire finished it\n", nth - 1);
+    }
+
+    /* expire waits while the repository's lock is held shared (as a
+     * running backup holds it), and then runs */
+    {
+        char fx[640];
+        snprintf(fx, sizeof fx, "%s-lock", rp);
+        must_link_tree(rp, fx);
+        struct expire_job ej = {.r = must_repo(fx)};
+        int fd = -1;
+        must(repo_lock(ej.r, false, &fd), "lock shared");
+        assert_int_equal(pthread_create(&ej.thr, NULL, expire_main, &ej), 0);
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        assert_false(atomic_load(&ej.done));
+        repo_unlock(fd);
+        assert_int_equal(pthread_join(ej.thr, NULL), 0);
+        assert_true(atomic_load(&ej.done));
+        must(ej.st, "expire after the lock was released");
+        assert_int_equal(ej.res.backups_deleted, 2);
+        repo_close(ej.r);
+        tu_rm_rf(fx);
     }
 
     /* expire --keep-full 1: a dry run first (no file changes) */
@@ -1390,7 +1382,7 @@ static void key_file(const char *path, uint64_t *rng)
         hex[i] = "0123456789abcdef"[tu_splitmix(rng) % 16];
     hex[64] = '\n';
     hex[65] = 0;
-    write_file(path, hex, 65);
+    must_write_file(path, hex, 65);
 }
 
 static void refused_open(const char *rp, const char *key, const char *words1, const char *words2)
@@ -1526,7 +1518,7 @@ static void test_encrypted(void **state)
     /* a repo.json edited to name the other key's id: opens, reads nothing */
     char cp[600], rj[700];
     new_dir(cp, sizeof cp, "repo-tampered");
-    link_tree(rp, cp);
+    must_link_tree(rp, cp);
     snprintf(rj, sizeof rj, "%s/repo.json", cp);
     char *text = (char *)tu_read_file(rj, &len);
     assert_non_null(text);
@@ -1534,7 +1526,7 @@ static void test_encrypted(void **state)
     char *at = strstr(text, id1);
     assert_non_null(at);
     memcpy(at, id2, 16);
-    write_file(rj, text, len);
+    must_write_file(rj, text, len);
     free(text);
     r = must_repo_k(cp, k2);
     assert_int_equal(pitr_restore(r, target, &ro, &res), CAIRN_ECORRUPT);

@@ -332,14 +332,16 @@ static cairn_status put_page(void *vctx, const struct page_ref *r, const uint8_t
     return CAIRN_OK;
 }
 
-/* Is ref r of image b also a page of image a (same file, physical page
- * and LSN)? Map and catalog pages never are (UINT64_MAX: always taken). */
+/* Is ref r of image b also a page of image a (same file and physical
+ * page, same LSN, space, page number and type: bsrc.h)? Map and catalog
+ * pages never are (UINT64_MAX: always taken). */
 static bool in_base(const struct bsrc_file *fa, const struct page_ref *r)
 {
     if (!fa || r->lsn == UINT64_MAX)
         return false;
     const struct page_ref *ar = ref_at(fa, r->phys);
-    return ar && ar->lsn == r->lsn;
+    return ar && ar->lsn == r->lsn && ar->space == r->space && ar->pno == r->pno &&
+           ar->type == r->type;
 }
 
 /* Writes image b into the new directory dir as bsrc.h says: meta,

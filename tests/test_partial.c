@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "common/io.h"
 #include "pitr/pitr.h"
 #include "pitr/repo.h"
 #include "testutil.h"
@@ -169,6 +170,14 @@ static int teardown(void **state)
     return 0;
 }
 
+static repo *open_repo(void)
+{
+    repo *r = NULL;
+    struct repo_open_opts ro = {0};
+    must(repo_open(W.repo, &ro, &r), "repo");
+    return r;
+}
+
 static bool in(const char *name, const char *const *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -244,9 +253,7 @@ static void check_partial(repo *r, const char *target, uint64_t source_hash,
 static void test_restores(void **state)
 {
     (void)state;
-    repo *r = NULL;
-    struct repo_open_opts ro = {0};
-    must(repo_open(W.repo, &ro, &r), "repo");
+    repo *r = open_repo();
     const char *const mid[] = {"extra", "wide"};
     check_partial(r, "mid", W.h_mid, mid, 2);
     const char *const end[] = {"small", "extra"};
@@ -255,6 +262,18 @@ static void test_restores(void **state)
 }
 
 /* ---- 2 ----------------------------------------------------------------------------- */
+
+/* st is want, and its message says words (when given); printed. */
+static void expect(cairn_status st, cairn_status want, const char *words)
+{
+    if (st != want)
+        fail_msg("expected %s, got %s: %s", cairn_status_name(want), cairn_status_name(st),
+                 cairn_last_error());
+    if (words && !strstr(cairn_last_error(), words))
+        fail_msg("message does not say \"%s\": %s", words, cairn_last_error());
+    if (st)
+        print_message("refused (%s): %s\n", cairn_status_name(st), cairn_last_error());
+}
 
 static void refused(repo *r, const char *target, const char *const *colls, size_t n,
                     bool dry, cairn_status want, const char *words)
@@ -270,13 +289,7 @@ static void refused(repo *r, const char *target, const char *const *colls, size_
     struct pitr_restore_result res;
     cairn_status st = pitr_restore(r, dir, &o, &res);
     pitr_plan_free(&res.plan);
-    if (st != want)
-        fail_msg("expected %s, got %s: %s", cairn_status_name(want), cairn_status_name(st),
-                 cairn_last_error());
-    if (words && !strstr(cairn_last_error(), words))
-        fail_msg("message does not say \"%s\": %s", words, cairn_last_error());
-    if (st)
-        print_message("refused (%s): %s\n", cairn_status_name(st), cairn_last_error());
+    expect(st, want, words);
     assert_false(exists(dir));
     assert_false(exists(pp));
 }
@@ -284,9 +297,7 @@ static void refused(repo *r, const char *target, const char *const *colls, size_
 static void test_refusals(void **state)
 {
     (void)state;
-    repo *r = NULL;
-    struct repo_open_opts ro = {0};
-    must(repo_open(W.repo, &ro, &r), "repo");
+    repo *r = open_repo();
     const char *const extra[] = {"extra"};
     const char *const nope[] = {"small", "nope"};
     const char *const bad[] = {"a/b"};
@@ -378,30 +389,20 @@ static uint64_t replace_oracle(repo *r, const char *db, const char *target,
     return h;
 }
 
-static void put_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* The collections come back at the target in the database itself, the
  * others stay; the database is on a new timeline, and the repository
  * restores along it (through the graft) and along the old one. */
 static void test_into_existing(void **state)
 {
     (void)state;
-    repo *r = NULL;
-    struct repo_open_opts ro = {0};
-    must(repo_open(W.repo, &ro, &r), "repo");
+    repo *r = open_repo();
     const char *const two[] = {"extra", "wide"};
     /* a work directory left by a crashed run is removed first */
     char work[700], junk[760];
     snprintf(work, sizeof work, "%s.replace", W.db);
     assert_int_equal(mkdir(work, 0755), 0);
     snprintf(junk, sizeof junk, "%s/replace-in-progress", work);
-    put_file(junk, "left by a crash\n");
+    must_write_file(junk, "left by a crash\n", 16);
     snprintf(junk, sizeof junk, "%s/new", work);
     assert_int_equal(mkdir(junk, 0755), 0);
 
@@ -426,6 +427,14 @@ static void test_into_existing(void **state)
         fail_msg("the database after the replace differs from the oracle");
     cairn_check_report rep;
     must(cairn_check(db, &rep), "check");
+    must(cairn_close(db), "close");
+    /* a copy of it keeps its timeline's history (cairn_pin_copy) */
+    char cp[600], hist[800];
+    copy_db(W.db, cp, sizeof cp);
+    snprintf(hist, sizeof hist, "%s/wal/%08X.history", cp, res.new_timeline);
+    assert_true(exists(hist));
+    tu_rm_rf(cp);
+    db = must_open(W.db);
     print_message("replaced %u collection(s) (%" PRIu64 " points, %" PRIu64 " WAL bytes in "
                   "one transaction): timeline %u -> %u at LSN %" PRIu64 "\n",
                   res.replaced, res.graft_points, res.graft_bytes, res.old_timeline,
@@ -467,13 +476,7 @@ static void refused_into(repo *r, const char *db, const char *target, const char
     uint64_t h0 = isdb ? dir_hash(db, true, &tl0) : 0;
     struct pitr_restore_result res;
     cairn_status st = replace_in(r, db, target, colls, n, dry, &res);
-    if (st != want)
-        fail_msg("expected %s, got %s: %s", cairn_status_name(want), cairn_status_name(st),
-                 cairn_last_error());
-    if (words && !strstr(cairn_last_error(), words))
-        fail_msg("message does not say \"%s\": %s", words, cairn_last_error());
-    if (st)
-        print_message("refused (%s): %s\n", cairn_status_name(st), cairn_last_error());
+    expect(st, want, words);
     if (isdb) {
         assert_true(dir_hash(db, true, &tl1) == h0);
         assert_int_equal(tl1, tl0);
@@ -486,9 +489,7 @@ static void refused_into(repo *r, const char *db, const char *target, const char
 static void test_into_existing_refusals(void **state)
 {
     (void)state;
-    repo *r = NULL;
-    struct repo_open_opts ro = {0};
-    must(repo_open(W.repo, &ro, &r), "repo");
+    repo *r = open_repo();
     const char *const extra[] = {"extra"};
     const char *const twice[] = {"extra", "extra"};
     refused_into(r, W.db, "mid", extra, 1, true, CAIRN_OK, NULL); /* a dry run */
@@ -500,8 +501,7 @@ static void test_into_existing_refusals(void **state)
     cairn_db *db = must_open(W.db);
     struct pitr_restore_result res;
     cairn_status st = replace_in(r, W.db, "mid", extra, 1, false, &res);
-    assert_int_equal(st, CAIRN_EBUSY);
-    print_message("refused (%s): %s\n", cairn_status_name(st), cairn_last_error());
+    expect(st, CAIRN_EBUSY, "to replace collections in it");
     must(cairn_close(db), "close");
     /* another database */
     char other[600];
@@ -526,12 +526,10 @@ static void test_into_existing_refusals(void **state)
     snprintf(work, sizeof work, "%s.replace", W.db);
     assert_int_equal(mkdir(work, 0755), 0);
     snprintf(theirs, sizeof theirs, "%s/notes.txt", work);
-    put_file(theirs, "someone's\n");
+    must_write_file(theirs, "someone's\n", 10);
     for (int dry = 0; dry < 2; dry++) {
         st = replace_in(r, W.db, "mid", extra, 1, dry, &res);
-        assert_int_equal(st, CAIRN_EEXIST);
-        assert_non_null(strstr(cairn_last_error(), "not left by a restore"));
-        print_message("refused (%s): %s\n", cairn_status_name(st), cairn_last_error());
+        expect(st, CAIRN_EEXIST, "not left by a restore");
     }
     assert_true(exists(theirs));
     assert_int_equal(unlink(theirs), 0);
@@ -544,9 +542,7 @@ static void test_into_existing_refusals(void **state)
 static void test_into_existing_crash(void **state)
 {
     (void)state;
-    repo *r = NULL;
-    struct repo_open_opts ro = {0};
-    must(repo_open(W.repo, &ro, &r), "repo");
+    repo *r = open_repo();
     const char *const two[] = {"small", "extra"};
     char c[600];
     copy_db(W.db, c, sizeof c);
@@ -571,7 +567,8 @@ static void test_into_existing_crash(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             repo *cr = NULL;
-            cairn_status st = repo_open(W.repo, &ro, &cr);
+            struct repo_open_opts cro = {0};
+            cairn_status st = repo_open(W.repo, &cro, &cr);
             struct pitr_restore_result cres;
             if (!st)
                 st = replace_in(cr, c, "mid", two, 2, false, &cres);
@@ -611,6 +608,71 @@ static void test_into_existing_crash(void **state)
     repo_close(r);
 }
 
+/* An I/O error (EIO through the fault seam) at operations spread over a
+ * whole replace (every one with CAIRN_FAULTS=all): each run fails or
+ * finishes; the database is always its old or its new self, opens, and a
+ * failure before the swap leaves no work directory. */
+static void test_into_existing_faults(void **state)
+{
+    (void)state;
+    repo *r = open_repo();
+    const char *const two[] = {"wide", "extra"};
+    char c[600], work[700];
+    uint64_t before = dir_hash(W.db, false, NULL);
+    uint64_t want = replace_oracle(r, W.db, "mid", two, 2);
+    const unsigned ops = CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_META | CIO_FOP_READ;
+    /* how many operations one run does (a plan that never fires counts them) */
+    char t[600];
+    copy_db(W.db, t, sizeof t);
+    struct cio_fault_plan count = {.ops = ops, .nth = UINT64_MAX, .kind = CIO_FAULT_EIO};
+    struct pitr_restore_result res;
+    cio_fault_set(&count);
+    cairn_status st = replace_in(r, t, "mid", two, 2, false, &res);
+    uint64_t total = cio_fault_count();
+    cio_fault_set(NULL);
+    must(st, "replace (counting operations)");
+    tu_rm_rf(t);
+    const char *all = getenv("CAIRN_FAULTS");
+    uint64_t step = all && !strcmp(all, "all") ? 1 : total / 40 + 1;
+    unsigned failed = 0, finished = 0, old_seen = 0, new_seen = 0;
+    for (uint64_t nth = 1; nth <= total + 1; nth += step) {
+        copy_db(W.db, c, sizeof c); /* each run from the old state */
+        snprintf(work, sizeof work, "%s.replace", c);
+        struct cio_fault_plan fp = {.ops = ops, .nth = nth, .kind = CIO_FAULT_EIO};
+        cio_fault_set(&fp);
+        st = replace_in(r, c, "mid", two, 2, false, &res);
+        uint64_t fired = cio_fault_fired();
+        cio_fault_set(NULL);
+        if (st) {
+            if (!fired)
+                fail_msg("fault %" PRIu64 ": failed without a fault: %s", nth,
+                         cairn_last_error());
+            failed++;
+        } else {
+            finished++;
+        }
+        uint64_t h = dir_hash(c, false, NULL);
+        if (h == before) {
+            old_seen++;
+        } else if (h == want) {
+            new_seen++;
+        } else {
+            fail_msg("fault at operation %" PRIu64 " (%s): the database is neither its old "
+                     "nor its new self", nth, st ? cairn_last_error() : "finished");
+        }
+        if (st && h == before && exists(work))
+            fail_msg("fault at operation %" PRIu64 ": the work directory is left although "
+                     "the database was not swapped: %s", nth, cairn_last_error());
+        tu_rm_rf(work); /* a failure after the swap says it may be removed */
+        tu_rm_rf(c);
+    }
+    print_message("replace: %" PRIu64 " I/O operations; a fault at every %" PRIu64 ": %u "
+                  "failed, %u finished; old state %u times, new %u\n", total, step, failed,
+                  finished, old_seen, new_seen);
+    assert_true(old_seen > 0 && new_seen > 0);
+    repo_close(r);
+}
+
 int main(void)
 {
     tu_quiet_log();
@@ -624,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_into_existing_refusals),
         cmocka_unit_test(test_into_existing_crash),
+        cmocka_unit_test(test_into_existing_faults),
         cmocka_unit_test(test_into_existing),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

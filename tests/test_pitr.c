@@ -303,49 +303,6 @@ static void archive(const char *db, repo *r, struct pitr_archive_result *out)
         *out = res;
 }
 
-/* A copy of a repository directory made of hard links: the store never
- * writes a file in place (every put is a new file renamed over), so the
- * copy and the original stay independent as long as the tests below only
- * unlink files, or replace them whole (damage()). */
-static void link_tree(const char *from, const char *to)
-{
-    if (mkdir(to, 0755) != 0)
-        fail_msg("mkdir %s: %s", to, strerror(errno));
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char a[1200], b[1200];
-        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
-        struct stat sb;
-        assert_int_equal(lstat(a, &sb), 0);
-        if (S_ISDIR(sb.st_mode))
-            link_tree(a, b);
-        else if (link(a, b) != 0)
-            fail_msg("link %s: %s", b, strerror(errno));
-    }
-    closedir(d);
-}
-
-/* Replaces file path by a copy with byte `off` flipped. */
-static void flip_byte(const char *path, size_t off)
-{
-    size_t len = 0;
-    unsigned char *b = tu_read_file(path, &len);
-    assert_non_null(b);
-    assert_true(off < len);
-    b[off] ^= 0x5a;
-    assert_int_equal(unlink(path), 0);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    free(b);
-}
-
 /* ---- restores --------------------------------------------------------------------- */
 
 static const char *kind_name(enum pitr_target_kind k)
@@ -611,7 +568,7 @@ static int setup_world(void **state)
         if (W.t1.c[i].time_us <= W.t1.c[i - 1].time_us)
             fail_msg("commit times not increasing at commit %zu: the time targets assume so", i);
     repo_close(r);
-    link_tree(W.repo, W.clean);
+    must_link_tree(W.repo, W.clean);
     W.last_tl = 1;
     W.ok = true;
     printf("workload: %zu commits (%zu archived) over %zu archived segments, %zu restore "
@@ -907,7 +864,7 @@ static void test_timelines(void **state)
     uint64_t rng = g_seed ^ 0x74696d656c696e65ull;
     char rdir[600];
     snprintf(rdir, sizeof rdir, "%s/repo-tl", tmpbase);
-    link_tree(W.clean, rdir);
+    must_link_tree(W.clean, rdir);
     repo *r = must_repo(rdir, false);
     const struct history *h1 = &W.t1;
     uint32_t last_tl = 1;
@@ -1101,6 +1058,25 @@ static void test_timelines(void **state)
     o = (struct pitr_restore_opts){.kind = PITR_TARGET_NAME, .timeline = 2, .name = "tl2-999"};
     refused(r, &o, t, CAIRN_ENOTFOUND, true,
             (const char *const[]){"no restore point named \"tl2-999\"", NULL});
+    /* expire keeping every backup: timeline 2's WAL before its own backup
+     * stays, since restores along timeline 2 from timeline 1's backups
+     * (taken before the branch) read it; a target there still restores */
+    char rx[700];
+    snprintf(rx, sizeof rx, "%s-expired", rdir);
+    must_link_tree(rdir, rx);
+    repo *rr = must_repo(rx, false);
+    struct pitr_expire_opts eo = {.keep_full = 1000};
+    struct pitr_expire_result er;
+    must(pitr_expire(rr, &eo, &er), "expire keeping every backup");
+    assert_int_equal(er.backups_deleted, 0);
+    uint32_t ltx = last_tl;
+    o = (struct pitr_restore_opts){.kind = PITR_TARGET_TXN, .timeline = 2,
+                                   .txn = h2.c[js[1]].txn};
+    restore_check(rr, &o, &h2, js[1] + 1, W.bk[1].id, h2.c[js[1]].lsn + 1, &ltx, NULL, 0, NULL);
+    printf("  expire keeping every backup kept timeline 2's WAL before its backup (%" PRIu64
+           " segment(s) of timeline 1 deleted)\n", er.segments_deleted);
+    repo_close(rr);
+    tu_rm_rf(rx);
     tu_rm_rf(t2);
     hist_free(&h2);
     repo_close(r);
@@ -1112,7 +1088,7 @@ static void test_timelines(void **state)
 static repo *copy_repo(char *dir, size_t n, const char *what)
 {
     new_dir(dir, n, what);
-    link_tree(W.clean, dir);
+    must_link_tree(W.clean, dir);
     return must_repo(dir, false);
 }
 
@@ -1239,7 +1215,7 @@ static void test_refusals(void **state)
     snprintf(buf, sizeof buf, "%s/%s", rdir, name);
     struct stat sb;
     assert_int_equal(stat(buf, &sb), 0);
-    flip_byte(buf, 96 + rnd(&rng, (uint64_t)sb.st_size - 96));
+    must_flip_byte(buf, 96 + rnd(&rng, (uint64_t)sb.st_size - 96));
     size_t k3 = W.bk[2].k + 3;
     o = (struct pitr_restore_opts){.kind = PITR_TARGET_TXN, .txn = h->c[k3].txn};
     refused(r, &o, t, CAIRN_ECORRUPT, false,
@@ -1258,7 +1234,7 @@ static void test_refusals(void **state)
     repo_wal_obj_name(1, badseg, false, name, sizeof name);
     snprintf(buf, sizeof buf, "%s/%s", rdir, name);
     assert_int_equal(stat(buf, &sb), 0);
-    flip_byte(buf, 96 + rnd(&rng, (uint64_t)sb.st_size - 96));
+    must_flip_byte(buf, 96 + rnd(&rng, (uint64_t)sb.st_size - 96));
     o = (struct pitr_restore_opts){.kind = PITR_TARGET_LSN, .lsn = cut, .backup = W.bk[0].id,
                                    .timeline = 1};
     struct pitr_restore_opts dry = o;

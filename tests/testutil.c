@@ -78,6 +78,71 @@ int tu_rm_rf(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
+int tu_write_file(const char *path, const void *data, size_t len) {
+    if (unlink(path) != 0 && errno != ENOENT) {
+        set_err("unlink %s: %s", path, strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        set_err("create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t put = fwrite(data, 1, len, f);
+    if (fclose(f) != 0 || put != len) {
+        set_err("write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int tu_flip_byte(const char *path, size_t off) {
+    size_t len = 0;
+    unsigned char *b = tu_read_file(path, &len);
+    if (!b) return -1;
+    int rc = -1;
+    if (off >= len)
+        set_err("flip %s: offset %zu past its end (%zu bytes)", path, off, len);
+    else {
+        b[off] ^= 0x5a;
+        rc = tu_write_file(path, b, len);
+    }
+    free(b);
+    return rc;
+}
+
+int tu_link_tree(const char *from, const char *to) {
+    if (mkdir(to, 0755) != 0) {
+        set_err("mkdir %s: %s", to, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(from);
+    if (!d) {
+        set_err("opendir %s: %s", from, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char a[1200], b[1200];
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        struct stat sb;
+        if (lstat(a, &sb) != 0) {
+            set_err("lstat %s: %s", a, strerror(errno));
+            rc = -1;
+        } else if (S_ISDIR(sb.st_mode)) {
+            rc = tu_link_tree(a, b);
+        } else if (link(a, b) != 0) {
+            set_err("link %s: %s", b, strerror(errno));
+            rc = -1;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 unsigned char *tu_read_file(const char *path, size_t *len) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {

@@ -47,6 +47,16 @@ int tu_rm_rf(const char *path);
 /* The whole file, in a malloc'd buffer (one spare byte); *len its size.
  * NULL on failure. */
 unsigned char *tu_read_file(const char *path, size_t *len);
+/* Replaces path by a new file holding data (unlink, then write: a file
+ * hard-linked elsewhere is left as it was). 0, or -1. */
+int tu_write_file(const char *path, const void *data, size_t len);
+/* Replaces path by a copy with byte `off` flipped (tu_write_file). 0, or -1. */
+int tu_flip_byte(const char *path, size_t off);
+/* A copy of the tree `from` at `to` (which must not exist) made of hard
+ * links: for stores that never write a file in place (a backup
+ * repository), so a copy can be damaged with tu_write_file/tu_flip_byte or
+ * by unlinking without touching the original. 0, or -1. */
+int tu_link_tree(const char *from, const char *to);
 
 /* Every regular file below a directory with its bytes, sorted by path: to
  * prove that something changed no file. */

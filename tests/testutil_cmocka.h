@@ -37,6 +37,25 @@ static inline cairn_db *must_open(const char *dir)
     return must_open_o(dir, &o);
 }
 
+/* tu_link_tree, tu_flip_byte, tu_write_file, failing the test on error. */
+static inline void must_link_tree(const char *from, const char *to)
+{
+    if (tu_link_tree(from, to) != 0)
+        fail_msg("%s", tu_error());
+}
+
+static inline void must_flip_byte(const char *path, size_t off)
+{
+    if (tu_flip_byte(path, off) != 0)
+        fail_msg("%s", tu_error());
+}
+
+static inline void must_write_file(const char *path, const void *data, size_t len)
+{
+    if (tu_write_file(path, data, len) != 0)
+        fail_msg("%s", tu_error());
+}
+
 /* FNV-1a over tu_state_digest(db, flags): oracles keep hashes, not states. */
 static inline uint64_t must_state_hash(cairn_db *db, unsigned flags)
 {

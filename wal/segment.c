@@ -45,6 +45,29 @@ static int hexval(char c)
     return -1; /* lower case is not a segment name: names are upper case */
 }
 
+void wal_history_name(char *buf, size_t n, uint32_t timeline)
+{
+    snprintf(buf, n, "%08" PRIX32 ".history", timeline);
+}
+
+bool wal_history_parse_name(const char *name, uint32_t *timeline)
+{
+    if (!name || strlen(name) != 16 || strcmp(name + 8, ".history") != 0)
+        return false;
+    uint32_t tl = 0;
+    for (int i = 0; i < 8; i++) {
+        int v = hexval(name[i]);
+        if (v < 0)
+            return false;
+        tl = tl << 4 | (uint32_t)v;
+    }
+    if (tl == 0)
+        return false;
+    if (timeline)
+        *timeline = tl;
+    return true;
+}
+
 bool wal_seg_parse_name(const char *name, uint32_t *timeline, uint64_t *start_lsn)
 {
     if (!name || strlen(name) != SEG_NAME_LEN || name[8] != '-' ||

@@ -123,6 +123,11 @@ struct wal_seg_header {
 void wal_seg_name(char *buf, size_t n, uint32_t timeline, uint64_t start_lsn);
 /* Parses a segment file name; false if it is not one. */
 bool wal_seg_parse_name(const char *name, uint32_t *timeline, uint64_t *start_lsn);
+/* A timeline's history file name, "TTTTTTTT.history" (8 upper-case hex
+ * digits), into buf (>= 17 bytes); and its parse (false if name is not
+ * one, or names timeline 0). */
+void wal_history_name(char *buf, size_t n, uint32_t timeline);
+bool wal_history_parse_name(const char *name, uint32_t *timeline);
 void wal_seg_header_encode(uint8_t out[WAL_SEG_HDR], const struct wal_seg_header *h);
 /* CAIRN_ECORRUPT (bad magic/crc/fields) or CAIRN_EVERSION; path in message. */
 cairn_status wal_seg_header_decode(const uint8_t in[WAL_SEG_HDR],
