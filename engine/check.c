@@ -528,7 +528,7 @@ static cairn_status image_page(void *vctx, const struct page_ref *r, const uint8
         il->bad++;
         return CAIRN_OK;
     }
-    uint8_t *fr = page_frame_alloc();
+    uint8_t *fr = page_frame_alloc_raw();
     if (!fr)
         return CAIRN_ENOMEM;
     memcpy(fr, page, PAGE_SIZE);

@@ -842,7 +842,7 @@ static cairn_status install_page(void *vctx, const struct page_ref *r, const uin
     struct install_ctx *ic = vctx;
     if (st)
         return st;
-    uint8_t *fr = page_frame_alloc();
+    uint8_t *fr = page_frame_alloc_raw();
     if (!fr)
         return cerr_set(CAIRN_ENOMEM, "could not load collection %" PRIu32 ": out of memory",
                         ic->coll_id);

@@ -83,20 +83,6 @@ cairn_status page_verify(const uint8_t *page, const char *file, uint32_t phys,
                     (unsigned long long)phys * PAGE_SIZE, why);
 }
 
-uint8_t *page_frame_alloc(void)
-{
-    void *f = NULL;
-    if (posix_memalign(&f, PAGE_SIZE, PAGE_SIZE) != 0)
-        return NULL;
-    memset(f, 0, PAGE_SIZE);
-    return f;
-}
-
-void page_frame_free(uint8_t *f)
-{
-    free(f);
-}
-
 void pager_init(struct pager *p, uint32_t coll_id)
 {
     memset(p, 0, sizeof *p);
@@ -177,7 +163,7 @@ uint8_t *pager_write(struct pager *p, unsigned space, uint32_t pno, uint16_t typ
         d->frame = f;
         p->live_pages++;
     } else if ((d->flags & PD_SNAP) && d->snap == d->frame) {
-        uint8_t *f = page_frame_alloc();
+        uint8_t *f = page_frame_alloc_raw();
         if (!f) {
             cerr_set(CAIRN_ENOMEM, "collection %u: out of memory for page %u", p->coll_id, pno);
             return NULL;

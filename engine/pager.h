@@ -93,9 +93,15 @@ cairn_status page_verify(const uint8_t *page, const char *file, uint32_t phys,
 static inline uint64_t page_lsn(const uint8_t *page) { return ld64(page + 24); }
 static inline uint16_t page_type(const uint8_t *page) { return ld16(page + 4); }
 
-/* A frame: PAGE_SIZE bytes, PAGE_SIZE-aligned, zeroed. NULL on ENOMEM. */
+/* A frame: PAGE_SIZE bytes, PAGE_SIZE-aligned, zeroed; _raw leaves the
+ * bytes as they are, for a caller that overwrites all of them. NULL on
+ * ENOMEM. Frames come from 2 MiB chunks shared by every pager of the
+ * process (engine/frame.c); any thread may free any frame. */
 uint8_t *page_frame_alloc(void);
+uint8_t *page_frame_alloc_raw(void);
 void page_frame_free(uint8_t *f);
+/* Frames handed out and not freed, and chunks mapped (for tests). */
+void page_frame_stats(size_t *live, size_t *chunks);
 
 struct pdesc {
     uint8_t *frame; /* live contents; NULL = page not in use */
