@@ -39,7 +39,8 @@
  *   the new timeline and its fsyncs), records and WAL bytes replayed (the
  *   last progress report of the replay phase), records/s and MB/s over
  *   replay_us (from the moment the pages are written: the WAL fetch runs
- *   ahead of the replay, overlapping it, so fetch_us overlaps both); and,
+ *   ahead of the replay, overlapping it, so fetch_us, the fetchers' work
+ *   summed over them, overlaps both); and,
  *   from the time of the replay's last progress report, "end": from it to
  *   the return of pitr_restore (the new timeline's checkpoint, the history
  *   put, the rename), "apply" being replay_us less end (load + replay).

@@ -355,7 +355,7 @@ Command: \`$cmd\`
 | archive lag after the last commit s | $pg_arch_wait (pg_switch_wal to archived) | ${C[archive_s]} (one pitr_archive run) | |
 | **restore total s** | **$pg_total** | **$ca_total** | **${tot_ratio}x** (target <= 0.25x: $(met "$tot_ratio" 0.25 le)) |
 | - base: cp -a of the backup / pages from the repository | $(med "${PG_COPY[@]}") | $(med "${CA_PAGES[@]}") | |
-| - server start to redo start / WAL fetch (its own threads, from the start: beside the pages, then ahead of the replay, which waits for a segment not fetched yet; overlapped, not added to the total) | $(med "${PG_START[@]}") | $ca_fetch | |
+| - server start to redo start / WAL fetch work (its own threads, summed over them, into memory: beside the pages, then ahead of the replay, which waits for a segment not fetched yet; overlapped, not added to the total) | $(med "${PG_START[@]}") | $ca_fetch | |
 | - **replay**: log lines redo starts to redo done (segments fetched by restore_command meanwhile) / replay_us from the end of the pages (load, replay with any wait for the fetch, new timeline's checkpoint) | **$pg_redo** | **$ca_replay** (apply $ca_apply, end $(med "${CA_END[@]}")) | $(ratio "$ca_replay" "$pg_redo") |
 | - redo done to ready (end-of-recovery checkpoint, promote) | $(med "${PG_END[@]}") | (in replay) | |
 | rows replayed | $rows | $rows | |

@@ -14,9 +14,8 @@
  *      a checkpoint that never completed, stale pins);
  *   3. replay every hop through replay_run_ex, in memory only: a missing
  *      segment, damage, a target beyond the log, a cancel all return
- *      with nothing changed on disk (with a seg_gate, the readers wait
- *      for segments still being fetched, and the gate's last wait, for
- *      the fetch to be done with wal/, comes before any write);
+ *      with nothing changed on disk (with a wal_src, the readers read
+ *      the segments from it, waiting for those still being fetched);
  *   4. DB/restore-incomplete is written (durably): from here until step 9
  *      cairn_open, and another restore, refuse the directory with
  *      CAIRN_ECORRUPT naming the file, so an error (or a crash) in steps
@@ -453,7 +452,8 @@ static cairn_status replay_path(cairn_db *db, const struct engine_restore_opts *
         bool bounded = h->until_lsn != UINT64_MAX;
         uint64_t from = k ? h->start_lsn : redo;
         wal_reader *r = NULL;
-        cairn_status st = wal_reader_open_gated(db->waldir, h->timeline, from, o->seg_gate, &r);
+        cairn_status st = o->wal_src ? wal_reader_open_src(o->wal_src, h->timeline, from, &r)
+                                     : wal_reader_open(db->waldir, h->timeline, from, &r);
         if (st)
             return cerr_wrap(st, "could not restore \"%s\": the log of timeline %" PRIu32
                              " (hop %zu) from LSN %" PRIu64,
@@ -997,10 +997,6 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
     st = check_against(db, o, redo, &base);
     if (!st)
         st = replay_path(db, o, redo, res, &rp);
-    /* the producer of wal/ done with it before anything here writes there
-     * (restore.h, seg_gate) */
-    if (!st && o->seg_gate && o->seg_gate->wait)
-        st = o->seg_gate->wait(o->seg_gate->ctx, 0, UINT64_MAX);
     if (!st)
         st = check_selected(db, o);
     if (!st)

@@ -136,22 +136,17 @@
  * grafted collections' records) until its COMMIT, as any replay of it
  * later does. Not with only_names (CAIRN_EINVAL).
  *
- * Segments fetched ahead (seg_gate). pitr/ may still be writing the
- * path's segments into wal/ while the replay reads them: every reader of
- * the replay is opened through the gate (wal.h, struct wal_seg_gate), so
- * it waits for a segment that is coming and fails with the gate's status
- * when its producer failed (a segment that could not be fetched: the
- * restore fails as any missing or damaged segment makes it, nothing
- * written). Once the replay is done, before anything is written (marker,
- * new segment, removal of the other timelines' segments, hand-over),
- * engine_restore calls wait(ctx, 0, UINT64_MAX): timeline 0, which no
- * log has, asks for the producer to be done with wal/ (no file appears
- * there afterwards, and the files it wrote are as durable as it
- * promises), so the removal never races a segment still being written.
- * Everything read before the replay must be in place when engine_restore
- * is called: meta, the checkpoint, the history files of the path and,
- * when there is no checkpoint, the oldest segment of the first hop (the
- * open lists wal/ for it). Without a gate wal/ must be complete.
+ * Segments from a source (wal_src). pitr/ decompresses the path's
+ * archived segments into memory while the replay reads them: every reader
+ * of the replay is opened over the source (wal.h, struct wal_seg_source),
+ * so it waits for a segment that is coming and fails with the source's
+ * status when its producer failed (a segment that could not be fetched:
+ * the restore fails as any missing or damaged segment makes it, nothing
+ * written). No segment of the path is then ever a file in wal/ (step 6
+ * has nothing of theirs to remove). Everything else read before the
+ * replay must be in place when engine_restore is called: meta, the
+ * checkpoint, the history files of the path. Without a source wal/ holds
+ * the path's segments.
  */
 #ifndef CAIRN_ENGINE_RESTORE_H
 #define CAIRN_ENGINE_RESTORE_H
@@ -202,9 +197,9 @@ struct engine_restore_opts {
     cairn_db *graft_src;
     const char *const *graft_names;
     size_t ngraft;
-    /* WAL still arriving (above, "Segments fetched ahead"); NULL: wal/ is
-     * complete. Must outlive the call. */
-    const struct wal_seg_gate *seg_gate;
+    /* The path's segments from a source (above); NULL: from wal/. Must
+     * outlive the call. */
+    const struct wal_seg_source *wal_src;
 };
 
 struct engine_restore_result {

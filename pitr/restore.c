@@ -23,13 +23,13 @@
  * The restore then builds "<target>.partial": meta, superblock and every
  * page of the base's image from its packs (each pack's SHA-256 checked);
  * beside them, from the start, its own thread fetches the target
- * timeline's history file and the segments (each checked against its
- * summary's SHA-256) into wal/. engine_restore starts as soon as the
- * pages, the history file and the first segment are there: it replays
- * the path to the target through the replay engine while the fetch goes
- * on ahead of it (its WAL readers wait at a gate for segments not written
- * yet: the pipeline, above struct seg_fetch), and starts the new timeline
- * once the fetch is done; the new history file goes to the repository;
+ * timeline's history file into wal/ and the segments (each checked
+ * against its summary's SHA-256) into memory. engine_restore starts as
+ * soon as the pages and the history file are there: it replays the path
+ * to the target through the replay engine while the fetch goes on ahead
+ * of it (its WAL readers read the segments through a source that waits
+ * for one not fetched yet: the pipeline, above struct seg_fetch), and
+ * starts the new timeline; the new history file goes to the repository;
  * the directory is fsynced and renamed to the target. A crash at any
  * point leaves the target absent (only the .partial directory, which the
  * next restore removes) or whole.
@@ -903,57 +903,71 @@ static void progress_locked(void *ctx, int phase, uint64_t done, uint64_t total,
 
 /*
  * The WAL fetch runs ahead of the replay (a pipeline). Its thread
- * (wal_job_main) makes wal/, writes the target timeline's history file
- * (the head: engine_restore reads history files before it replays), then
- * runs up to `jobs` fetchers (seg_fetch_main) that take the planned
- * segments in plan order, the next index handed out in turn, so the one
- * the replay needs next comes soonest: each reads, decrypts, decompresses
- * and checks (SHA-256 against its summary) one segment, writes it into
- * wal/ and publishes it (written[i]). Reading, decrypting, decompressing
- * and hashing is CPU work that the replay's apply does not share.
+ * (wal_job_main) makes wal/ and writes the target timeline's history file
+ * there (the head: engine_restore reads history files before it
+ * replays), then runs up to `jobs` fetchers (seg_fetch_main) that take the
+ * planned segments in plan order, the next index handed out in turn, so
+ * the one the replay needs next comes soonest: each reads, decrypts,
+ * decompresses and checks (SHA-256 against its summary) one segment and
+ * publishes its image in memory (slot i READY). Reading, decrypting,
+ * decompressing and hashing is CPU work that the replay's apply does not
+ * share.
  *
- * engine_restore starts once the pages are written and the head and the
- * first planned segment are there (for the no-checkpoint case, its open
- * lists wal/ for the oldest segment); its readers go through the gate
- * (fetch_gate), which blocks on the condition variable until every planned
- * segment of the timeline asked for, starting at or before the LSN asked
- * for, is written (plan[0, prefix) is what counts: the plan is in replay
- * order, so what comes before the asked segment is needed first anyway),
- * returns at once for a segment that is not in the plan (nothing will
- * come), and returns the fetch's error (its message names the segment)
- * as soon as any fetch failed. Memory: a fetcher holds one segment at a
- * time; what runs ahead is in files.
+ * The segments never become files: engine_restore's readers read them
+ * through a segment source (wal.h, struct wal_seg_source; fetch_list,
+ * fetch_get, fetch_put). The list is the plan's segments of the timeline
+ * asked for (all that will come, without waiting); get blocks on the
+ * condition variable until that slot is READY, or returns its failure
+ * (the message names the segment), or the first failure of the fetch when
+ * the slot will never be fetched (the fetchers stopped); put frees the
+ * image. A segment got again after its put (the end-of-log decision reads
+ * the segment it ended in once more) is fetched again by the reader's
+ * thread. Writing each segment into wal/ and reading it back, only for
+ * engine_restore to delete it after the replay, cost a copy into the page
+ * cache and one out (about a sixth of the restore's CPU time), and the
+ * kernel's writeback of them.
  *
- * Durability. A fetched segment is not fsynced, and wal/ is fsynced once,
- * after the last one is written (before finished is published, so before
- * engine_restore's last gate wait returns and it writes anything): the
- * segments are read by the replay from the page cache and then removed by
- * engine_restore itself (every segment of a timeline other than the new
- * one goes, its directory fsynced) before the restored directory can
- * appear; nothing durable ever depends on them, and a crash before the end
- * leaves only "<target>.partial", which the next restore removes. The
- * history file is fsynced when written; its name is made durable by that
- * fsync of wal/ (and again by engine_restore's own fsyncs of wal/ when it
- * writes the new timeline's history). The fsync of wal/ is strictly more
- * than the restore needs (finish's removal and fsync cover the directory)
- * but costs one fsync, in the fetch thread, beside the replay.
+ * Memory: the fetchers stay within `ahead` slots of the oldest one not
+ * yet put (4 segments, at least one per fetcher and one more, at most
+ * 256 MiB when segments are large), except that a slot a reader is
+ * waiting for is always fetched; so the images held are bounded whatever
+ * the length of the path.
+ *
+ * engine_restore starts once the pages are written and the head is
+ * there. When it returns, the fetchers stop taking segments and are
+ * joined; a failure on a segment the replay never asked for (one past a
+ * target reached early) is not the restore's.
  */
+enum seg_state { SEG_WAIT, SEG_FETCHING, SEG_READY, SEG_FAILED, SEG_PUT };
+
+struct seg_slot {
+    enum seg_state state;
+    uint8_t *img;
+    size_t len;
+    cairn_status st; /* SEG_FAILED: status and message */
+    char *err;
+};
+
 struct seg_fetch {
     repo *r;
     const struct pitr_plan *pl;
     const struct pitr_manifest *base;
     const struct pitr_restore_opts *o;
     char *waldir;
+    char *where;            /* names the segments in the readers' messages */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* broadcast at each change below */
     size_t next;            /* the next plan index to hand out */
-    bool *written;          /* per plan index: its file is whole in wal/ */
-    size_t prefix;          /* plan[0, prefix) written */
+    struct seg_slot *slot;  /* per plan index */
+    size_t low;             /* slots [0, low) are put (or never will be needed) */
+    size_t ahead;           /* fetchers stay below low + ahead ... */
+    size_t wanted;          /* ... or at or below a slot a reader waits for (+1; 0: none) */
     bool head;              /* wal/ and the history file are there */
-    bool finished;          /* everything written, wal/ fsynced */
-    bool stop;              /* the restore gave up: hand out no more */
+    bool stop;              /* the restore is done with the fetch: hand out no more */
+    bool unbounded;         /* no window (no fetch thread: everything first) */
     uint64_t done;          /* bytes fetched */
-    uint64_t wait_us;       /* the replay's time blocked in the gate */
+    uint64_t wait_us;       /* the replay's time blocked in get */
+    uint64_t busy_us;       /* time spent fetching segments, summed */
     cairn_status st;        /* the first failure */
     char err[1024];
 };
@@ -968,54 +982,73 @@ static void fetch_failed(struct seg_fetch *f, cairn_status st)
     pthread_cond_broadcast(&f->cv);
 }
 
+/* Reads, checks and decompresses plan[i] (no lock held). */
+static cairn_status fetch_one(struct seg_fetch *f, size_t i, uint8_t **img, size_t *len)
+{
+    const struct pitr_plan_seg *ps = &f->pl->segs[i];
+    if (ps->from_backup)
+        return repo_blob_get(f->r, f->base->wal_head_sha, img, len);
+    return fetch_seg(f->r, ps->timeline, ps->start, img, len);
+}
+
+/* Publishes the outcome of fetching slot i; mu held. */
+static void slot_done(struct seg_fetch *f, size_t i, cairn_status st, uint8_t *img, size_t len)
+{
+    struct seg_slot *s = &f->slot[i];
+    if (st) {
+        s->state = SEG_FAILED;
+        s->st = st;
+        s->err = strdup(cairn_last_error());
+        fetch_failed(f, st);
+    } else {
+        s->state = SEG_READY;
+        s->img = img;
+        s->len = len;
+        f->done += len;
+    }
+    pthread_cond_broadcast(&f->cv);
+}
+
 static void *seg_fetch_main(void *arg)
 {
     struct seg_fetch *f = arg;
+    pthread_mutex_lock(&f->mu);
     for (;;) {
-        pthread_mutex_lock(&f->mu);
-        size_t i = f->next++;
-        bool stop = f->st != CAIRN_OK || f->stop || i >= f->pl->nsegs;
-        pthread_mutex_unlock(&f->mu);
-        if (stop)
+        size_t i = f->next;
+        if (f->st || f->stop || i >= f->pl->nsegs)
             break;
-        const struct pitr_plan_seg *ps = &f->pl->segs[i];
-        uint8_t *seg = NULL;
-        size_t len = 0;
-        cairn_status st;
-        if (ps->from_backup)
-            st = repo_blob_get(f->r, f->base->wal_head_sha, &seg, &len);
-        else
-            st = fetch_seg(f->r, ps->timeline, ps->start, &seg, &len);
-        char name[64];
-        wal_seg_name(name, sizeof name, ps->timeline, ps->start);
-        if (!st)
-            st = write_file(f->waldir, name, seg, len, false);
-        free(seg);
-        pthread_mutex_lock(&f->mu);
-        if (st) {
-            fetch_failed(f, st);
-        } else {
-            f->written[i] = true;
-            size_t p0 = f->prefix;
-            while (f->prefix < f->pl->nsegs && f->written[f->prefix])
-                f->prefix++;
-            if (f->prefix != p0)
-                pthread_cond_broadcast(&f->cv);
+        if (i >= f->low + f->ahead && i >= f->wanted) {
+            pthread_cond_wait(&f->cv, &f->mu);
+            continue;
         }
-        f->done += len;
+        f->next++;
+        if (f->slot[i].state != SEG_WAIT)
+            continue; /* a reader fetched it itself */
+        f->slot[i].state = SEG_FETCHING;
+        pthread_mutex_unlock(&f->mu);
+        uint8_t *img = NULL;
+        size_t len = 0;
+        uint64_t t0 = cairn_mono_us();
+        cairn_status st = fetch_one(f, i, &img, &len);
+        uint64_t dt = cairn_mono_us() - t0;
+        pthread_mutex_lock(&f->mu);
+        f->busy_us += dt;
+        slot_done(f, i, st, img, len);
         if (!st && f->o->progress)
             f->o->progress(f->o->progress_ctx, 1, f->done, f->pl->wal_bytes, 0, 0);
-        pthread_mutex_unlock(&f->mu);
     }
+    pthread_mutex_unlock(&f->mu);
     return NULL;
 }
 
-/* wal/, the head, then every planned segment (above). */
+/* wal/ and the head, then every planned segment (above). */
 static cairn_status fetch_wal(struct seg_fetch *f)
 {
     const struct pitr_plan *pl = f->pl;
     cairn_status st = cfs_mkdir_durable(f->waldir, 0755);
-    /* the target timeline's history: the new timeline's history continues it */
+    /* the target timeline's history: the new timeline's history continues
+     * it (its name is made durable by engine_restore's fsyncs of wal/ when
+     * it writes the new timeline's history) */
     if (!st && pl->target_timeline) {
         char hname[64];
         repo_history_obj_name(pl->target_timeline, hname, sizeof hname);
@@ -1043,6 +1076,11 @@ static cairn_status fetch_wal(struct seg_fetch *f)
         nt = 16;
     if (nt > pl->nsegs)
         nt = pl->nsegs ? (unsigned)pl->nsegs : 1;
+    pthread_mutex_lock(&f->mu);
+    uint64_t seg = f->r->seg_shift ? (uint64_t)1 << f->r->seg_shift : 0;
+    size_t cap = seg ? (size_t)(((uint64_t)256 << 20) / seg) : 4;
+    f->ahead = f->unbounded ? SIZE_MAX / 2 : CAIRN_MAX((size_t)nt + 1, CAIRN_MIN((size_t)4, cap));
+    pthread_mutex_unlock(&f->mu);
     pthread_t th[16];
     unsigned started = 0;
     for (unsigned i = 1; i < nt; i++)
@@ -1051,65 +1089,127 @@ static cairn_status fetch_wal(struct seg_fetch *f)
     seg_fetch_main(f);
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    pthread_mutex_lock(&f->mu);
-    st = f->st;
-    bool all = f->prefix == pl->nsegs;
-    pthread_mutex_unlock(&f->mu);
-    if (!st && all)
-        st = cfs_fsync_dir(f->waldir);
-    pthread_mutex_lock(&f->mu);
-    if (st)
-        fetch_failed(f, st);
-    f->finished = !st && all;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-    if (st)
-        return cerr_set(st, "%s", f->err);
     return CAIRN_OK;
 }
 
-/* Blocks until the head and plan[0, need) are written (and with `all`,
- * everything: finished), or the fetch failed: its status and message. */
-static cairn_status fetch_wait(struct seg_fetch *f, size_t need, bool all)
+/* Blocks until the head is there, or the fetch failed: its status and
+ * message. */
+static cairn_status fetch_wait_head(struct seg_fetch *f)
 {
-    uint64_t t0 = cairn_mono_us();
     pthread_mutex_lock(&f->mu);
-    while (!f->st && !(f->head && f->prefix >= need && (!all || f->finished)))
+    while (!f->st && !f->head)
         pthread_cond_wait(&f->cv, &f->mu);
     cairn_status st = f->st;
     char err[sizeof f->err];
     if (st)
         memcpy(err, f->err, sizeof err);
-    f->wait_us += cairn_mono_us() - t0;
     pthread_mutex_unlock(&f->mu);
     if (st)
         return cerr_set(st, "%s", err);
     return CAIRN_OK;
 }
 
-/* The replay's gate (wal.h, struct wal_seg_gate): the planned segments of
- * timeline tl starting at or before lsn; timeline 0: the whole fetch. */
-static cairn_status fetch_gate(void *ctx, uint32_t tl, uint64_t lsn)
+/* The plan index of segment (tl, start); SIZE_MAX when not planned. The
+ * plan holds each timeline's segments in one run, in LSN order. */
+static size_t plan_index(const struct pitr_plan *pl, uint32_t tl, uint64_t start)
+{
+    for (size_t i = 0; i < pl->nsegs; i++)
+        if (pl->segs[i].timeline == tl && pl->segs[i].start == start)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The source's list (wal.h): the planned segments of tl. */
+static cairn_status fetch_list(void *ctx, uint32_t tl, uint64_t **starts, size_t *n)
 {
     struct seg_fetch *f = ctx;
-    if (tl == 0)
-        return fetch_wait(f, f->pl->nsegs, true);
-    /* The last planned index of tl at or before lsn (0 when none). The
-     * plan holds each timeline's segments in one run, in LSN order: the
-     * scan starts at what is written and stops past the run. */
+    *starts = NULL;
+    *n = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < f->pl->nsegs; i++)
+        k += f->pl->segs[i].timeline == tl;
+    uint64_t *v = malloc((k ? k : 1) * sizeof *v);
+    if (!v)
+        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    k = 0;
+    for (size_t i = 0; i < f->pl->nsegs; i++)
+        if (f->pl->segs[i].timeline == tl)
+            v[k++] = f->pl->segs[i].start;
+    *starts = v;
+    *n = k;
+    return CAIRN_OK;
+}
+
+/* The source's get (wal.h): waits for the slot (and lets the fetchers past
+ * the window for it), fetches it here when it was put before. */
+static cairn_status fetch_get(void *ctx, uint32_t tl, uint64_t start, const uint8_t **img,
+                              size_t *len)
+{
+    struct seg_fetch *f = ctx;
+    *img = NULL;
+    *len = 0;
+    size_t i = plan_index(f->pl, tl, start);
+    if (i == SIZE_MAX)
+        return CAIRN_OK; /* not planned: no such segment */
+    uint64_t t0 = cairn_mono_us();
     pthread_mutex_lock(&f->mu);
-    size_t from = f->prefix;
-    pthread_mutex_unlock(&f->mu);
-    size_t need = 0;
-    for (size_t i = from; i < f->pl->nsegs; i++) {
-        const struct pitr_plan_seg *ps = &f->pl->segs[i];
-        if (ps->timeline != tl)
-            continue;
-        if (ps->start > lsn)
-            break;
-        need = i + 1;
+    struct seg_slot *s = &f->slot[i];
+    if (i + 1 > f->wanted) {
+        f->wanted = i + 1;
+        pthread_cond_broadcast(&f->cv);
     }
-    return fetch_wait(f, need, false);
+    for (;;) {
+        if (s->state == SEG_READY || s->state == SEG_FAILED)
+            break;
+        if (s->state == SEG_PUT || (s->state == SEG_WAIT && (f->st || f->stop))) {
+            /* no fetcher will bring it: fetch it here */
+            s->state = SEG_FETCHING;
+            pthread_mutex_unlock(&f->mu);
+            uint8_t *im = NULL;
+            size_t l = 0;
+            cairn_status st = fetch_one(f, i, &im, &l);
+            pthread_mutex_lock(&f->mu);
+            slot_done(f, i, st, im, l);
+            break;
+        }
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    f->wait_us += cairn_mono_us() - t0;
+    cairn_status st = CAIRN_OK;
+    if (s->state == SEG_FAILED) {
+        st = cerr_set(s->st, "%s", s->err ? s->err : "out of memory");
+    } else {
+        *img = s->img;
+        *len = s->len;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return st;
+}
+
+/* The source's put (wal.h): frees the image; the window moves on. */
+static void fetch_put(void *ctx, uint32_t tl, uint64_t start)
+{
+    struct seg_fetch *f = ctx;
+    size_t i = plan_index(f->pl, tl, start);
+    if (i == SIZE_MAX)
+        return;
+    pthread_mutex_lock(&f->mu);
+    struct seg_slot *s = &f->slot[i];
+    uint8_t *img = s->img;
+    if (s->state == SEG_READY) {
+        s->state = SEG_PUT;
+        s->img = NULL;
+        s->len = 0;
+    } else {
+        img = NULL;
+    }
+    size_t low = f->low;
+    while (f->low < f->pl->nsegs && f->slot[f->low].state == SEG_PUT)
+        f->low++;
+    if (f->low != low)
+        pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    free(img);
 }
 
 static cairn_status fetch_init(struct seg_fetch *f, repo *r, const struct pitr_plan *pl,
@@ -1121,11 +1221,14 @@ static cairn_status fetch_init(struct seg_fetch *f, repo *r, const struct pitr_p
     f->pl = pl;
     f->base = base;
     f->o = o;
+    f->ahead = 4;
     f->waldir = cairn_path_join(root, "wal");
-    f->written = calloc(pl->nsegs ? pl->nsegs : 1, sizeof *f->written);
-    if (!f->waldir || !f->written) {
+    f->where = cairn_path_join(r->dir, "wal");
+    f->slot = calloc(pl->nsegs ? pl->nsegs : 1, sizeof *f->slot);
+    if (!f->waldir || !f->where || !f->slot) {
         free(f->waldir);
-        free(f->written);
+        free(f->where);
+        free(f->slot);
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&f->mu, NULL);
@@ -1133,12 +1236,13 @@ static cairn_status fetch_init(struct seg_fetch *f, repo *r, const struct pitr_p
     return CAIRN_OK;
 }
 
-/* The restore gave up: the fetchers take no further segment (each
- * finishes the one it holds). */
+/* The restore is done with the fetch: the fetchers take no further
+ * segment (each finishes the one it holds). */
 static void fetch_stop(struct seg_fetch *f)
 {
     pthread_mutex_lock(&f->mu);
     f->stop = true;
+    pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -1146,8 +1250,13 @@ static void fetch_fini(struct seg_fetch *f)
 {
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
-    free(f->written);
+    for (size_t i = 0; i < f->pl->nsegs; i++) {
+        free(f->slot[i].img);
+        free(f->slot[i].err);
+    }
+    free(f->slot);
     free(f->waldir);
+    free(f->where);
 }
 
 struct wal_job {
@@ -1237,9 +1346,9 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     st = cfs_mkdir_durable(partial, 0755);
     /* The WAL is fetched (read, decrypted, decompressed, checked) by its
      * own thread while the pages are written, and goes on while the replay
-     * reads what it wrote (the pipeline: above struct seg_fetch): they
-     * share the repository, wal/ (through the gate) and the progress
-     * callback (serialized). */
+     * reads what it fetched (the pipeline: above struct seg_fetch): they
+     * share the repository, the segments' images (through the source) and
+     * the progress callback (serialized). */
     struct locked_progress lp = {.o = o};
     pthread_mutex_init(&lp.mu, NULL);
     struct pitr_restore_opts oo = *o;
@@ -1249,11 +1358,13 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     }
     struct wal_job wj;
     memset(&wj, 0, sizeof wj);
-    const struct wal_seg_gate gate = {.wait = fetch_gate, .ctx = &wj.f};
+    struct wal_seg_source src = {.list = fetch_list, .get = fetch_get, .put = fetch_put,
+                                 .ctx = &wj.f};
     bool fetching = false, wal_thread = false;
     if (!st) {
         st = fetch_init(&wj.f, r, &res->plan, base, &oo, partial);
         fetching = !st;
+        src.where = wj.f.where;
     }
     uint64_t t1 = cairn_mono_us();
     if (!st)
@@ -1261,13 +1372,15 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     if (!st)
         st = materialize(r, base, partial, &oo);
     uint64_t t2 = cairn_mono_us();
-    if (!st && !wal_thread)
+    if (!st && !wal_thread) {
+        wj.f.unbounded = true;
         wal_job_main(&wj); /* no thread: the whole fetch first, as it can */
+    }
     /* The replay starts as soon as what engine_restore reads before its
-     * readers do is there (restore.h, seg_gate): the history file and the
-     * first planned segment; a failed fetch is reported from here on. */
+     * readers do is there (restore.h, wal_src): the history file; a
+     * failed fetch is reported from here on. */
     if (!st)
-        st = fetch_wait(&wj.f, res->plan.nsegs ? 1 : 0, false);
+        st = fetch_wait_head(&wj.f);
     uint64_t t3 = cairn_mono_us();
     struct engine_restore_result er;
     memset(&er, 0, sizeof er);
@@ -1320,7 +1433,7 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
                                          .nonly = o->ncollections,
                                          .on_replayed = o->on_replayed,
                                          .on_replayed_ctx = o->on_replayed_ctx};
-        eo.seg_gate = &gate;
+        eo.wal_src = &src;
         st = engine_restore(partial, &eo, &er);
         /* an LSN target is met once the log was read past it, even when
          * no later commit was there to stop at */
@@ -1333,15 +1446,15 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     }
     uint64_t t4 = cairn_mono_us();
     if (fetching) {
-        /* engine_restore returned (after its last gate wait, when it
-         * succeeded: the fetch is finished) or was never called: the
-         * fetchers stop taking segments and are joined before anything
-         * of theirs goes. */
+        /* engine_restore returned (its readers closed) or was never
+         * called: the fetchers stop taking segments and are joined before
+         * anything of theirs goes. */
         fetch_stop(&wj.f);
         if (wal_thread)
             pthread_join(wj.thr, NULL);
-        clog_info("restore into \"%s\": WAL fetch %.3f s (%zu segment(s)), the replay "
-                  "waited %.3f s for it", partial, (double)wj.us / 1e6, res->plan.nsegs,
+        clog_info("restore into \"%s\": WAL fetch %.3f s of work in %.3f s (%zu "
+                  "segment(s)), the replay waited %.3f s for it", partial,
+                  (double)wj.f.busy_us / 1e6, (double)wj.us / 1e6, res->plan.nsegs,
                   (double)wj.f.wait_us / 1e6);
         fetch_fini(&wj.f);
     }
@@ -1384,14 +1497,15 @@ handed:
         res->collections = er.collections;
         res->points = er.points;
     }
-    /* pages_us: writing the base's pages. fetch_us: the WAL fetch from its
-     * start (with the pages) to wal/ fsynced, overlapping the pages and
-     * the replay. replay_us: engine_restore (loading the base, the replay,
-     * waits for segments still being fetched included, the new
-     * timeline's checkpoint), from the moment the pages, the history file
-     * and the first segment were there. */
+    /* pages_us: writing the base's pages. fetch_us: the fetchers' time
+     * fetching segments (reading, decrypting, decompressing, checking),
+     * summed over the fetchers, overlapping the pages and the replay.
+     * replay_us: engine_restore (loading the base, the replay, waits for
+     * segments still being fetched included, the new timeline's
+     * checkpoint), from the moment the pages and the history file were
+     * there. */
     res->pages_us = t2 - t1;
-    res->fetch_us = wj.us;
+    res->fetch_us = wj.f.busy_us;
     res->replay_us = t4 - t3;
     res->duration_us = cairn_mono_us() - t0;
     free(partial);

@@ -23,15 +23,15 @@
  * (a later segment is only ever written after the missing one was).
  * A segment file whose size is not the segment size is corrupt.
  *
- * A gated reader (wal_reader_open_gated; wal.h, struct wal_seg_gate) reads
- * a directory that is still being filled: every decision above that looks
- * at the directory first waits on the gate (gate_wait), so a segment still
- * coming is never taken for a missing one, a half-written file never for
- * a damaged one, and a log that goes on never for a torn tail: at open
- * (the segments up to from_lsn), before entering the next segment, and
- * at the top of reach_end (all of them: it lists and scans every later
- * segment). Reading inside a segment the gate let through needs nothing
- * more. wal_truncate_tail is crash recovery's and takes no gate.
+ * A reader over a segment source (wal_reader_open_src; wal.h, struct
+ * wal_seg_source) lists the timeline through the source instead of the
+ * directory and reads each segment's image in place: the window is the
+ * whole image, so nothing is copied. Everything else (the checks, the end
+ * of the log, the messages, with the source's `where` in place of the
+ * directory) is the same code. The source lists every segment that will
+ * come and its get waits for one on its way, so a segment still coming is
+ * never taken for a missing one, nor a log that goes on for a torn tail.
+ * wal_truncate_tail is crash recovery's and reads files only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,7 +58,7 @@ struct wal_reader {
     uint64_t seg_size;
     uint64_t db_id;
     cio *c;
-    const struct wal_seg_gate *gate; /* NULL: the directory is complete */
+    const struct wal_seg_source *src; /* NULL: files in waldir */
 
     /* current segment */
     int fd;
@@ -69,7 +69,12 @@ struct wal_reader {
     uint64_t pos;     /* LSN of the next record */
     uint64_t rec_end; /* end of the last record returned (start: r->pos) */
 
-    /* window over the current segment: offsets [woff, woff + wlen) */
+    /* the current segment's image, from src (NULL: a file, fd) */
+    const uint8_t *img;
+
+    /* window over the current segment: offsets [woff, woff + wlen) at
+     * wbase (win, or the image) */
+    const uint8_t *wbase;
     uint8_t *win;
     size_t wcap;
     uint64_t woff;
@@ -81,15 +86,6 @@ struct wal_reader {
     cairn_status fail_st; /* sticky after an error */
     char fail_msg[1024];
 };
-
-/* A gated reader waits here until every segment of its timeline starting
- * at or before lsn that will come is in the directory (wal.h). */
-static cairn_status gate_wait(const wal_reader *r, uint64_t lsn)
-{
-    if (!r->gate)
-        return CAIRN_OK;
-    return r->gate->wait(r->gate->ctx, r->timeline, lsn);
-}
 
 static void seg_path(const wal_reader *r, char *buf, size_t n, uint64_t start)
 {
@@ -103,6 +99,9 @@ static void seg_close(wal_reader *r)
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+    if (r->img)
+        r->src->put(r->src->ctx, r->timeline, r->seg_start);
+    r->img = NULL;
     r->wlen = 0;
     r->woff = 0;
 }
@@ -110,6 +109,13 @@ static void seg_close(wal_reader *r)
 /* Loads the window so that it starts at or just before segment offset off. */
 static cairn_status win_load(wal_reader *r, uint64_t off)
 {
+    if (r->img) {
+        (void)off;
+        r->wbase = r->img;
+        r->woff = 0;
+        r->wlen = (size_t)r->seg_size;
+        return CAIRN_OK;
+    }
     uint64_t start = off & ~(RD_ALIGN - 1);
     size_t want = (size_t)CAIRN_MIN((uint64_t)r->wcap, r->seg_size - start);
     size_t got = 0;
@@ -120,6 +126,7 @@ static cairn_status win_load(wal_reader *r, uint64_t off)
     }
     if (got < want)
         memset(r->win + got, 0, want - got); /* short file: zeros */
+    r->wbase = r->win;
     r->woff = start;
     r->wlen = want;
     return CAIRN_OK;
@@ -135,53 +142,50 @@ static inline cairn_status win_ensure(wal_reader *r, uint64_t off, size_t need)
 
 static inline const uint8_t *win_at(const wal_reader *r, uint64_t off)
 {
-    return r->win + (off - r->woff);
+    return r->wbase + (off - r->woff);
 }
 
 /* Segment files are created full size: any other size is damage (and a
- * header claiming another segment size than its file has is caught here). */
+ * header claiming another segment size than its file has is caught here).
+ * An image from a source is held to the same rule. */
+static cairn_status check_len(uint64_t len, const char *path, uint64_t seg_size)
+{
+    if (len != seg_size)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "could not read WAL segment \"%s\" at offset 0: file is %" PRIu64
+                        " bytes, its header says segments are %" PRIu64,
+                        path, len, seg_size);
+    return CAIRN_OK;
+}
+
 static cairn_status check_size(int fd, const char *path, uint64_t seg_size)
 {
     struct stat sb;
     if (fstat(fd, &sb) != 0)
         return cerr_errno(errno, "could not stat WAL segment \"%s\"", path);
-    if ((uint64_t)sb.st_size != seg_size)
-        return cerr_set(CAIRN_ECORRUPT,
-                        "could not read WAL segment \"%s\" at offset 0: file is %" PRIu64
-                        " bytes, its header says segments are %" PRIu64,
-                        path, (uint64_t)sb.st_size, seg_size);
-    return CAIRN_OK;
+    return check_len((uint64_t)sb.st_size, path, seg_size);
 }
 
-/*
- * Opens segment `start` as the current one and checks its header.
- * *missing (if given) is set instead of failing when the file is absent.
- */
-static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
+/* The image of segment `start` from the source; *img NULL when it has
+ * none. */
+static cairn_status src_get(wal_reader *r, uint64_t start, const uint8_t **img, size_t *len)
 {
-    seg_close(r);
-    seg_path(r, r->path, sizeof r->path, start);
-    if (missing)
-        *missing = false;
-    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT && missing) {
-            *missing = true;
-            return CAIRN_OK;
-        }
-        return cerr_errno(e, "could not open WAL segment \"%s\"", r->path);
+    *img = NULL;
+    *len = 0;
+    cairn_status st = r->src->get(r->src->ctx, r->timeline, start, img, len);
+    if (st) {
+        if (*img)
+            r->src->put(r->src->ctx, r->timeline, start);
+        *img = NULL;
     }
-    r->fd = fd;
-    r->seg_start = start;
-    cairn_status st = check_size(fd, r->path, r->seg_size);
-    if (st)
-        return st;
-    st = win_load(r, 0);
-    if (st)
-        return st;
+    return st;
+}
+
+/* The current segment's header (window at offset 0) against the log. */
+static cairn_status seg_check_header(wal_reader *r, uint64_t start)
+{
     struct wal_seg_header h;
-    st = wal_seg_header_decode(r->win, &h, r->path);
+    cairn_status st = wal_seg_header_decode(win_at(r, 0), &h, r->path);
     if (st)
         return st;
     if (h.timeline != r->timeline || h.start_lsn != start || h.seg_shift != r->seg_shift ||
@@ -195,6 +199,56 @@ static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
                         start, r->seg_shift, r->db_id);
     r->salt = h.salt;
     return CAIRN_OK;
+}
+
+/*
+ * Opens segment `start` as the current one and checks its header.
+ * *missing (if given) is set instead of failing when the file is absent.
+ */
+static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
+{
+    seg_close(r);
+    seg_path(r, r->path, sizeof r->path, start);
+    if (missing)
+        *missing = false;
+    cairn_status st;
+    if (r->src) {
+        const uint8_t *img = NULL;
+        size_t len = 0;
+        st = src_get(r, start, &img, &len);
+        if (st)
+            return st;
+        if (!img) {
+            if (missing) {
+                *missing = true;
+                return CAIRN_OK;
+            }
+            return cerr_set(CAIRN_ENOTFOUND, "could not open WAL segment \"%s\": no such "
+                            "segment", r->path);
+        }
+        r->img = img;
+        r->seg_start = start;
+        st = check_len(len, r->path, r->seg_size);
+    } else {
+        int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == ENOENT && missing) {
+                *missing = true;
+                return CAIRN_OK;
+            }
+            return cerr_errno(e, "could not open WAL segment \"%s\"", r->path);
+        }
+        r->fd = fd;
+        r->seg_start = start;
+        st = check_size(fd, r->path, r->seg_size);
+    }
+    if (st)
+        return st;
+    st = win_load(r, 0);
+    if (st)
+        return st;
+    return seg_check_header(r, start);
 }
 
 /* Nonzero bytes of the current segment from offset `from` to its end. */
@@ -271,7 +325,8 @@ static cairn_status later_segments(wal_reader *r, uint64_t after, uint64_t **v, 
 {
     uint64_t *all = NULL;
     size_t cnt = 0;
-    cairn_status st = wal_seg_list(r->waldir, r->timeline, &all, &cnt);
+    cairn_status st = r->src ? r->src->list(r->src->ctx, r->timeline, &all, &cnt)
+                             : wal_seg_list(r->waldir, r->timeline, &all, &cnt);
     if (st)
         return st;
     size_t k = 0;
@@ -299,12 +354,7 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
     bool found = false;
     uint64_t q_lsn = 0, q_hint = 0;
     char qpath[sizeof r->path] = "";
-    /* Every later segment is listed and scanned below, and a missing one
-     * is told from one not written yet: all of them must be there. */
-    cairn_status st = gate_wait(r, UINT64_MAX);
-    if (st)
-        return fail(r, st);
-
+    cairn_status st;
     if (!missing) {
         st = count_nonzero(r, poff, &garbage);
         if (!st)
@@ -400,14 +450,25 @@ static cairn_status reach_end(wal_reader *r, bool missing, bool *retry)
     return CAIRN_OK;
 }
 
-cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t from_lsn,
-                             wal_reader **out)
+/* The header of the segment a reader starts in (got bytes of it at b, of
+ * a file or image of len bytes): it fixes the segment size, which the
+ * length must then be. */
+static cairn_status first_header(const uint8_t *b, size_t got, uint64_t len, const char *path,
+                                 struct wal_seg_header *h)
 {
-    return wal_reader_open_gated(waldir, timeline, from_lsn, NULL, out);
+    if (got < WAL_SEG_HDR)
+        return cerr_set(CAIRN_ECORRUPT,
+                        "could not read WAL segment header \"%s\" at offset %zu: file is too "
+                        "short",
+                        path, got);
+    cairn_status st = wal_seg_header_decode(b, h, path);
+    if (st)
+        return st;
+    return check_len(len, path, UINT64_C(1) << h->seg_shift);
 }
 
-cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64_t from_lsn,
-                                   const struct wal_seg_gate *gate, wal_reader **out)
+static cairn_status reader_open(const char *waldir, const struct wal_seg_source *src,
+                                uint32_t timeline, uint64_t from_lsn, wal_reader **out)
 {
     if (!out)
         return cerr_set(CAIRN_EINVAL, "could not open WAL reader: no output pointer");
@@ -419,24 +480,24 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
         return cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
     r->fd = -1;
     r->timeline = timeline;
-    r->gate = gate && gate->wait ? gate : NULL;
+    r->src = src;
     r->waldir = strdup(waldir);
     uint64_t *starts = NULL;
     size_t n = 0;
+    const uint8_t *img0 = NULL; /* the first segment's image (src) */
+    uint64_t start = 0;
     cairn_status st = CAIRN_OK;
     if (!r->waldir) {
         st = cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
         goto fail;
     }
-    st = cio_ctx_open(&r->c, CAIRN_IO_POSIX, 0);
-    if (st)
-        goto fail;
-    /* The segment to start in is the last one at or before from_lsn (the
-     * oldest for 0: only the whole timeline tells which that is). */
-    st = gate_wait(r, from_lsn ? from_lsn : UINT64_MAX);
-    if (st)
-        goto fail;
-    st = wal_seg_list(waldir, timeline, &starts, &n);
+    if (!src) {
+        st = cio_ctx_open(&r->c, CAIRN_IO_POSIX, 0);
+        if (st)
+            goto fail;
+    }
+    st = src ? src->list(src->ctx, timeline, &starts, &n)
+             : wal_seg_list(waldir, timeline, &starts, &n);
     if (st)
         goto fail;
     if (n == 0) {
@@ -458,7 +519,7 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
     size_t k = 0;
     for (size_t i = 0; from_lsn && i < n && starts[i] <= from_lsn; i++)
         k = i;
-    uint64_t start = starts[k];
+    start = starts[k];
     char p0[sizeof r->path];
     seg_path(r, p0, sizeof p0, start);
     if (from_lsn && start > from_lsn) {
@@ -470,22 +531,28 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
     }
     uint8_t hdr[WAL_SEG_HDR];
     struct wal_seg_header h;
-    {
+    if (src) {
+        size_t len = 0;
+        st = src_get(r, start, &img0, &len);
+        if (!st && !img0)
+            st = cerr_set(CAIRN_ENOTFOUND, "could not open WAL \"%s\": segment \"%s\" is "
+                          "listed but not there", waldir, p0);
+        if (!st)
+            st = first_header(img0, len, len, p0, &h);
+        if (st)
+            goto fail;
+    } else {
         int fd = -1;
         size_t got = 0;
+        struct stat sb;
         st = cfs_open(p0, O_RDONLY, 0, &fd);
         if (st)
             goto fail;
         st = cio_read(r->c, fd, hdr, sizeof hdr, 0, p0, &got);
-        if (!st && got < sizeof hdr)
-            st = cerr_set(CAIRN_ECORRUPT,
-                          "could not read WAL segment header \"%s\" at offset %zu: file is "
-                          "too short",
-                          p0, got);
+        if (!st && fstat(fd, &sb) != 0)
+            st = cerr_errno(errno, "could not stat WAL segment \"%s\"", p0);
         if (!st)
-            st = wal_seg_header_decode(hdr, &h, p0);
-        if (!st)
-            st = check_size(fd, p0, UINT64_C(1) << h.seg_shift);
+            st = first_header(hdr, got, (uint64_t)sb.st_size, p0, &h);
         close(fd);
         if (st)
             goto fail;
@@ -493,11 +560,13 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
     r->seg_shift = h.seg_shift;
     r->seg_size = UINT64_C(1) << h.seg_shift;
     r->db_id = h.db_id;
-    r->wcap = (size_t)CAIRN_MIN((uint64_t)RD_WINDOW_MAX, r->seg_size);
-    r->win = malloc(r->wcap);
-    if (!r->win) {
-        st = cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
-        goto fail;
+    if (!src) {
+        r->wcap = (size_t)CAIRN_MIN((uint64_t)RD_WINDOW_MAX, r->seg_size);
+        r->win = malloc(r->wcap);
+        if (!r->win) {
+            st = cerr_set(CAIRN_ENOMEM, "could not open WAL reader: out of memory");
+            goto fail;
+        }
     }
     if (from_lsn && from_lsn - start >= r->seg_size) {
         char pp[sizeof r->path];
@@ -507,11 +576,23 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
                       waldir, from_lsn, pp);
         goto fail;
     }
-    bool missing = false;
-    st = seg_enter(r, start, &missing);
-    if (!st && missing)
-        st = cerr_set(CAIRN_ENOTFOUND,
-                      "could not open WAL \"%s\": segment \"%s\" disappeared", waldir, p0);
+    if (src) {
+        /* the image just checked becomes the current segment (seg_enter
+         * would get it a second time) */
+        memcpy(r->path, p0, sizeof r->path);
+        r->img = img0;
+        r->seg_start = start;
+        img0 = NULL;
+        st = win_load(r, 0);
+        if (!st)
+            st = seg_check_header(r, start);
+    } else {
+        bool missing = false;
+        st = seg_enter(r, start, &missing);
+        if (!st && missing)
+            st = cerr_set(CAIRN_ENOTFOUND,
+                          "could not open WAL \"%s\": segment \"%s\" disappeared", waldir, p0);
+    }
     if (st)
         goto fail;
     uint64_t off = from_lsn ? from_lsn - start : 0;
@@ -521,9 +602,28 @@ cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline, uint64
     return CAIRN_OK;
 
 fail:
+    if (img0)
+        src->put(src->ctx, timeline, start);
     free(starts);
     wal_reader_close(r);
     return st;
+}
+
+cairn_status wal_reader_open(const char *waldir, uint32_t timeline, uint64_t from_lsn,
+                             wal_reader **out)
+{
+    return reader_open(waldir, NULL, timeline, from_lsn, out);
+}
+
+cairn_status wal_reader_open_src(const struct wal_seg_source *src, uint32_t timeline,
+                                 uint64_t from_lsn, wal_reader **out)
+{
+    if (out)
+        *out = NULL;
+    if (!src || !src->list || !src->get || !src->put)
+        return cerr_set(CAIRN_EINVAL, "could not open WAL reader: the segment source lacks "
+                        "a list, get or put function");
+    return reader_open(src->where, src, timeline, from_lsn, out);
 }
 
 cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
@@ -578,10 +678,7 @@ cairn_status wal_reader_next(wal_reader *r, struct wal_record *rec, bool *end)
             uint64_t next = r->seg_start + r->seg_size;
             bool missing = false;
             r->pos = next + WAL_SEG_DATA;
-            cairn_status st = gate_wait(r, next);
-            if (st)
-                return fail(r, st);
-            st = seg_enter(r, next, &missing);
+            cairn_status st = seg_enter(r, next, &missing);
             if (st)
                 return fail(r, st);
             if (missing) {

@@ -222,40 +222,46 @@ struct wal_end {
 cairn_status wal_reader_open(const char *waldir, uint32_t timeline,
                              uint64_t from_lsn, wal_reader **out);
 
-/* A segment gate: lets a reader follow a log whose segment files another
- * thread is still putting into the directory (pitr_restore fetches the
- * archived segments while the replay reads them).
+/* A segment source: the segments of a log held somewhere else than a
+ * directory of files. pitr_restore decompresses the archived segments
+ * into memory while the replay reads them, instead of writing them into
+ * the restored database's wal/ (which the restore deletes right after the
+ * replay) and reading them back.
  *
- * wait(ctx, timeline, lsn) returns CAIRN_OK once every segment file of
- * `timeline` that will ever be in the directory and starts at or before
- * `lsn` is there, whole (lsn UINT64_MAX: every segment of the timeline).
- * Segments that will never come (the producer has no such segment) are
- * not waited for: a gate of a directory that is complete returns at once.
- * It returns an error status with its message set (cerr) when the
- * producer failed; the reader then fails with that status and message,
- * and stays failed. It may block; it is called by the reader's thread
- * only, and never while the reader holds a lock.
+ * list(ctx, timeline, &starts, &n): the start LSNs, ascending, of every
+ * segment of `timeline` the source has or will have (*starts malloc'd,
+ * the reader frees it; n 0: none). It does not wait.
  *
- * A gated reader calls it before each look at the directory or a segment
- * file: before listing the timeline's segments at open (lsn = from_lsn,
- * UINT64_MAX for from_lsn 0: "the oldest" needs them all), before opening
- * the segment after a SWITCH or a PAD that fills its segment (lsn = that
- * segment's start), and before deciding where the log ends (torn tail or
- * corruption: the later segments are listed and scanned; lsn =
- * UINT64_MAX). So it never takes a segment that is still coming for a
- * missing one, nor a log that goes on for a torn tail. A reader never asks
- * for timeline 0 (no log has it): engine_restore uses that call to wait
- * for the producer to be done (engine/restore.h, seg_gate). */
-struct wal_seg_gate {
-    cairn_status (*wait)(void *ctx, uint32_t timeline, uint64_t lsn);
+ * get(ctx, timeline, start, &img, &len): the bytes of that segment,
+ * waiting while they are on their way; *img NULL when the source has no
+ * such segment (the reader treats it as a missing file). An error status
+ * with its message set (cerr) when the source could not produce it (a
+ * fetch that failed, a damaged archive object); the reader fails with that
+ * status and message, and stays failed. The image stays valid and
+ * unchanged until put.
+ *
+ * put(ctx, timeline, start): the reader is done with an image get gave it
+ * (it may get it again later). A reader holds at most the segment it is
+ * in and, while deciding where the log ends, one later segment.
+ *
+ * `where` names the segments in messages, in place of the WAL directory:
+ * "<where>/<segment file name>". The callbacks are called by the reader's
+ * thread only, never while the reader holds a lock. The reader reads and
+ * checks an image exactly as it reads and checks a file (a length other
+ * than the segment size is damage). */
+struct wal_seg_source {
+    cairn_status (*list)(void *ctx, uint32_t timeline, uint64_t **starts, size_t *n);
+    cairn_status (*get)(void *ctx, uint32_t timeline, uint64_t start, const uint8_t **img,
+                        size_t *len);
+    void (*put)(void *ctx, uint32_t timeline, uint64_t start);
     void *ctx;
+    const char *where;
 };
 
-/* wal_reader_open through a gate (NULL: exactly wal_reader_open). The
- * gate (the struct, not only ctx) must outlive the reader. */
-cairn_status wal_reader_open_gated(const char *waldir, uint32_t timeline,
-                                   uint64_t from_lsn, const struct wal_seg_gate *gate,
-                                   wal_reader **out);
+/* wal_reader_open over a source instead of a directory. The source (the
+ * struct, not only ctx) must outlive the reader. */
+cairn_status wal_reader_open_src(const struct wal_seg_source *src, uint32_t timeline,
+                                 uint64_t from_lsn, wal_reader **out);
 /* Next valid record. Returns CAIRN_OK with *end false and *rec filled, or
  * CAIRN_OK with *end true at the end of the log, or CAIRN_ECORRUPT when an
  * invalid record is followed by data proven durable (message names segment
