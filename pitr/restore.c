@@ -968,6 +968,7 @@ struct seg_fetch {
     uint64_t done;          /* bytes fetched */
     uint64_t wait_us;       /* the replay's time blocked in get */
     uint64_t busy_us;       /* time spent fetching segments, summed */
+    size_t hint;            /* plan_index's last find (the readers' thread only) */
     cairn_status st;        /* the first failure */
     char err[1024];
 };
@@ -1110,12 +1111,18 @@ static cairn_status fetch_wait_head(struct seg_fetch *f)
 }
 
 /* The plan index of segment (tl, start); SIZE_MAX when not planned. The
- * plan holds each timeline's segments in one run, in LSN order. */
-static size_t plan_index(const struct pitr_plan *pl, uint32_t tl, uint64_t start)
+ * readers go through the plan in order: the last index found (`hint`,
+ * the readers' thread's own) or the next one is it, but for the end
+ * decision's look back and ahead (a path can have thousands of
+ * segments: no scan per segment). */
+static size_t plan_index(const struct pitr_plan *pl, size_t *hint, uint32_t tl, uint64_t start)
 {
+    for (size_t i = *hint; i < pl->nsegs && i <= *hint + 1; i++)
+        if (pl->segs[i].timeline == tl && pl->segs[i].start == start)
+            return *hint = i;
     for (size_t i = 0; i < pl->nsegs; i++)
         if (pl->segs[i].timeline == tl && pl->segs[i].start == start)
-            return i;
+            return *hint = i;
     return SIZE_MAX;
 }
 
@@ -1148,7 +1155,7 @@ static cairn_status fetch_get(void *ctx, uint32_t tl, uint64_t start, const uint
     struct seg_fetch *f = ctx;
     *img = NULL;
     *len = 0;
-    size_t i = plan_index(f->pl, tl, start);
+    size_t i = plan_index(f->pl, &f->hint, tl, start);
     if (i == SIZE_MAX)
         return CAIRN_OK; /* not planned: no such segment */
     uint64_t t0 = cairn_mono_us();
@@ -1190,7 +1197,7 @@ static cairn_status fetch_get(void *ctx, uint32_t tl, uint64_t start, const uint
 static void fetch_put(void *ctx, uint32_t tl, uint64_t start)
 {
     struct seg_fetch *f = ctx;
-    size_t i = plan_index(f->pl, tl, start);
+    size_t i = plan_index(f->pl, &f->hint, tl, start);
     if (i == SIZE_MAX)
         return;
     pthread_mutex_lock(&f->mu);
