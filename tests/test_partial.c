@@ -635,7 +635,13 @@ static void test_into_existing_faults(void **state)
     const char *all = getenv("CAIRN_FAULTS");
     uint64_t step = all && !strcmp(all, "all") ? 1 : total / 40 + 1;
     unsigned failed = 0, finished = 0, old_seen = 0, new_seen = 0;
-    for (uint64_t nth = 1; nth <= total + 1; nth += step) {
+    /* nth = 1, 1 + step, ... and always total + 1 last (a plan that never
+     * fires: the run finishes), whatever total is modulo step */
+    for (uint64_t nth = 1, last = 0; !last; nth += step) {
+        if (nth >= total + 1) {
+            nth = total + 1;
+            last = 1;
+        }
         copy_db(W.db, c, sizeof c); /* each run from the old state */
         snprintf(work, sizeof work, "%s.replace", c);
         struct cio_fault_plan fp = {.ops = ops, .nth = nth, .kind = CIO_FAULT_EIO};
