@@ -928,8 +928,8 @@ static void progress_locked(void *ctx, int phase, uint64_t done, uint64_t total,
  * kernel's writeback of them.
  *
  * Memory: the fetchers stay within `ahead` slots of the oldest one not
- * yet put (4 segments, at least one per fetcher and one more, at most
- * 256 MiB when segments are large), except that a slot a reader is
+ * yet put (4 segments, fewer when 4 would pass 256 MiB, but never fewer
+ * than one per fetcher and one more), except that a slot a reader is
  * waiting for is always fetched; so the images held are bounded whatever
  * the length of the path.
  *
@@ -1145,6 +1145,15 @@ static cairn_status fetch_list(void *ctx, uint32_t tl, uint64_t **starts, size_t
     *starts = v;
     *n = k;
     return CAIRN_OK;
+}
+
+/* The source's name (wal.h): the archived object's path. */
+static void fetch_name(void *ctx, uint32_t tl, uint64_t start, char *buf, size_t n)
+{
+    struct seg_fetch *f = ctx;
+    char obj[128];
+    repo_wal_obj_name(tl, start, false, obj, sizeof obj);
+    snprintf(buf, n, "%s/%s", f->r->dir, obj);
 }
 
 /* The source's get (wal.h): waits for the slot (and lets the fetchers past
@@ -1366,7 +1375,7 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     struct wal_job wj;
     memset(&wj, 0, sizeof wj);
     struct wal_seg_source src = {.list = fetch_list, .get = fetch_get, .put = fetch_put,
-                                 .ctx = &wj.f};
+                                 .name = fetch_name, .ctx = &wj.f};
     bool fetching = false, wal_thread = false;
     if (!st) {
         st = fetch_init(&wj.f, r, &res->plan, base, &oo, partial);

@@ -78,6 +78,7 @@
 #include "cairn.h"
 #include "common/codec.h"
 #include "pitr/pitr.h"
+#include "wal/format.h"
 #include "testutil.h"
 #include "testutil_cmocka.h"
 
@@ -1249,6 +1250,47 @@ static void test_refusals(void **state)
     pitr_plan_free(&res.plan);
     refused(r, &o, t, CAIRN_ECORRUPT, false,
             (const char *const[]){strrchr(name, '/') + 1, NULL});
+    repo_close(r);
+
+    /* a record in the middle of an archived segment damaged, and the
+     * segment archived so (its SHA-256 and summary match: the archive
+     * kept what the database had): the replay finds the invalid record,
+     * later records prove it was durable, the reader reads its segment a
+     * second time (the fetch gets it again: the replay had given it back)
+     * and refuses: CAIRN_ECORRUPT naming the archived object; nothing
+     * left */
+    r = copy_repo(rdir, sizeof rdir, "repo-badrec");
+    {
+        repo_wal_obj_name(1, badseg, false, name, sizeof name);
+        struct repo_seg_summary sum;
+        must(repo_seg_summary_get(r, 1, badseg, &sum), "summary of the segment");
+        uint8_t *img = NULL;
+        size_t len = 0;
+        must(repo_obj_get(r, name, REPO_OBJ_WAL, sum.sha, &img, &len), "segment");
+        assert_int_equal(len, SEG_SIZE);
+        /* the record holding the segment's middle: walk the records by
+         * their lengths; its LSN field (header offset 16) flipped */
+        uint64_t off = WAL_SEG_DATA;
+        for (;;) {
+            uint32_t rl = (uint32_t)img[off + 4] | (uint32_t)img[off + 5] << 8 |
+                          (uint32_t)img[off + 6] << 16 | (uint32_t)img[off + 7] << 24;
+            assert_true(rl >= WAL_REC_HDR && off + rl < len);
+            uint64_t next = off + ((rl + WAL_REC_ALIGN - 1) & ~(uint64_t)(WAL_REC_ALIGN - 1));
+            if (next > len / 2)
+                break;
+            off = next;
+        }
+        assert_true(off < sum.end_lsn - badseg);
+        img[off + 16] ^= 0x5A;
+        codec_sha256(img, len, sum.sha);
+        must(repo_obj_put(r, name, REPO_OBJ_WAL, img, len, sum.sha, false, NULL),
+             "put the damaged segment");
+        must(repo_seg_summary_put(r, &sum), "put its summary");
+        free(img);
+        repo_seg_summary_free(&sum);
+        refused(r, &o, t, CAIRN_ECORRUPT, false,
+                (const char *const[]){name, "invalid record followed by durable records", NULL});
+    }
     repo_close(r);
 
     /* the new timeline's history cannot be published (a directory sits

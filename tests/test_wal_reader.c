@@ -45,7 +45,8 @@
  *    it durable but the next segment's do (CAIRN_ECORRUPT naming the later
  *    segment; the end decision gets the damaged segment again after the
  *    later one), a segment missing from the plan while later ones hold
- *    data (CAIRN_ECORRUPT, "missing"), a start LSN inside that missing
+ *    data (CAIRN_ECORRUPT, "missing"; through a source with its own
+ *    name() the message names both segments by it), a start LSN inside that missing
  *    segment, a torn tail (end, torn, the same garbage count), the empty
  *    preallocated segment at the end: each as the plain reader says.
  * 3. errors: a get failing at a segment in the middle (the records before
@@ -309,6 +310,16 @@ static void lazy_put(void *ctx, uint32_t tl, uint64_t start)
     struct lazy *z = ctx;
     ledger_log(&z->lg, 'P', tl, start);
     free(ledger_release(&z->lg, start));
+}
+
+/* A source's own names for its segments (wal.h, name): here
+ * "NAMED/<timeline>/<file name>". */
+static void named(void *ctx, uint32_t tl, uint64_t start, char *buf, size_t n)
+{
+    (void)ctx;
+    char f[64];
+    wal_seg_name(f, sizeof f, tl, start);
+    snprintf(buf, n, "NAMED/%u/%s", tl, f);
 }
 
 static struct wal_seg_source lazy_source(struct lazy *z)
@@ -873,6 +884,28 @@ static void test_ends(void **state)
     assert_int_equal(ledger_count(&z->lg, 'G', 3 * SEG), 1); /* asked, had none */
     result_free(&plain);
 
+    /* The same through a source that names its segments itself: both
+     * segments of the message are named by it, not by `where`. */
+    {
+        lazy_init(z, k3);
+        struct wal_seg_source src = lazy_source(z);
+        src.name = named;
+        struct result nr;
+        read_log(NULL, &src, WAL_SEG_DATA, &nr);
+        assert_int_equal(nr.st, CAIRN_ECORRUPT);
+        char want[128], f[64];
+        wal_seg_name(f, sizeof f, 1, 3 * SEG);
+        snprintf(want, sizeof want, "\"NAMED/1/%s\": file is missing", f);
+        if (!strstr(nr.msg, want))
+            fail_msg("named source: message lacks %s: %s", want, nr.msg);
+        wal_seg_name(f, sizeof f, 1, 4 * SEG);
+        snprintf(want, sizeof want, "\"NAMED/1/%s\"", f);
+        if (!strstr(nr.msg, want))
+            fail_msg("named source: message lacks %s: %s", want, nr.msg);
+        assert_null(strstr(nr.msg, WHERE "/"));
+        result_free(&nr);
+    }
+
     /* Starting inside that missing segment: the open gets the segment
      * before it (the last starting before from_lsn), then fails and puts
      * it back. */
@@ -1077,6 +1110,7 @@ static void test_contract(void **state)
         r = NULL;
         assert_int_equal(wal_reader_open_src(&s, 1, 0, &r), CAIRN_EINVAL);
         assert_null(r);
+        assert_non_null(strstr(cairn_last_error(), k < 3 ? "lacks" : "(where)"));
         assert_int_equal(z->lg.ncalls, 0);
     }
     assert_int_equal(wal_reader_open_src(&full, 1, 0, NULL), CAIRN_EINVAL);

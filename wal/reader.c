@@ -89,6 +89,10 @@ struct wal_reader {
 
 static void seg_path(const wal_reader *r, char *buf, size_t n, uint64_t start)
 {
+    if (r->src && r->src->name) {
+        r->src->name(r->src->ctx, r->timeline, start, buf, n);
+        return;
+    }
     int k = snprintf(buf, n, "%s/", r->waldir);
     if (k > 0 && (size_t)k < n)
         wal_seg_name(buf + k, n - (size_t)k, r->timeline, start);
@@ -203,14 +207,13 @@ static cairn_status seg_check_header(wal_reader *r, uint64_t start)
 
 /*
  * Opens segment `start` as the current one and checks its header.
- * *missing (if given) is set instead of failing when the file is absent.
+ * *missing is set instead of failing when the segment is absent.
  */
 static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
 {
     seg_close(r);
     seg_path(r, r->path, sizeof r->path, start);
-    if (missing)
-        *missing = false;
+    *missing = false;
     cairn_status st;
     if (r->src) {
         const uint8_t *img = NULL;
@@ -219,12 +222,8 @@ static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
         if (st)
             return st;
         if (!img) {
-            if (missing) {
-                *missing = true;
-                return CAIRN_OK;
-            }
-            return cerr_set(CAIRN_ENOTFOUND, "could not open WAL segment \"%s\": no such "
-                            "segment", r->path);
+            *missing = true;
+            return CAIRN_OK;
         }
         r->img = img;
         r->seg_start = start;
@@ -233,7 +232,7 @@ static cairn_status seg_enter(wal_reader *r, uint64_t start, bool *missing)
         int fd = open(r->path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            if (e == ENOENT && missing) {
+            if (e == ENOENT) {
                 *missing = true;
                 return CAIRN_OK;
             }
@@ -623,6 +622,9 @@ cairn_status wal_reader_open_src(const struct wal_seg_source *src, uint32_t time
     if (!src || !src->list || !src->get || !src->put)
         return cerr_set(CAIRN_EINVAL, "could not open WAL reader: the segment source lacks "
                         "a list, get or put function");
+    if (!src->where || !src->where[0])
+        return cerr_set(CAIRN_EINVAL, "could not open WAL reader: the segment source has no "
+                        "name (where)");
     return reader_open(src->where, src, timeline, from_lsn, out);
 }
 

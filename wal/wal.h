@@ -244,8 +244,10 @@ cairn_status wal_reader_open(const char *waldir, uint32_t timeline,
  * (it may get it again later). A reader holds at most the segment it is
  * in and, while deciding where the log ends, one later segment.
  *
- * `where` names the segments in messages, in place of the WAL directory:
- * "<where>/<segment file name>". The callbacks are called by the reader's
+ * `where` names the source in messages, in place of the WAL directory;
+ * a segment is "<where>/<segment file name>", or what name() writes
+ * when the source has one (where the segment really is: pitr/ names the
+ * archived object). The callbacks are called by the reader's
  * thread only, never while the reader holds a lock. The reader reads and
  * checks an image exactly as it reads and checks a file (a length other
  * than the segment size is damage). */
@@ -254,6 +256,7 @@ struct wal_seg_source {
     cairn_status (*get)(void *ctx, uint32_t timeline, uint64_t start, const uint8_t **img,
                         size_t *len);
     void (*put)(void *ctx, uint32_t timeline, uint64_t start);
+    void (*name)(void *ctx, uint32_t timeline, uint64_t start, char *buf, size_t n);
     void *ctx;
     const char *where;
 };
