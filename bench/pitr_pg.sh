@@ -61,8 +61,8 @@
 # --keep, --quick (--wal-mb 128 --base-rows 20000 --repeat 1),
 # --shared-buffers S, --max-wal-size S, --quiet P (before each restore,
 # wait <= 10 s until other processes use <= P % of the CPUs; 0: off).
-# Environment: BUILD_DIR (default <repo>/build-pbench, configured
-# --buildtype=release -Dtests=false -Dbench=true if new), PGBIN
+# Environment: BUILD_DIR (default <repo>/build-pbench, made or reconfigured
+# each run as a release build: bench/lib.sh, -O3), PGBIN
 # (/usr/lib/postgresql/15/bin), PSQL (/usr/bin/psql).
 set -euo pipefail
 
@@ -74,8 +74,8 @@ PSQL=${PSQL:-/usr/bin/psql}
 wal_mb=1024 base_rows=100000 tail_rows=40000 batch=1000 repeat=3 jobs=0
 seed="" dir="" keep=0 shared_buffers=2GB max_wal_size=4GB quiet=0
 set_wal=0 set_base=0 set_repeat=0
-cmd="bench/pitr_pg.sh"
-for a in "$@"; do cmd+=" $a"; done
+. "$root/bench/lib.sh"
+cmd=$(bench_cmdline bench/pitr_pg.sh "$@")
 die() { echo "pitr_pg.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -110,10 +110,7 @@ id postgres >/dev/null 2>&1 || die "no postgres user"
 [ -x "$PGBIN/initdb" ] || die "no PostgreSQL at $PGBIN"
 
 # ---- build -------------------------------------------------------------------
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dbench=true >/dev/null
-fi
-ninja -C "$build" bench/cairn_bench_pitr >&2
+bench_build "$build" bench/cairn_bench_pitr 3
 B=$build/bench/cairn_bench_pitr
 bopt=(--batch "$batch")
 [ -n "$seed" ] && bopt+=(--seed "$seed")

@@ -15,24 +15,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 data=${BENCH_DIR:-$build/bench-tmp}
-opts=(-Dtests=false -Dbench=true -Doptimization=2 -Ddebug=false
-      -Db_ndebug=true -Db_sanitize=none)
+. "$root/bench/lib.sh"
 
-if [ -f "$build/build.ninja" ]; then
-    meson configure "$build" "${opts[@]}" >/dev/null
-else
-    meson setup "$build" "$root" "${opts[@]}" >/dev/null
-fi
-ninja -C "$build" bench/cairn_bench_ingest >&2
-
-# The command line printed at the top of the report, quoted for a shell.
-cmd="bench/run_ingest.sh"
-for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./=,:+@%-]+$ ]]; then
-        cmd+=" $a"
-    else
-        cmd+=" '${a//\'/\'\\\'\'}'"
-    fi
-done
+bench_build "$build" bench/cairn_bench_ingest 2
+cmd=$(bench_cmdline bench/run_ingest.sh "$@")
 exec "$build/bench/cairn_bench_ingest" --repeat 3 --dir "$data" \
     --command "$cmd" "$@"

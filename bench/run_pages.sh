@@ -19,27 +19,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 data=${BENCH_DIR:-$build/bench-tmp}
-opts=(-Dtests=false -Dbench=true -Doptimization=2 -Ddebug=false
-      -Db_ndebug=true -Db_sanitize=none)
+. "$root/bench/lib.sh"
 
-if [ -f "$build/build.ninja" ]; then
-    meson configure "$build" "${opts[@]}" >/dev/null
-else
-    meson setup "$build" "$root" "${opts[@]}" >/dev/null
-fi
-ninja -C "$build" bench/cairn_bench_pages >&2
+bench_build "$build" bench/cairn_bench_pages 2
 mkdir -p "$data"
 
-# The command line printed at the top of the report, quoted for a shell.
-cmd="bench/run_pages.sh"
+cmd=$(bench_cmdline bench/run_pages.sh "$@")
 [ "${PERF:-0}" = 1 ] && cmd="PERF=1 $cmd"
-for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./=,:+@%-]+$ ]]; then
-        cmd+=" $a"
-    else
-        cmd+=" '${a//\'/\'\\\'\'}'"
-    fi
-done
 perf=()
 [ "${PERF:-0}" = 1 ] && perf=(--perf)
 exec "$build/bench/cairn_bench_pages" --dir "$data" --command "$cmd" \

@@ -10,8 +10,8 @@
 #
 # Options after the script name go to cairn_bench_pitr (see --help) and
 # override the defaults given here (--dir $BUILD_DIR/pitr-tmp).
-# Environment: BUILD_DIR (default <repo>/build-pbench, configured
-# --buildtype=release -Dtests=false -Dbench=true when new), BENCH_DIR
+# Environment: BUILD_DIR (default <repo>/build-pbench, made or reconfigured
+# each run as a release build: bench/lib.sh, -O3), BENCH_DIR
 # (default $BUILD_DIR/pitr-tmp; must be on the work disk, not tmpfs).
 set -euo pipefail
 
@@ -19,21 +19,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-pbench}
 data=${BENCH_DIR:-$build/pitr-tmp}
 
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" "$root" --buildtype=release -Dtests=false -Dbench=true >/dev/null
-fi
-ninja -C "$build" bench/cairn_bench_pitr >&2
+. "$root/bench/lib.sh"
+
+bench_build "$build" bench/cairn_bench_pitr 3
 mkdir -p "$data"
 
-# The command line printed at the top of the report, quoted for a shell.
-cmd="bench/run_pitr.sh"
-for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./=,:+@%-]+$ ]]; then
-        cmd+=" $a"
-    else
-        cmd+=" '${a//\'/\'\\\'\'}'"
-    fi
-done
+cmd=$(bench_cmdline bench/run_pitr.sh "$@")
 # Sub-commands (replay, backup) come first, options after them.
 parts=()
 while [ $# -gt 0 ] && [[ $1 != -* ]]; do
