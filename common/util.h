@@ -29,6 +29,18 @@ static inline uint64_t cairn_mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* *ts = the time on clock clk, us microseconds from now (the deadline of a
+ * timed wait on a condition variable using that clock). */
+static inline void cairn_deadline(struct timespec *ts, clockid_t clk, uint64_t us) {
+    clock_gettime(clk, ts);
+    ts->tv_sec += (time_t)(us / 1000000u);
+    ts->tv_nsec += (long)(us % 1000000u) * 1000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 /* "<dir>/<name>" in a malloc'd string; NULL when out of memory. */
 char *cairn_path_join(const char *dir, const char *name);
 

@@ -728,9 +728,10 @@ static bool check_coll_disk(struct chk *k, const struct cat_entry *e)
         if (ok && pager_read(&tmp.pg, PSPACE_GROUP, 0) && !np)
             k->rep->disk_points_checked += ld64(pager_read(&tmp.pg, PSPACE_GROUP, 0) +
                                                 PAGE_HDR + HDR_N);
-        if (ok && !k->v->poisoned)
+        /* after a failure or pre-writes, memory is ahead of the files */
+        if (ok && !k->v->poisoned && !k->v->pending)
             compare_ckpt(k, e, &r, dm);
-        if (ok)
+        if (ok && !k->v->poisoned && !k->v->pending)
             compare_live(k, e, path, &tmp, dm);
     }
     store_free(&tmp);
@@ -1215,7 +1216,11 @@ static cairn_status run_check(cairn_db *db, const struct ckpt_view *v, void *vct
     k->buf = bufv;
     if (v->poisoned)
         warning(k, "checkpoints of \"%s\" are disabled until it is reopened (a superblock "
-                "write failed): the checkpointer's state is not compared with the files",
+                "write or a pre-write failed): the checkpointer's state is not compared "
+                "with the files", db->path);
+    else if (v->pending)
+        warning(k, "pages of \"%s\" are pre-written for the next checkpoint: the "
+                "checkpointer's state and the live pages are not compared with the files",
                 db->path);
     check_super(k);
     bool ok = check_catalog(k);

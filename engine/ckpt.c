@@ -39,6 +39,17 @@
  * the next one retries. A failure in 4 may or may not have published g:
  * the checkpointer is then poisoned (no more checkpoints, no page reuse)
  * until the database is reopened, and commits go on in the WAL.
+ *
+ * Pre-writes (ckpt_prewrite, engine_int.h) begin step 3 before step 1:
+ * they read the pins, then freeze (pager_snap_begin_cold) and write the
+ * cold dirty pages of a collection at a time, as step 3 writes a
+ * snapshot's, leaving the allocations and the replaced pages pending; the
+ * next ckpt_run goes on with them (no pfile_begin, the same pins) and ends
+ * them in its step 5 (or undoes them on failure). No superblock is
+ * involved, so no barrier is needed: a page changed after its pre-write is
+ * dirty again and written again by the checkpoint. Since pre-written pages
+ * are clean in memory, a failure once one was written poisons the
+ * checkpointer.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +82,7 @@ struct cdisk {
     struct pfile pf;
     struct pmap map[PSPACE_N];
     bool in_snap; /* in the running checkpoint's catalog */
+    bool pre;     /* pages of it pre-written (ckpt_prewrite) */
     uint64_t gone_at; /* first checkpoint without it (0: in the last one) */
 };
 
@@ -106,6 +118,12 @@ struct ckpt {
     bool poisoned;
     cairn_status poison_st;
     char poison_msg[CKPT_MSG];
+
+    /* pre-writes (ckpt_prewrite): step 3 of the next checkpoint begun;
+     * the next ckpt_run goes on from there */
+    bool pre;
+    bool pre_created;       /* a page file created meanwhile */
+    uint64_t pre_min_pin;   /* the pins read when it began */
 
     _Atomic uint64_t redo_lsn; /* of cur, for ckpt_note_wal */
     _Atomic bool requested;
@@ -437,6 +455,18 @@ static cairn_status poisoned_st(struct ckpt *ck)
 }
 
 /* Deletes WAL segments wholly below limit (never the one holding it). */
+/* A pre-write failed, or a checkpoint failed after pre-writes: pages are
+ * clean in memory that no disk image holds. Until the database is
+ * reopened, no checkpoint runs (commits go on in the WAL). */
+static void pre_poison(cairn_db *db, cairn_status st, const char *msg)
+{
+    struct ckpt *ck = db->ck;
+    ck->poisoned = true;
+    ck->poison_st = st;
+    snprintf(ck->poison_msg, sizeof ck->poison_msg, "pre-writing pages failed: %.400s", msg);
+    clog_error("database \"%s\": %s", db->path, ck->poison_msg);
+}
+
 static cairn_status remove_wal(cairn_db *db, uint64_t limit, uint64_t *removed)
 {
     uint64_t *starts = NULL;
@@ -465,6 +495,22 @@ static cairn_status remove_wal(cairn_db *db, uint64_t limit, uint64_t *removed)
     if (k && !st)
         st = cfs_fsync_dir(db->waldir);
     *removed = k;
+    return st;
+}
+
+/* Step 3 for the frozen pages of one collection: each to a free physical
+ * page, its map entry updated; *pages counts the pages written. */
+static cairn_status write_snap(struct ckpt *ck, struct cdisk *d, const struct pager *pg,
+                               uint64_t min_pin, uint64_t *pages)
+{
+    cairn_status st = CAIRN_OK;
+    for (size_t k = 0; !st && k < pager_snap_count(pg); k++) {
+        unsigned space;
+        uint32_t pno;
+        const uint8_t *fr = pager_snap_page(pg, k, &space, &pno);
+        st = pmap_put_page(&d->map[space], &d->pf, ck->io, min_pin, pno, fr);
+        *pages += fr != NULL;
+    }
     return st;
 }
 
@@ -561,9 +607,16 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     bool created = false;
     uint32_t *cat_pages = NULL;
     size_t ncat = 0;
+    if (ck->pre) {
+        /* go on from the pre-writes: their pages are allocated already */
+        if (ck->pre_min_pin < min_pin)
+            min_pin = ck->pre_min_pin;
+        created = ck->pre_created;
+    }
     for (size_t i = 0; i < ck->ndisks; i++) {
         ck->disks[i]->in_snap = false;
-        pfile_begin(&ck->disks[i]->pf);
+        if (!ck->pre)
+            pfile_begin(&ck->disks[i]->pf);
     }
     pfile_begin(&ck->cat);
     for (size_t i = 0; !st && i < nsc; i++) {
@@ -573,13 +626,7 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         struct cdisk *d = sc[i].d;
         d->in_snap = true;
         struct pager *pg = &sc[i].c->st.pg;
-        for (size_t k = 0; !st && k < pager_snap_count(pg); k++) {
-            unsigned space;
-            uint32_t pno;
-            const uint8_t *fr = pager_snap_page(pg, k, &space, &pno);
-            st = pmap_put_page(&d->map[space], &d->pf, ck->io, min_pin, pno, fr);
-            pages += fr != NULL;
-        }
+        st = write_snap(ck, d, pg, min_pin, &pages);
         for (unsigned s = 0; !st && s < PSPACE_N; s++) {
             size_t before = d->pf.nalloc;
             st = pmap_flush(&d->map[s], &d->pf, ck->io, min_pin, pg->snap_n[s], s, ns.redo,
@@ -611,8 +658,9 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         snprintf(msg, sizeof msg, "%s", cairn_last_error());
         for (size_t i = 0; i < ck->ndisks; i++) {
             struct cdisk *d = ck->disks[i];
-            if (!d->in_snap)
+            if (!d->in_snap && !d->pre)
                 continue;
+            d->pre = false;
             pfile_end(&d->pf, 0, false);
             for (unsigned s = 0; s < PSPACE_N; s++)
                 pmap_end(&d->map[s], false);
@@ -620,6 +668,12 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         pfile_end(&ck->cat, 0, false);
         free(cat_pages);
         snap_release(db, sc, nsc, false);
+        if (ck->pre) {
+            /* the pre-written pages are clean in memory and now not on
+             * disk: no checkpoint may be published from this memory */
+            ck->pre = false;
+            pre_poison(db, st, msg);
+        }
         free(sc);
         pthread_mutex_unlock(&ck->run_mu);
         return cerr_set(st, "checkpoint %" PRIu64 " of \"%s\" failed (nothing published): %s",
@@ -639,6 +693,7 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
         }
         if (st) {
             ck->poisoned = true;
+            ck->pre = false;
             ck->poison_st = st;
             snprintf(ck->poison_msg, sizeof ck->poison_msg,
                      "writing superblock %" PRIu64 " failed: %s", ns.gen, cairn_last_error());
@@ -655,13 +710,15 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     /* 5. g is the checkpoint now */
     for (size_t i = 0; i < ck->ndisks; i++) {
         struct cdisk *d = ck->disks[i];
-        if (!d->in_snap)
+        if (!d->in_snap && !d->pre)
             continue;
+        d->pre = false;
         pfile_end(&d->pf, (uint32_t)ns.gen, true);
         for (unsigned s = 0; s < PSPACE_N; s++)
             pmap_end(&d->map[s], true);
     }
     pfile_end(&ck->cat, (uint32_t)ns.gen, true);
+    ck->pre = false;
     free(ck->cat_pages);
     ck->cat_pages = cat_pages;
     ck->ncat = ncat;
@@ -724,6 +781,88 @@ cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info)
     }
     pthread_mutex_unlock(&ck->run_mu);
     return CAIRN_OK;
+}
+
+/* ---- pre-writes ---------------------------------------------------------------- */
+
+cairn_status ckpt_prewrite(cairn_db *db, uint64_t cold_below, size_t min_dirty,
+                           uint64_t *newest, uint64_t *pages)
+{
+    struct ckpt *ck = db->ck;
+    *newest = 0;
+    *pages = 0;
+    pthread_mutex_lock(&ck->run_mu);
+    if (ck->poisoned) {
+        cairn_status st = poisoned_st(ck);
+        pthread_mutex_unlock(&ck->run_mu);
+        return st;
+    }
+    cairn_status st = CAIRN_OK;
+    if (!ck->pre) {
+        /* step 3 begins: pins first, as in ckpt_run */
+        struct pin_set pins = {.min_gen = UINT64_MAX, .min_redo = UINT64_MAX};
+        st = pins_scan(db->path, db->db_id, &pins);
+        pins_free(&pins);
+        if (st) {
+            pthread_mutex_unlock(&ck->run_mu);
+            return st;
+        }
+        ck->pre_min_pin = pins.min_gen;
+        ck->pre_created = false;
+        for (size_t i = 0; i < ck->ndisks; i++) {
+            ck->disks[i]->pre = false;
+            pfile_begin(&ck->disks[i]->pf);
+        }
+        ck->pre = true;
+    }
+
+    /* the cold dirty pages of the collections with enough dirty pages,
+     * frozen as a checkpoint's snapshot freezes them (the holds keep a
+     * dropped collection's frames until the release) */
+    struct snap_coll *sc = NULL;
+    size_t nsc = 0;
+    pthread_rwlock_wrlock(&db->cat_lock);
+    sc = calloc(db->ncolls ? db->ncolls : 1, sizeof *sc);
+    if (!sc)
+        st = cerr_set(CAIRN_ENOMEM, "pre-write: out of memory");
+    for (size_t i = 0; !st && i < db->ncolls; i++) {
+        struct coll *c = db->colls[i];
+        pthread_rwlock_wrlock(&c->lock);
+        uint64_t top = 0;
+        bool take = c->st.pg.ndirty >= min_dirty;
+        if (take)
+            st = pager_snap_begin_cold(&c->st.pg, cold_below, &top);
+        pthread_rwlock_unlock(&c->lock);
+        if (!take || st)
+            continue;
+        if (top > *newest)
+            *newest = top;
+        c->ckpt_hold = true;
+        sc[nsc++] = (struct snap_coll){.c = c, .id = c->id};
+    }
+    pthread_rwlock_unlock(&db->cat_lock);
+
+    /* written without a lock: the writers copy a frozen page first */
+    for (size_t i = 0; !st && i < nsc; i++) {
+        struct cdisk *d = NULL;
+        st = disk_get(ck, sc[i].id, true, &d, &ck->pre_created);
+        if (st)
+            break;
+        d->pre = true;
+        st = write_snap(ck, d, &sc[i].c->st.pg, ck->pre_min_pin, pages);
+        if (!st)
+            st = pfile_flush(&d->pf, ck->io);
+    }
+    if (st) {
+        char msg[CKPT_MSG];
+        snprintf(msg, sizeof msg, "%s", cairn_last_error());
+        pre_poison(db, st, msg);
+        cerr_set(st, "%s", ck->poison_msg);
+    }
+    snap_release(db, sc, nsc, true);
+    free(sc);
+    pthread_mutex_unlock(&ck->run_mu);
+    return st;
 }
 
 /* ---- background thread -------------------------------------------------------- */
@@ -1158,7 +1297,8 @@ cairn_status ckpt_check_hold(cairn_db *db, ckpt_check_fn fn, void *ctx)
     pthread_mutex_lock(&ck->run_mu);
     struct ckpt_view v = {.super_path = ck->super_path, .cat_path = ck->cat_path,
                           .coll_dir = ck->coll_dir, .cur = &ck->cur,
-                          .poisoned = ck->poisoned, .cat = &ck->cat,
+                          .poisoned = ck->poisoned, .pending = ck->pre,
+                          .cat = &ck->cat,
                           .cat_pages = ck->cat_pages, .ncat = ck->ncat, .ck = ck};
     cairn_status st = fn(db, &v, ctx);
     pthread_mutex_unlock(&ck->run_mu);

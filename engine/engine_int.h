@@ -414,6 +414,20 @@ void ckpt_close(cairn_db *db);
  * the configured amount since the last checkpoint. */
 void ckpt_note_wal(cairn_db *db, uint64_t end_lsn);
 cairn_status ckpt_run(cairn_db *db, cairn_checkpoint_info *info);
+/* Pre-write: step 3 of the next checkpoint done early for the pages no
+ * change has touched lately, so that the checkpoint, when it comes, writes
+ * only what changed since (a point-in-time restore calls it while it
+ * replays). In each collection with at least min_dirty dirty pages, the
+ * dirty pages whose page LSN is below cold_below are written to free
+ * physical pages (no sync; nothing an open reads changes) and become
+ * clean; *newest gets the highest page LSN of the dirty pages seen (pass
+ * it as the next call's cold_below), *pages the pages written. The next
+ * ckpt_run goes on from there. A failure poisons the checkpointer (no
+ * checkpoint until the database is reopened), and so does a failed
+ * checkpoint after pre-writes: pages are clean then that no image on disk
+ * holds. */
+cairn_status ckpt_prewrite(cairn_db *db, uint64_t cold_below, size_t min_dirty,
+                           uint64_t *newest, uint64_t *pages);
 
 /* ---- cairn check (engine/check.c; accessors at the end of ckpt.c) ------ */
 
@@ -427,7 +441,11 @@ struct pmap;      /* engine/pfile.h */
 struct ckpt_view {
     const char *super_path, *cat_path, *coll_dir;
     const struct super *cur;   /* the checkpoint in use (gen 0: none) */
-    bool poisoned;             /* a superblock write failed: disk may differ */
+    bool poisoned;             /* a superblock write or a pre-write failed:
+                                  disk may differ */
+    bool pending;              /* pre-writes of the next checkpoint are done
+                                  (ckpt_prewrite): maps and live pages are
+                                  ahead of the files */
     const struct pfile *cat;   /* catalog.pages: page states */
     const uint32_t *cat_pages; /* the current catalog chain */
     size_t ncat;

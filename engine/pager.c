@@ -212,6 +212,11 @@ cairn_status pager_install(struct pager *p, unsigned space, uint32_t pno, uint8_
 
 cairn_status pager_snap_begin(struct pager *p)
 {
+    return pager_snap_begin_cold(p, UINT64_MAX, NULL);
+}
+
+cairn_status pager_snap_begin_cold(struct pager *p, uint64_t below, uint64_t *newest)
+{
     p->nsnap = 0;
     if (p->ndirty > p->capsnap) {
         size_t ncap = p->capsnap ? p->capsnap : 64;
@@ -225,20 +230,28 @@ cairn_status pager_snap_begin(struct pager *p)
         p->snap = ns;
         p->capsnap = ncap;
     }
+    uint64_t top = 0;
     for (unsigned s = 0; s < PSPACE_N; s++) {
         struct pspace *sp = &p->sp[s];
         for (uint32_t i = 0; i < sp->n; i++) {
             struct pdesc *d = &sp->pd[i];
             if (!(d->flags & PD_DIRTY))
                 continue;
+            uint64_t lsn = d->frame ? page_lsn(d->frame) : 0;
+            if (lsn > top)
+                top = lsn;
+            if (lsn >= below)
+                continue; /* still changing: it stays dirty */
             d->flags = (uint8_t)((d->flags & ~PD_DIRTY) | PD_SNAP);
             d->snap = d->frame;
             p->snap[p->nsnap++] = (struct snap_ref){.space = s, .pno = i, .frame = d->snap};
         }
         p->snap_n[s] = sp->n;
     }
-    p->ndirty = 0;
+    p->ndirty -= p->nsnap;
     p->in_snap = true;
+    if (newest)
+        *newest = top;
     return CAIRN_OK;
 }
 

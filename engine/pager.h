@@ -153,6 +153,11 @@ cairn_status pager_install(struct pager *p, unsigned space, uint32_t pno,
 
 /* Dirty page list for a checkpoint (see the top of this file). */
 cairn_status pager_snap_begin(struct pager *p);
+/* The same for the dirty pages whose page LSN is below `below` only (a
+ * dropped page counts as LSN 0); the others stay dirty. *newest (may be
+ * NULL) gets the highest page LSN of every dirty page seen, moved or not
+ * (0: none). For pre-writes (ckpt_prewrite). */
+cairn_status pager_snap_begin_cold(struct pager *p, uint64_t below, uint64_t *newest);
 /* The i-th snapshot page: its frame (NULL if the page was dropped). */
 const uint8_t *pager_snap_page(const struct pager *p, size_t i, unsigned *space,
                                uint32_t *pno);

@@ -221,6 +221,11 @@ cairn_status pfile_retire(struct pfile *f, uint32_t phys)
     return push_u32(&f->tofree, &f->ntofree, &f->captofree, phys, f->path);
 }
 
+cairn_status pfile_flush(struct pfile *f, cio *c)
+{
+    return stage_flush(f, c);
+}
+
 cairn_status pfile_sync(struct pfile *f, cio *c)
 {
     cairn_status st = stage_flush(f, c);

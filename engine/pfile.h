@@ -105,6 +105,8 @@ cairn_status pfile_put(struct pfile *f, cio *c, uint64_t min_pin, const uint8_t 
 /* The old physical page `phys` is replaced (free once this checkpoint is
  * durable). */
 cairn_status pfile_retire(struct pfile *f, uint32_t phys);
+/* Writes what is staged (no sync). */
+cairn_status pfile_flush(struct pfile *f, cio *c);
 /* Writes what is staged and fdatasyncs if anything was written. */
 cairn_status pfile_sync(struct pfile *f, cio *c);
 /* The checkpoint of generation gen is durable (ok) or failed (!ok). */

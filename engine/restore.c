@@ -15,7 +15,12 @@
  *   3. replay every hop through replay_run_ex, in memory only: a missing
  *      segment, damage, a target beyond the log, a cancel all return
  *      with nothing changed on disk (with a wal_src, the readers read
- *      the segments from it, waiting for those still being fetched);
+ *      the segments from it, waiting for those still being fetched).
+ *      With o->prewrite, a thread pre-writes the pages the replay has
+ *      finished with meanwhile (ckpt_prewrite): into free physical pages
+ *      and new page files, which no open reads (and the next one
+ *      removes), so the directory still opens as before, but its files
+ *      are not byte for byte what they were;
  *   4. DB/restore-incomplete is written (durably): from here until step 9
  *      cairn_open, and another restore, refuse the directory with
  *      CAIRN_ECORRUPT naming the file, so an error (or a crash) in steps
@@ -44,6 +49,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -977,6 +983,97 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
     return CAIRN_OK;
 }
 
+/* ---- pre-writes during the replay ------------------------------------------- */
+
+/* How often the pre-writer looks by default, and the dirty pages a
+ * collection needs before it is worth a look (the scan walks every page of
+ * it). A page is written once no change has reached it for one period: a
+ * replay mostly appends, so most pages are finished with soon after they
+ * fill. */
+#define PREWRITE_PERIOD_US 40000u
+#define PREWRITE_MIN_DIRTY 256u
+
+struct prewriter {
+    cairn_db *db;
+    uint32_t period_us;
+    size_t min_dirty;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    cairn_status st;
+    char msg[512];
+    uint64_t pages, rounds;
+};
+
+static void *prewriter_main(void *arg)
+{
+    struct prewriter *pw = arg;
+    uint64_t cold = 0;
+    pthread_mutex_lock(&pw->mu);
+    while (!pw->stop) {
+        struct timespec ts;
+        cairn_deadline(&ts, CLOCK_REALTIME, pw->period_us);
+        pthread_cond_timedwait(&pw->cv, &pw->mu, &ts);
+        if (pw->stop)
+            break;
+        pthread_mutex_unlock(&pw->mu);
+        uint64_t newest = 0, n = 0;
+        cairn_status st = ckpt_prewrite(pw->db, cold, pw->min_dirty, &newest, &n);
+        pthread_mutex_lock(&pw->mu);
+        if (st) {
+            pw->st = st;
+            snprintf(pw->msg, sizeof pw->msg, "%s", cairn_last_error());
+            break;
+        }
+        if (newest > cold)
+            cold = newest;
+        pw->pages += n;
+        pw->rounds++;
+    }
+    pthread_mutex_unlock(&pw->mu);
+    return NULL;
+}
+
+/* Starts the pre-writer; false (and a warning) if no thread could be had:
+ * the restore goes on without (the checkpoint writes every page). */
+static bool prewriter_start(struct prewriter *pw, cairn_db *db, uint32_t period_us)
+{
+    memset(pw, 0, sizeof *pw);
+    pw->db = db;
+    /* a period given is a test's: every dirty page counts then */
+    pw->period_us = period_us ? period_us : PREWRITE_PERIOD_US;
+    pw->min_dirty = period_us ? 1 : PREWRITE_MIN_DIRTY;
+    pthread_mutex_init(&pw->mu, NULL);
+    pthread_cond_init(&pw->cv, NULL);
+    int e = pthread_create(&pw->thr, NULL, prewriter_main, pw);
+    if (e) {
+        clog_warn("database \"%s\": no thread for pre-writes (%s): the restore's checkpoint "
+                  "writes every page", db->path, strerror(e));
+        pthread_cond_destroy(&pw->cv);
+        pthread_mutex_destroy(&pw->mu);
+        return false;
+    }
+    return true;
+}
+
+/* Stops and joins it; its failure, if any (the message set). */
+static cairn_status prewriter_stop(struct prewriter *pw)
+{
+    pthread_mutex_lock(&pw->mu);
+    pw->stop = true;
+    pthread_cond_signal(&pw->cv);
+    pthread_mutex_unlock(&pw->mu);
+    pthread_join(pw->thr, NULL);
+    pthread_cond_destroy(&pw->cv);
+    pthread_mutex_destroy(&pw->mu);
+    clog_debug("database \"%s\": %" PRIu64 " page(s) pre-written in %" PRIu64 " round(s)",
+               pw->db->path, pw->pages, pw->rounds);
+    if (pw->st)
+        return cerr_set(pw->st, "%s", pw->msg);
+    return CAIRN_OK;
+}
+
 cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o,
                             struct engine_restore_result *res)
 {
@@ -995,8 +1092,17 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
     struct hist base = {0};
     struct replayed rp = {0};
     st = check_against(db, o, redo, &base);
+    struct prewriter pw;
+    bool pre = !st && o->prewrite && !o->on_replayed &&
+               prewriter_start(&pw, db, o->prewrite_period_us);
     if (!st)
         st = replay_path(db, o, redo, res, &rp);
+    if (pre) {
+        cairn_status pst = prewriter_stop(&pw);
+        if (pst && !st)
+            st = cerr_wrap(pst, "could not restore \"%s\"", dir);
+        res->prewritten = pw.pages;
+    }
     if (!st)
         st = check_selected(db, o);
     if (!st)

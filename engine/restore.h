@@ -79,7 +79,10 @@
  * the checkpoint or replaying (missing or damaged WAL, target not reached,
  * out of memory, a cancel) changes nothing: the replay is in memory only
  * (the load only removes what any open removes: page files of an
- * unfinished checkpoint, stale pins). The first change on disk is
+ * unfinished checkpoint, stale pins). With prewrite (below), the replay
+ * also writes pages into free physical pages and new page files: the
+ * directory then opens, and restores, exactly as before, but its bytes
+ * changed. The first change on disk is
  * DB/restore-incomplete (durable); from then until the last step removes
  * it, cairn_open and engine_restore refuse the directory with
  * CAIRN_ECORRUPT naming that file, so an error (or a crash) while ending
@@ -200,6 +203,19 @@ struct engine_restore_opts {
     /* The path's segments from a source (above); NULL: from wal/. Must
      * outlive the call. */
     const struct wal_seg_source *wal_src;
+    /* Pre-write the pages the replay has finished with while it runs
+     * (ckpt_prewrite), so that the checkpoint on the new timeline writes
+     * only what changed since. For a directory made for the restore: a
+     * failure then leaves pages in free physical pages and new page files,
+     * which no open reads, the next open removing the files (the directory
+     * opens as before, but is not byte for byte what it was). Ignored with
+     * on_replayed (the hand-over writes nothing). */
+    bool prewrite;
+    /* How often the pre-writer looks for such pages, microseconds (0: 40
+     * ms); a page is written once no change reached it for one period.
+     * A period given (tests) also looks at every collection, where the
+     * default waits for 256 dirty pages in one. */
+    uint32_t prewrite_period_us;
 };
 
 struct engine_restore_result {
@@ -215,6 +231,7 @@ struct engine_restore_result {
     uint32_t graft_replaced;     /* collections a graft dropped */
     uint64_t graft_points;       /* points it logged */
     uint64_t graft_bytes;        /* WAL bytes of its transaction */
+    uint64_t prewritten;         /* pages pre-written during the replay */
 };
 
 /* Restores the database directory dir in place (see the top of this file).

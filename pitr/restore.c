@@ -1450,6 +1450,7 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
                                          .on_replayed = o->on_replayed,
                                          .on_replayed_ctx = o->on_replayed_ctx};
         eo.wal_src = &src;
+        eo.prewrite = true; /* partial is ours, removed on failure */
         st = engine_restore(partial, &eo, &er);
         /* an LSN target is met once the log was read past it, even when
          * no later commit was there to stop at */

@@ -5,7 +5,10 @@
  * go away behind checkpoints unless the retention hook holds them; dropped
  * collections lose their page files; damaged pages and superblocks are
  * reported (file and page) or fallen back from; a failing I/O in a
- * checkpoint publishes nothing and the next one works.
+ * checkpoint publishes nothing and the next one works. Pre-writes
+ * (ckpt_prewrite) write the cold dirty pages early and the next checkpoint
+ * goes on from them: the same state on reopen; a failure in either
+ * disables checkpoints until the reopen, which loses nothing.
  *
  * Seeded: CAIRN_SEED replays a run.
  */
@@ -28,6 +31,7 @@
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "engine/engine_int.h"
 #include "engine/pfile.h"
 #include "testutil.h"
 #include "testutil_cmocka.h"
@@ -510,6 +514,154 @@ static void test_fault_each_op(void **state)
     assert_true(failed > 3);
 }
 
+/* ---- pre-writes --------------------------------------------------------------- */
+
+static uint64_t prewrite(cairn_db *db, uint64_t below, uint64_t *newest)
+{
+    uint64_t pages = 0, top = 0;
+    must(ckpt_prewrite(db, below, 1, &top, &pages), "pre-write");
+    if (newest)
+        *newest = top;
+    return pages;
+}
+
+/* Pre-writes between two checkpoints, with changes after them: pages
+ * written again, a pre-written collection dropped and one of its name
+ * created, more pre-writes, then the checkpoint. A bound keeps the pages
+ * changed at or after it dirty. The reopen equals the state before,
+ * replays nothing and passes cairn_check; the dropped collection's page
+ * file goes as after any drop. */
+static void test_prewrite(void **state)
+{
+    (void)state;
+    char dir[600];
+    new_dir(dir, sizeof dir);
+    uint64_t rng = g_seed ^ 0x5157;
+    cairn_db *db = must_open(dir);
+    must(tu_mix_create(db), "create");
+    run_txns(db, &rng, 80);
+    must(cairn_checkpoint(db, NULL), "checkpoint 1");
+    run_txns(db, &rng, 120);
+
+    /* a bound of 0: nothing is below it, but the newest page is seen */
+    uint64_t newest = 0;
+    assert_int_equal(prewrite(db, 0, &newest), 0);
+    assert_true(newest > 0);
+    cairn_commit_info ci;
+    must(tu_mix_txn(db, &rng, &ci), "commit");
+    /* the pages below the last commit, then none (what is left is at or
+     * after it), then the last commit's pages */
+    uint64_t first = prewrite(db, ci.commit_lsn, &newest);
+    assert_true(first > 0);
+    assert_int_equal(newest, ci.commit_lsn);
+    assert_int_equal(prewrite(db, ci.commit_lsn, &newest), 0);
+    assert_int_equal(newest, ci.commit_lsn);
+    assert_true(prewrite(db, UINT64_MAX, NULL) > 0);
+    assert_int_equal(prewrite(db, UINT64_MAX, &newest), 0);
+    assert_int_equal(newest, 0);
+
+    cairn_collection_info mid;
+    must(cairn_collection_stat(db, "mid", &mid), "stat");
+    run_txns(db, &rng, 60);
+    must(cairn_collection_drop(db, "mid"), "drop");
+    must(cairn_collection_create(db, "mid", tu_mix_dim[1], tu_mix_metric[1]), "create");
+    run_txns(db, &rng, 60);
+    assert_true(prewrite(db, UINT64_MAX, NULL) > 0);
+    /* meanwhile the checker reads the files, which are still checkpoint
+     * 1's, and says why it does not compare memory with them */
+    cairn_check_report rep;
+    must(cairn_check(db, &rep), "check with pre-writes pending");
+    assert_int_equal(rep.problems, 0);
+    assert_int_equal(rep.generation, 1);
+    assert_true(rep.warnings > 0);
+    run_txns(db, &rng, 10);
+    cairn_checkpoint_info info;
+    must(cairn_checkpoint(db, &info), "checkpoint after pre-writes");
+    assert_int_equal(info.generation, 2);
+
+    db = reopen_same(db, dir, NULL, "after pre-writes");
+    cairn_stats st;
+    must(cairn_stats_get(db, &st), "stats");
+    assert_true(st.recovery.checkpoint >= 2);
+    assert_int_equal(st.recovery.txns_applied, 0);
+    must(cairn_check(db, &rep), "check after pre-writes");
+    assert_int_equal(rep.problems, 0);
+    assert_int_equal(rep.warnings, 0);
+    char rel[64];
+    snprintf(rel, sizeof rel, "collections/%u.pages", mid.id);
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    must(cairn_checkpoint(db, NULL), "checkpoint");
+    assert_false(file_exists(dir, rel));
+    must(cairn_close(reopen_same(db, dir, NULL, "after the checkpoints")), "close");
+    tu_rm_rf(dir);
+}
+
+/* An I/O failure at each write, sync and metadata operation of a
+ * pre-write and the checkpoint after it in turn: a failed pre-write, or a
+ * failed checkpoint after a pre-write, disables checkpoints (the pages it
+ * took off the dirty lists are on no disk image); commits go on, and the
+ * reopen has every commit. */
+static void test_prewrite_faults(void **state)
+{
+    (void)state;
+    int pre_failed = 0, ckpt_failed = 0, ran = 0;
+    for (uint64_t nth = 1;; nth++) {
+        char dir[600];
+        new_dir(dir, sizeof dir);
+        uint64_t rng = g_seed ^ (nth << 8);
+        cairn_options o = opts();
+        o.io_backend = (nth & 1) ? CAIRN_IO_POSIX : CAIRN_IO_DEFAULT;
+        cairn_db *db = must_open_o(dir, &o);
+        must(tu_mix_create(db), "create");
+        run_txns(db, &rng, 40);
+        must(cairn_checkpoint(db, NULL), "checkpoint 1");
+        run_txns(db, &rng, 40);
+        struct cio_fault_plan plan = {.ops = CIO_FOP_WRITE | CIO_FOP_SYNC | CIO_FOP_META,
+                                      .nth = nth,
+                                      .kind = (nth % 3) ? CIO_FAULT_EIO : CIO_FAULT_ENOSPC};
+        cio_fault_set(&plan);
+        uint64_t newest = 0, pages = 0;
+        cairn_status pst = ckpt_prewrite(db, UINT64_MAX, 1, &newest, &pages);
+        cairn_status cst = cairn_checkpoint(db, NULL);
+        uint64_t fired = cio_fault_fired();
+        cio_fault_set(NULL);
+        ran++;
+        if (!fired) {
+            must(pst, "pre-write without a fault");
+            must(cst, "checkpoint without a fault");
+            assert_true(pages > 0);
+            must(cairn_close(db), "close");
+            tu_rm_rf(dir);
+            break;
+        }
+        if (pst) {
+            pre_failed++;
+            assert_int_equal(pst, plan.kind == CIO_FAULT_EIO ? CAIRN_EIO : CAIRN_ENOSPC);
+            /* the checkpoint after it is refused, naming the pre-write */
+            assert_int_equal(cst, pst);
+            assert_non_null(strstr(cairn_last_error(), "disabled"));
+            assert_non_null(strstr(cairn_last_error(), "pre-writ"));
+        } else if (cst) {
+            ckpt_failed++;
+            assert_int_equal(cairn_checkpoint(db, NULL), cst);
+            assert_non_null(strstr(cairn_last_error(), "disabled"));
+        }
+        /* the database still commits */
+        run_txns(db, &rng, 5);
+        char what[64];
+        snprintf(what, sizeof what, "pre-write fault at op %llu", (unsigned long long)nth);
+        db = reopen_same(db, dir, &o, what);
+        must(cairn_checkpoint(db, NULL), "checkpoint after reopen");
+        must(cairn_close(db), "close");
+        tu_rm_rf(dir);
+        if (nth > 400)
+            fail_msg("a pre-write and a checkpoint do more than 400 I/O operations?");
+    }
+    print_message("pre-write fault loop: %d runs, %d pre-writes failed, %d checkpoints "
+                  "failed after one\n", ran, pre_failed, ckpt_failed);
+    assert_true(pre_failed > 0 && ckpt_failed > 0);
+}
+
 /* ---- the page reader (pfile_read_refs) ------------------------------------- */
 
 #define RR_N 48
@@ -657,6 +809,8 @@ int main(void)
         cmocka_unit_test(test_superblock_fallback),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fault_each_op),
+        cmocka_unit_test(test_prewrite),
+        cmocka_unit_test(test_prewrite_faults),
         cmocka_unit_test(test_read_refs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

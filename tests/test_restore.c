@@ -56,6 +56,11 @@
  *    out. A name with no collection at the target (not created yet,
  *    dropped before it, never) is CAIRN_ENOTFOUND naming it, an invalid
  *    one CAIRN_ENAME, and neither changes one byte.
+ * 7. pre-writes (o.prewrite, looking every millisecond): restores to the
+ *    end and to a transaction in the middle, 1 and 4 jobs, pre-write pages
+ *    and give the oracle's state; one that fails after pre-writes (a
+ *    target beyond the log) leaves no marker, and the directory is still
+ *    the restore's input: restored again, it gives the oracle's state.
  *
  * Seeded: CAIRN_SEED replays a run.
  */
@@ -967,6 +972,47 @@ static void test_progress(void **state)
     tu_rm_rf(dir);
 }
 
+/* ---- 7 ----------------------------------------------------------------------------- */
+
+static void test_prewrite(void **state)
+{
+    (void)state;
+    size_t m = plain_commit(200);
+    const struct replay_target targets[2] = {
+        {.kind = REPLAY_TO_END},
+        {.kind = REPLAY_TO_TXN, .inclusive = true, .txn = S.h.e[m].ci.txn_id}};
+    struct engine_tl_hop h1 = {.timeline = 1, .until_lsn = UINT64_MAX};
+    char dir[600];
+    struct engine_restore_result r;
+    for (int i = 0; i < 2; i++) {
+        make_input(dir, sizeof dir, "w");
+        struct engine_restore_opts o = one_hop(&h1, &targets[i], i ? 4 : 1, 2);
+        o.prewrite = true;
+        o.prewrite_period_us = 1000;
+        must(engine_restore(dir, &o, &r), "restore with pre-writes");
+        print_message("pre-writes: %" PRIu64 " page(s) during a replay of %" PRIu64
+                      " records, then checkpoint %" PRIu64 "\n", r.prewritten,
+                      r.replay.records, r.checkpoint);
+        assert_true(r.prewritten > 0);
+        check_restored(dir, &r, 2, S.h.e[expect(&S.h, &targets[i], S.rp, S.nrp)].hash);
+        tu_rm_rf(dir);
+    }
+
+    make_input(dir, sizeof dir, "w");
+    struct replay_target far = {.kind = REPLAY_TO_TXN, .inclusive = true, .txn = 1u << 30};
+    struct engine_restore_opts o = one_hop(&h1, &far, 2, 2);
+    o.prewrite = true;
+    o.prewrite_period_us = 1000;
+    assert_int_equal(engine_restore(dir, &o, &r), CAIRN_ENOTFOUND);
+    expect_msg("not reached");
+    assert_true(r.prewritten > 0);
+    assert_false(exists(dir, "restore-incomplete"));
+    o = one_hop(&h1, &targets[1], 2, 2);
+    must(engine_restore(dir, &o, &r), "restore after a failed one with pre-writes");
+    check_restored(dir, &r, 2, S.h.e[m].hash);
+    tu_rm_rf(dir);
+}
+
 /* ---- 6 ----------------------------------------------------------------------------- */
 
 static const struct rpoint *rp_named(const char *name)
@@ -1143,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_prewrite),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     if (rc == 0)

@@ -650,13 +650,7 @@ static void poison(wal_writer *w, cairn_status st, const char *msg, uint64_t fai
 
 static void deadline_after(struct timespec *ts, uint32_t ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
+    cairn_deadline(ts, CLOCK_MONOTONIC, (uint64_t)ms * 1000u);
 }
 
 static bool deadline_passed(const struct timespec *ts)
