@@ -1,7 +1,9 @@
 /*
  * distance.c — distance kernels: scalar and AVX2+FMA, chosen once.
  *
- * Two kernels (squared L2, plain dot) exist in two builds each:
+ * Two kernels (squared L2, plain dot) exist in two builds each (and the
+ * squared norm, summed in double, in a portable and an SSE2 build that
+ * agree to the bit: see norm_sq_finish):
  *
  *   *_scalar  four independent float accumulators (element i goes to
  *             accumulator i % 4), summed as (s0 + s1) + (s2 + s3). Portable;
@@ -78,6 +80,61 @@ float dist_dot_scalar(const float *a, const float *b, uint32_t dim) {
     for (; i < dim; i++)
         s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
+}
+
+/* The tail of a squared norm: elements i..dim-1 (fewer than 16) go to
+ * accumulator i % 16, and the sixteen are summed pairwise: k with k + 8,
+ * then those with k + 4, then ((0 + 1) + (2 + 3)). Every step is one
+ * IEEE double addition in a fixed order, and a float's square is exact in
+ * double: the scalar and AVX2 sums are the same bits. */
+static inline double norm_sq_finish(double acc[16], const float *v, uint32_t i,
+                                    uint32_t dim) {
+    for (; i < dim; i++)
+        acc[i % 16] += (double)v[i] * v[i];
+    double t[8], u[4];
+    for (int k = 0; k < 8; k++)
+        t[k] = acc[k] + acc[k + 8];
+    for (int k = 0; k < 4; k++)
+        u[k] = t[k] + t[k + 4];
+    return (u[0] + u[1]) + (u[2] + u[3]);
+}
+
+double vec_norm_sq_scalar(const float *v, uint32_t dim) {
+    double acc[16] = {0};
+    uint32_t i = 0;
+    for (; i + 16 <= dim; i += 16)
+        for (int k = 0; k < 16; k++)
+            acc[k] += (double)v[i + k] * v[i + k];
+    return norm_sq_finish(acc, v, i, dim);
+}
+
+/* The same sum with SSE2 (every x86-64 CPU has it: no dispatch): eight
+ * 2-lane double accumulators holding accumulators 0-1, 2-3, ..., 14-15.
+ * 128-bit code on purpose: an AVX2 build, called once per stored vector
+ * from the SSE code around it, measured slower than this in the replay
+ * (its samples piled up on the transitions). */
+double vec_norm_sq_simd(const float *v, uint32_t dim) {
+#if defined(__SSE2__)
+    __m128d a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm_setzero_pd();
+    uint32_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        for (int q = 0; q < 4; q++) {
+            __m128 x = _mm_loadu_ps(v + i + 4 * q);
+            __m128d lo = _mm_cvtps_pd(x);
+            __m128d hi = _mm_cvtps_pd(_mm_movehl_ps(x, x));
+            a[2 * q] = _mm_add_pd(a[2 * q], _mm_mul_pd(lo, lo));
+            a[2 * q + 1] = _mm_add_pd(a[2 * q + 1], _mm_mul_pd(hi, hi));
+        }
+    }
+    double acc[16];
+    for (int k = 0; k < 8; k++)
+        _mm_storeu_pd(acc + 2 * k, a[k]);
+    return norm_sq_finish(acc, v, i, dim);
+#else
+    return vec_norm_sq_scalar(v, dim);
+#endif
 }
 
 /* ------------------------------------------------------------------ */
@@ -218,19 +275,13 @@ float dist_dot(const float *a, const float *b, uint32_t dim) {
 /* Norms and metrics                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Summed in double: a norm is computed once per stored vector or query, so
- * exactness is worth more than speed here, and squares of large finite
- * floats (up to ~1.8e19) cannot overflow. */
+/* Summed in double (vec_norm_sq_*): a norm is stored with every vector and
+ * used by every cosine distance, so it is worth its exactness, and squares
+ * of large finite floats (up to ~1.8e19) cannot overflow. The replay
+ * computes one per upsert, so it is vectorized too, in an order that gives
+ * the same bits on every CPU. */
 float vec_norm(const float *v, uint32_t dim) {
-    double s0 = 0.0, s1 = 0.0;
-    uint32_t i = 0;
-    for (; i + 2 <= dim; i += 2) {
-        s0 += (double)v[i] * v[i];
-        s1 += (double)v[i + 1] * v[i + 1];
-    }
-    if (i < dim)
-        s0 += (double)v[i] * v[i];
-    return (float)sqrt(s0 + s1);
+    return (float)sqrt(vec_norm_sq_simd(v, dim));
 }
 
 float dist_metric(cairn_metric m, const float *a, float norm_a, const float *b,

@@ -31,6 +31,9 @@ float dist_dot_avx2(const float *a, const float *b, uint32_t dim);
 bool dist_avx2_available(void);
 /* Euclidean norm |v|. */
 float vec_norm(const float *v, uint32_t dim);
+/* Its square, summed in double; the two builds give the same bits. */
+double vec_norm_sq_scalar(const float *v, uint32_t dim);
+double vec_norm_sq_simd(const float *v, uint32_t dim);
 /* Distance under metric m; norms of a and b are passed for COSINE. */
 float dist_metric(cairn_metric m, const float *a, float norm_a, const float *b,
                   float norm_b, uint32_t dim);

@@ -217,6 +217,39 @@ static void test_norm_and_metrics(void **state) {
     assert_true(fabsf(vec_norm(big, 4) - 5e19f) <= 5e19f * 1e-6f);
 }
 
+/* The squared norm's two builds give the same bits (they add in one
+ * order, and squares are exact in double) for every dimension 1..1031 and
+ * magnitudes from 1e-30 to 1e19; both are within 1e-13 of a long double
+ * sum; vec_norm is the rounded square root of it. */
+static void test_norm_builds_agree(void **state) {
+    (void)state;
+    enum { MAXD = 1031 };
+    static float v[MAXD + 7];
+    const float scales[] = {1e-30f, 1e-3f, 1.0f, 7.5e6f, 1e19f};
+    for (uint32_t dim = 1; dim <= MAXD; dim++) {
+        float scale = scales[dim % 5];
+        uint32_t off = rng_below(8); /* unaligned starts */
+        fill(v + off, dim, scale);
+        const float *x = v + off;
+        long double ref = 0;
+        for (uint32_t i = 0; i < dim; i++)
+            ref += (long double)x[i] * x[i];
+        double s = vec_norm_sq_scalar(x, dim);
+        if (!(fabsl((long double)s - ref) <= 1e-13L * ref)) {
+            print_error("dim=%u: scalar squared norm %.17g, reference %.17Lg\n", dim, s, ref);
+            fail();
+        }
+        double a = vec_norm_sq_simd(x, dim);
+        if (memcmp(&a, &s, sizeof a) != 0) {
+            print_error("dim=%u: SIMD squared norm %.17g, scalar %.17g\n", dim, a, s);
+            fail();
+        }
+        float n = vec_norm(x, dim);
+        float want = (float)sqrt(s);
+        assert_memory_equal(&n, &want, sizeof n);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Top-k                                                               */
 /* ------------------------------------------------------------------ */
@@ -539,6 +572,7 @@ int main(void) {
         cmocka_unit_test_setup(test_avx2_vs_scalar, reseed),
         cmocka_unit_test_setup(test_dispatch, reseed),
         cmocka_unit_test_setup(test_norm_and_metrics, reseed),
+        cmocka_unit_test_setup(test_norm_builds_agree, reseed),
         cmocka_unit_test_setup(test_topk_basic, reseed),
         cmocka_unit_test_setup(test_topk_ties, reseed),
         cmocka_unit_test_setup(test_topk_small, reseed),
