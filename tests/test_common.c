@@ -128,6 +128,20 @@ static void test_crc_hw_matches_sw(void **state)
     (void)state;
     if (!crc32c_hw_available())
         skip();
+    /* the three-stream build around its block sizes (3 x 128 and 3 x 1024
+     * bytes), every alignment, and the check value */
+    if (crc32c_hw3_available()) {
+        assert_int_equal(crc32c_hw3(0, "123456789", 9), 0xE3069283u);
+        static unsigned char blk[2 * 3 * 1024 + 64];
+        for (size_t i = 0; i < sizeof blk; i++)
+            blk[i] = (unsigned char)rng();
+        const size_t lens[] = {383, 384, 385, 767, 768, 769, 3071, 3072, 3073, 3072 + 384,
+                               6143, 6144, 6145};
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+            for (size_t a = 0; a < 16; a++)
+                assert_int_equal(crc32c_hw3(0x1234u, blk + a, lens[l]),
+                                 crc32c_sw(0x1234u, blk + a, lens[l]));
+    }
     enum { MAX = 70000 };
     unsigned char *buf = malloc(MAX + 16);
     assert_non_null(buf);
@@ -140,6 +154,8 @@ static void test_crc_hw_matches_sw(void **state)
         uint32_t s = crc32c_sw(seed, buf + align, len);
         uint32_t h = crc32c_hw(seed, buf + align, len);
         assert_int_equal(s, h);
+        if (crc32c_hw3_available())
+            assert_int_equal(crc32c_hw3(seed, buf + align, len), s);
         assert_int_equal(crc32c(seed, buf + align, len), s);
         /* chaining at a random split equals one pass */
         size_t cut = len ? rng() % (len + 1) : 0;
