@@ -119,6 +119,9 @@ cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
 cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn);
 /* Slot of id or SIZE_MAX. */
 size_t store_find(const struct store *s, uint64_t id);
+/* A hint: id will be looked up soon (its hash bucket is fetched into the
+ * cache meanwhile). Reads no byte; needs the same lock as a lookup. */
+void store_prefetch(const struct store *s, uint64_t id);
 static inline size_t store_count(const struct store *s) { return s->n; }
 /* Vector + id bytes of every point, plus the payload bytes. */
 uint64_t store_bytes(const struct store *s);

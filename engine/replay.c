@@ -198,9 +198,25 @@ static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
     return CAIRN_OK;
 }
 
+/* How many records ahead of the one applied the apply loop asks for the
+ * id's hash bucket: ids are random, so each lookup would otherwise wait
+ * for memory (a third of an upsert's time on a collection of a million
+ * points). */
+#define APPLY_AHEAD 6
+
+static void prefetch_record(cairn_db *db, const struct chunk *c, size_t off) {
+    struct wal_record r;
+    chunk_record(c, off, &r);
+    if ((r.type != WAL_REC_UPSERT && r.type != WAL_REC_DELETE) || r.body_len < 8) return;
+    struct coll *col = cat_find_id(db, r.coll_id);
+    if (col) store_prefetch(&col->st, ld64(r.body));
+}
+
 static cairn_status apply_chunk_part(struct replay *rp, struct chunk *c,
                                      unsigned worker) {
     for (size_t i = 0; i < c->noffs[worker]; i++) {
+        if (i + APPLY_AHEAD < c->noffs[worker])
+            prefetch_record(rp->db, c, c->offs[worker][i + APPLY_AHEAD]);
         struct wal_record r;
         chunk_record(c, c->offs[worker][i], &r);
         cairn_status st = apply_point_record(

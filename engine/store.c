@@ -202,6 +202,13 @@ size_t store_find(const struct store *s, uint64_t id) {
     return hfind(s->hkeys, s->hslots, s->hcap, id);
 }
 
+void store_prefetch(const struct store *s, uint64_t id) {
+    if (s->hcap == 0) return;
+    size_t i = hash_u64(id) & (s->hcap - 1);
+    __builtin_prefetch(&s->hslots[i]);
+    __builtin_prefetch(&s->hkeys[i]);
+}
+
 /* Position in the hash table of id (must be present). */
 static size_t hpos(const struct store *s, uint64_t id) {
     size_t mask = s->hcap - 1;
