@@ -40,16 +40,28 @@ static int usage(const char *cmd, const char *use, const char *fmt, ...)
 /* Options every repository command takes. */
 struct repo_args {
     const char *key_file;
-    int level;
+    int level, wal_level;
 };
+
+/* --wal-level: a decimal integer in -7..-1 or 1..19, whole string. */
+static bool parse_wal_level(const char *s, int *out)
+{
+    bool neg = *s == '-';
+    uint32_t v;
+    if (!cli_parse_u32_range(s + neg, 1, neg ? 7 : 19, &v))
+        return false;
+    *out = neg ? -(int)v : (int)v;
+    return true;
+}
 
 struct cmd_info {
     const char *name, *usage, *help;
 };
 
 /* The options every repository command shares (--key-file, --level,
- * --help) and an unknown or incomplete one. -1: handled (or not one of
- * them), parsing goes on; otherwise the exit status to return now. */
+ * --wal-level, --help) and an unknown or incomplete one. -1: handled (or
+ * not one of them), parsing goes on; otherwise the exit status to return
+ * now. */
 static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, char **argv)
 {
     uint32_t lvl;
@@ -62,6 +74,10 @@ static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, ch
             return usage(c->name, c->usage, "--level: '%s' is not 1..19", optarg);
         ra->level = (int)lvl;
         return -1;
+    case 'W':
+        if (!parse_wal_level(optarg, &ra->wal_level))
+            return usage(c->name, c->usage, "--wal-level: '%s' is not -7..-1 or 1..19", optarg);
+        return -1;
     case 'h':
         fputs(c->usage, stdout);
         fputs(c->help, stdout);
@@ -73,14 +89,16 @@ static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, ch
 
 static cairn_status open_repo(const char *dir, const struct repo_args *a, bool create, repo **r)
 {
-    struct repo_open_opts o = {.create = create, .level = a->level, .key_file = a->key_file};
+    struct repo_open_opts o = {.create = create, .level = a->level, .wal_level = a->wal_level,
+                               .key_file = a->key_file};
     return repo_open(dir, &o, r);
 }
 
 /* ---- archive ------------------------------------------------------------------- */
 
 const char pitr_archive_usage[] =
-    "usage: pitrctl archive DB REPO [--key-file FILE] [--level N] [--json]\n";
+    "usage: pitrctl archive DB REPO [--key-file FILE] [--level N] [--wal-level N]\n"
+    "                       [--json]\n";
 const char pitr_archive_help[] =
     "\nCopies every complete WAL segment of DB that REPO lacks into REPO\n"
     "(compressed, with its SHA-256 and a summary of its commits and restore\n"
@@ -91,13 +109,19 @@ const char pitr_archive_help[] =
     "records say so, or the database is closed).\n\n"
     "  --key-file FILE  AES-256 key (64 hex digits): encrypts a new repository,\n"
     "                   and is required by an encrypted one\n"
-    "  --level N        zstd level (1..19) for new objects\n"
+    "  --level N        zstd level (1..19) for new page packs and files\n"
+    "                   (default: the repository's, 3 when created)\n"
+    "  --wal-level N    zstd level (-7..-1 fast, or 1..19) for new archived WAL\n"
+    "                   segments (default: the repository's, -1 when created:\n"
+    "                   WAL of vectors compresses little, and restores read it\n"
+    "                   at decompression speed)\n"
     "  --json           print the result as one JSON object\n";
 
 int pitr_cmd_archive(int argc, char **argv)
 {
     static const struct option lo[] = {{"key-file", required_argument, NULL, 'k'},
                                        {"level", required_argument, NULL, 'l'},
+                                       {"wal-level", required_argument, NULL, 'W'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -152,7 +176,7 @@ int pitr_cmd_archive(int argc, char **argv)
 
 const char pitr_backup_usage[] =
     "usage: pitrctl backup DB REPO [--incremental] [--parent ID] [--key-file FILE]\n"
-    "                      [--level N] [--json]\n";
+    "                      [--level N] [--wal-level N] [--json]\n";
 const char pitr_backup_help[] =
     "\nBacks up DB's newest checkpoint into REPO while writers keep committing:\n"
     "pins the checkpoint, stores its pages in content-addressed packs (a pack\n"
@@ -162,7 +186,11 @@ const char pitr_backup_help[] =
     "  --incremental    store only the pages changed since the parent\n"
     "  --parent ID      the parent (default: the newest backup of DB's timeline)\n"
     "  --key-file FILE  AES-256 key (64 hex digits), see archive --help\n"
-    "  --level N        zstd level (1..19) for new objects\n"
+    "  --level N        zstd level (1..19) for new page packs and files\n"
+    "                   (default: the repository's, 3 when created)\n"
+    "  --wal-level N    zstd level (-7..-1 or 1..19) of archived WAL segments,\n"
+    "                   recorded in a repository this creates (default -1;\n"
+    "                   see archive --help)\n"
     "  --json           print the result as one JSON object\n";
 
 static int bk_progress(void *ctx, uint64_t done, uint64_t total)
@@ -178,6 +206,7 @@ int pitr_cmd_backup(int argc, char **argv)
                                        {"parent", required_argument, NULL, 'p'},
                                        {"key-file", required_argument, NULL, 'k'},
                                        {"level", required_argument, NULL, 'l'},
+                                       {"wal-level", required_argument, NULL, 'W'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};

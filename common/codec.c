@@ -199,9 +199,9 @@ cairn_status codec_compress(const void *src, size_t len, int level, bool try_shu
     *out = NULL;
     *out_len = 0;
     *shuffled = false;
-    if (level < 1 || level > 19)
-        return cerr_set(CAIRN_EINVAL, "could not compress %s: level %d is not in 1..19",
-                        wname(what), level);
+    if (!codec_level_ok(level))
+        return cerr_set(CAIRN_EINVAL, "could not compress %s: level %d is not in %d..-1 or 1..%d",
+                        wname(what), level, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX);
     if (len > 0 && !src)
         return cerr_set(CAIRN_EINVAL, "could not compress %s: no data", wname(what));
     if (len == 0)

@@ -32,9 +32,22 @@ bool codec_unhex(const char *s, uint8_t out[CODEC_SHA256_LEN]);
 void codec_shuffle4(uint8_t *dst, const uint8_t *src, size_t len);
 void codec_unshuffle4(uint8_t *dst, const uint8_t *src, size_t len);
 
-/* zstd at `level` (1..19) of src into a malloc'd *out. With try_shuffle,
- * also compresses the shuffled bytes and keeps whichever is smaller:
- * *shuffled says which was kept. */
+/* The zstd levels the repository uses: 1..19, and the fast levels -7..-1
+ * (zstd's --fast=1..7: no Huffman coding of literals, so several times
+ * faster to compress and to decompress, for data that compresses little
+ * anyway, such as WAL segments of float vectors). 0 (zstd's "default")
+ * is not one: a level is always chosen explicitly. */
+#define CODEC_LEVEL_MIN (-7)
+#define CODEC_LEVEL_MAX 19
+static inline bool codec_level_ok(long long level)
+{
+    return level != 0 && level >= CODEC_LEVEL_MIN && level <= CODEC_LEVEL_MAX;
+}
+
+/* zstd at `level` (codec_level_ok; otherwise CAIRN_EINVAL naming the
+ * range) of src into a malloc'd *out. With try_shuffle, also compresses
+ * the shuffled bytes and keeps whichever is smaller: *shuffled says which
+ * was kept. */
 cairn_status codec_compress(const void *src, size_t len, int level, bool try_shuffle,
                             uint8_t **out, size_t *out_len, bool *shuffled, const char *what);
 /* Decompresses a zstd frame into dst, which must receive exactly raw_len

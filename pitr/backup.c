@@ -604,7 +604,7 @@ static cairn_status backup_locked(const char *dbpath, repo *r,
         }
         st = backup_file(&k, i, &par, rows);
         json_t *f = st ? NULL
-                       : json_pack("{s:s, s:i, s:I, s:o}", "name", b->files[i].name, "coll_id",
+                       : json_pack("{s:s, s:I, s:I, s:o}", "name", b->files[i].name, "coll_id",
                                    (json_int_t)b->files[i].coll_id, "npages",
                                    (json_int_t)b->files[i].npages, "pages", rows);
         if (st)
@@ -614,7 +614,7 @@ static cairn_status backup_locked(const char *dbpath, repo *r,
     }
     for (size_t i = 0; !st && i < b->ncolls; i++) {
         const struct bsrc_coll *c = &b->colls[i];
-        json_t *e = json_pack("{s:i, s:s, s:i, s:s, s:I}", "id", (json_int_t)c->id, "name",
+        json_t *e = json_pack("{s:I, s:s, s:I, s:s, s:I}", "id", (json_int_t)c->id, "name",
                               c->name, "dim", (json_int_t)c->dim, "metric",
                               metric_name(c->metric), "points", (json_int_t)c->points);
         if (!e || json_array_append_new(colls, e) != 0)
@@ -645,8 +645,8 @@ static cairn_status backup_locked(const char *dbpath, repo *r,
         codec_hex(super_sha, sh);
         int64_t t1 = cairn_now_us();
         root = json_pack(
-            "{s:s, s:i, s:s, s:s, s:s?, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-            "s:{s:i, s:I}, s:s, s:s, s:s?, s:I, s:I, s:I, s:o, s:o, s:o}",
+            "{s:s, s:i, s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+            "s:{s:I, s:I}, s:s, s:s, s:s?, s:I, s:I, s:I, s:o, s:o, s:o}",
             "format", "cairn-backup", "version", 1, "id", res->id, "type", incr ? "incr" : "full",
             "parent", incr ? par.m.id : NULL, "db_id", dbid, "timeline",
             (json_int_t)b->info.timeline, "wal_segment_shift", (json_int_t)b->seg_shift,

@@ -28,7 +28,12 @@ typedef struct repo {
     char *dir;             /* for messages */
     uint64_t db_id;        /* 0 until the first backup or archive binds it */
     uint32_t seg_shift;    /* the database's WAL segment size, 0 until bound */
-    int level;             /* zstd level */
+    int level;             /* zstd level of the objects this process writes, but WAL */
+    int wal_level;         /* zstd level of the archived WAL segments it writes */
+    /* repo.json's "level" and "wal_level" (0: absent there, WAL follows
+     * "level"): what a rewrite of repo.json (repo_bind) keeps, so options
+     * given to one process do not become the repository's */
+    int json_level, json_wal_level;
     bool encrypted;
     uint8_t key[CODEC_KEY_LEN];
     char key_id[17];
@@ -36,15 +41,22 @@ typedef struct repo {
 
 struct repo_open_opts {
     bool create;           /* make the repository if missing */
-    int level;             /* zstd level for new objects, 0: repo.json's (3 at creation) */
+    int level;             /* zstd level (1..19) for new objects other than WAL segments,
+                              0: repo.json's (3 at creation) */
+    int wal_level;         /* zstd level (-7..-1 or 1..19) for new archived WAL segments,
+                              0: repo.json's (-1 at creation; a repo.json without one:
+                              the level this process uses, as before). Either option given to an existing
+                              repository applies to what this process writes, and
+                              repo.json keeps its own; at creation it is recorded. */
     const char *key_file;  /* AES-256 key (64 hex digits); required iff the repo is encrypted,
                               and at creation it makes the repo encrypted */
 };
 
-/* Opens (or creates) the repository in directory dir. A repo.json of
- * another format version: CAIRN_EVERSION; malformed: CAIRN_EFORMAT naming
- * the field; an encrypted repository without its key, or with another
- * key (key id mismatch): CAIRN_EINVAL saying so. */
+/* Opens (or creates) the repository in directory dir. A level option out
+ * of range: CAIRN_EINVAL; a repo.json of another format version:
+ * CAIRN_EVERSION; malformed: CAIRN_EFORMAT naming the field; an encrypted
+ * repository without its key, or with another key (key id mismatch):
+ * CAIRN_EINVAL saying so. */
 cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **out);
 void repo_close(repo *r);
 /* Binds the repository to database db_id (first use), or checks it is
@@ -68,7 +80,8 @@ void repo_unlock(int fd);
 
 /* ---- objects ------------------------------------------------------------ */
 /* Stores data (len bytes, whose SHA-256 the caller has computed: sha) as
- * object `name`, compressed (with a trial byte shuffle when shuffle),
+ * object `name`, compressed (at wal_level for kind REPO_OBJ_WAL, at level
+ * for the others; with a trial byte shuffle when shuffle),
  * encrypted when the repo is. *stored: bytes written. */
 cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind,
                           const void *data, size_t len, const uint8_t sha[CODEC_SHA256_LEN],

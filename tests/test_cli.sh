@@ -82,6 +82,15 @@ for c in archive backup list restore verify expire; do
     run 2 "$PITRCTL" $c --bogus; has err.txt "unknown or incomplete option '--bogus'"
 done
 run 2 "$PITRCTL" backup db repo --level 40; has err.txt "--level: '40' is not 1..19"
+for c in archive backup; do
+    run 0 "$PITRCTL" $c --help; has out.txt "[--wal-level N]"; has out.txt "--wal-level N    zstd level (-7..-1"
+    for l in 0 20 -8 -0 +3 fast 1.5 ''; do
+        run 2 "$PITRCTL" $c db repo --wal-level "$l"; has err.txt "--wal-level: '$l' is not -7..-1 or 1..19"
+    done
+    run 2 "$PITRCTL" $c db repo --wal-level=99; has err.txt "--wal-level: '99' is not -7..-1 or 1..19"
+    run 2 "$PITRCTL" $c db repo --wal-level; has err.txt "unknown or incomplete option '--wal-level'"
+done
+[ ! -e repo ] && ok || fail "a refused --wal-level made the repository"
 
 echo "== gen-synthetic and cat"
 run 0 "$CAIRN" gen-synthetic a.fvecs --n 50 --dim 8 --seed 7
@@ -317,6 +326,20 @@ run 0 "$CAIRN" --archive prepo switch-wal pdb; has out.txt "nothing to close"
 run 0 "$PITRCTL" list prepo; has out.txt "2 backups"; has out.txt "timeline 1: 1 WAL segments archived"
 has out.txt "backup $INCR  incr"; has out.txt "parent $FULL"; has out.txt "recoverable:"
 run 0 "$PITRCTL" list prepo --json; jsonl out.txt; has out.txt "\"id\":\"$INCR\",\"type\":\"incr\""
+# WAL levels: a new repository records -1, or the level it was created with
+has prepo/repo.json '"wal_level": -1'; has prepo/repo.json '"level": 3,'
+run 0 "$PITRCTL" archive pdb wrepo3 --wal-level 3; has out.txt "segments archived"
+has wrepo3/repo.json '"wal_level": 3'
+run 0 "$PITRCTL" archive pdb wrepo5 --wal-level=-5 --level 7
+has wrepo5/repo.json '"wal_level": -5'; has wrepo5/repo.json '"level": 7,'
+run 0 "$PITRCTL" archive pdb wrepo6 --wal-level -7; has wrepo6/repo.json '"wal_level": -7'
+# given to an existing repository: used, not recorded
+cp wrepo3/repo.json wrepo3.json
+run 0 "$PITRCTL" archive pdb wrepo3 --wal-level -2 --level 9
+cmp -s wrepo3.json wrepo3/repo.json && ok || fail "--wal-level on an existing repository changed repo.json"
+for w in wrepo3 wrepo5 wrepo6; do
+    run 0 "$PITRCTL" verify $w; has err.txt ": 0 problems"
+done
 run 0 "$PITRCTL" waldump pdb --json
 DROPTXN=$(sed -n 's/.*"type":"DROP_COLL","txn":\([0-9]*\).*/\1/p' out.txt)
 [ -n "$DROPTXN" ] && ok || fail "no DROP_COLL in the WAL"

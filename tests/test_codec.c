@@ -285,6 +285,84 @@ static void test_compress_random(void **state)
     assert_true(zl < 200);
 }
 
+/* About len bytes shaped like WAL records: a header with a counter, 64
+ * floats on a 1/1024 grid, a small JSON payload. Compressible at every
+ * level, and more so at the slower ones. *len: the bytes made. */
+static uint8_t *records(uint64_t *s, size_t *len)
+{
+    size_t cap = *len;
+    uint8_t *b = malloc(cap);
+    assert_non_null(b);
+    size_t at = 0;
+    for (uint64_t id = 0; at + 16 + 256 + 48 <= cap; id++) {
+        memcpy(b + at, "REC", 4);
+        memcpy(b + at + 4, &id, 8);
+        memset(b + at + 12, 0, 4);
+        at += 16;
+        for (int k = 0; k < 64; k++, at += 4) {
+            float f = (float)((int)(tu_unit(s) * 2048) - 1024) / 1024.0f;
+            memcpy(b + at, &f, 4);
+        }
+        at += (size_t)snprintf((char *)b + at, 48, "{\"row\":%llu,\"tag\":\"t%llu\"}",
+                               (unsigned long long)id, (unsigned long long)(id % 7));
+    }
+    *len = at;
+    return b;
+}
+
+/* The fast levels (-7..-1) round-trip, with and without the shuffle, and
+ * are really applied: on record-like data each compresses less than level
+ * 3, -7 less than -1 (other bytes, then). Float noise (the random walk's
+ * low bytes) does not shrink at a fast level: no Huffman coding of
+ * literals, so zstd stores the blocks raw. */
+static void test_compress_fast_levels(void **state)
+{
+    (void)state;
+    uint64_t s = g_seed ^ 0xfa57;
+    size_t len = 1u << 20;
+    uint8_t *rec = records(&s, &len);
+    bool sh;
+    size_t zl3 = 0, zl1 = 0, zl7 = 0, zl, zs;
+    roundtrip(rec, len, 3, false, &sh, &zl3);
+    for (int level = -1; level >= -7; level--) {
+        roundtrip(rec, len, level, false, &sh, &zl);
+        assert_true(zl > zl3);
+        assert_true(zl < len);
+        if (level == -1)
+            zl1 = zl;
+        if (level == -7)
+            zl7 = zl;
+        roundtrip(rec, len, level, true, &sh, &zs);
+        print_message("codec: %zu record bytes at level %d: %zu (level 3: %zu), %zu with the "
+                      "shuffle trial\n", len, level, zl, zl3, zs);
+    }
+    assert_true(zl7 > zl1);
+    free(rec);
+
+    size_t n = 64 * 1024;
+    float *v = random_walk(&s, n);
+    for (int level = -1; level >= -7; level -= 3) {
+        roundtrip(v, n * sizeof *v, level, false, &sh, &zl);
+        assert_true(zl <= n * sizeof *v + 64);
+        roundtrip(v, n * sizeof *v - 3, level, true, &sh, &zs);
+        print_message("codec: %zu float bytes at level %d: %zu plain, %zu with the shuffle "
+                      "trial\n", n * sizeof *v, level, zl, zs);
+    }
+    free(v);
+    /* empty, tiny and noise inputs at a fast level */
+    static const size_t lens[] = {0, 1, 7, 4096, 100003};
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        uint8_t *buf = malloc(lens[t] + 1);
+        assert_non_null(buf);
+        fill_random(&s, buf, lens[t]);
+        roundtrip(lens[t] ? buf : NULL, lens[t], -1, false, &sh, &zl);
+        assert_true(zl <= lens[t] + 64);
+        roundtrip(buf, lens[t], -7, true, &sh, &zl);
+        assert_true(zl <= lens[t] + 64);
+        free(buf);
+    }
+}
+
 static void test_compress_bad_args(void **state)
 {
     (void)state;
@@ -296,6 +374,23 @@ static void test_compress_bad_args(void **state)
     assert_null(z);
     expect_error(codec_compress("abc", 3, 20, false, &z, &zl, &sh, "blob-x"), CAIRN_EINVAL,
                  "level 20");
+    /* 0 (zstd's "default") and the levels past both ends: refused, the
+     * message naming the level, the range and the object */
+    static const int bad[] = {0, -8, 20, -100, 22, -131072};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        z = (uint8_t *)1;
+        zl = 1;
+        sh = true;
+        char want[64];
+        snprintf(want, sizeof want, "level %d is not in -7..-1 or 1..19", bad[i]);
+        expect_error(codec_compress("abc", 3, bad[i], false, &z, &zl, &sh, "blob-x"),
+                     CAIRN_EINVAL, want);
+        expect_error(codec_compress("abc", 3, bad[i], true, &z, &zl, &sh, "blob-x"),
+                     CAIRN_EINVAL, "blob-x");
+        assert_null(z);
+        assert_int_equal(zl, 0);
+        assert_false(sh);
+    }
     expect_error(codec_compress(NULL, 3, 3, false, &z, &zl, &sh, "blob-x"), CAIRN_EINVAL,
                  "blob-x");
 }
@@ -635,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_shuffle),
         cmocka_unit_test(test_compress_floats),
         cmocka_unit_test(test_compress_random),
+        cmocka_unit_test(test_compress_fast_levels),
         cmocka_unit_test(test_compress_bad_args),
         cmocka_unit_test(test_decompress_corrupt),
         cmocka_unit_test(test_gcm_known_answer),

@@ -9,6 +9,18 @@
  * no temporary left), and a power failure simulated at every operation of
  * a put and a delete (common/simio.c, in forked children) and right after
  * they return.
+ *
+ * And the repository's compression levels (pitr/repo.c, repo.json's
+ * "compression"): the exact repo.json of a new repository ("wal_level":
+ * -1), levels given at creation recorded, options on an existing one
+ * applied to what that process writes and not recorded (not even by the
+ * rewrite that binds the repository); a repo.json without "wal_level" (an
+ * older repository) compresses WAL at its level; every malformed
+ * "wal_level" and every out-of-range option refused, nothing changed. The
+ * level an object was written at is proven by its bytes: zstd is
+ * deterministic, so the payload equals codec_compress of the content at
+ * that level, and differs from the one at the other level. WAL segments
+ * come from a real database through pitr_archive.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +40,10 @@
 #include <cmocka.h>
 
 #include "cairn.h"
+#include "common/codec.h"
 #include "common/io.h"
+#include "pitr/pitr.h"
+#include "pitr/repo.h"
 #include "pitr/store.h"
 
 #include "testutil.h"
@@ -851,6 +866,420 @@ static void test_crash_del(void **state)
     }
 }
 
+
+/* ---- repo.json: compression levels ------------------------------------------- */
+
+#define OBJ_HDR 96 /* pitr/repo.c: the object header before the zstd frame */
+
+static repo *open_repo(const char *dir, bool create, int level, int wal_level)
+{
+    struct repo_open_opts o = {.create = create, .level = level, .wal_level = wal_level};
+    repo *r = NULL;
+    cairn_status st = repo_open(dir, &o, &r);
+    if (st)
+        fail_msg("repo_open %s: %s", dir, cairn_last_error());
+    return r;
+}
+
+static char *slurp(const char *dir, const char *rel)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    size_t n = 0;
+    char *t = (char *)tu_read_file(p, &n);
+    if (!t)
+        fail_msg("read %s", p);
+    t[n] = 0;
+    return t;
+}
+
+/* Object `name` of the repository in dir (not encrypted) holds content
+ * compressed at `level`, and not at `other` (which gives other bytes:
+ * asserted, so the check tells the two apart). */
+static void expect_level(const char *dir, const char *name, const void *content, size_t len,
+                         int level, int other)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    size_t olen = 0;
+    uint8_t *obj = tu_read_file(p, &olen);
+    assert_non_null(obj);
+    assert_true(olen > OBJ_HDR);
+    uint8_t *z = NULL, *zo = NULL;
+    size_t zl = 0, zol = 0;
+    bool sh;
+    assert_int_equal(codec_compress(content, len, level, false, &z, &zl, &sh, "want"), CAIRN_OK);
+    assert_int_equal(codec_compress(content, len, other, false, &zo, &zol, &sh, "other"),
+                     CAIRN_OK);
+    assert_false(zl == zol && memcmp(z, zo, zl) == 0);
+    if (olen - OBJ_HDR != zl || memcmp(obj + OBJ_HDR, z, zl) != 0)
+        fail_msg("%s: payload of %zu bytes is not the level %d frame (%zu bytes; level %d: "
+                 "%zu)", name, olen - OBJ_HDR, level, zl, other, zol);
+    free(z);
+    free(zo);
+    free(obj);
+}
+
+/* About *len bytes shaped like WAL records (a header with a counter, 64
+ * floats on a 1/1024 grid, a small JSON payload): compressible at every
+ * level, more at the slower ones, so levels -1 and 3 give other frames.
+ * *len: the bytes made. */
+static uint8_t *records(uint64_t seed, size_t *len)
+{
+    size_t cap = *len;
+    uint8_t *b = malloc(cap);
+    assert_non_null(b);
+    size_t at = 0;
+    for (uint64_t id = 0; at + 16 + 256 + 48 <= cap; id++) {
+        memcpy(b + at, "REC", 4);
+        memcpy(b + at + 4, &id, 8);
+        memset(b + at + 12, 0, 4);
+        at += 16;
+        for (int k = 0; k < 64; k++, at += 4) {
+            float x = (float)((int)(tu_unit(&seed) * 2048) - 1024) / 1024.0f;
+            memcpy(b + at, &x, 4);
+        }
+        at += (size_t)snprintf((char *)b + at, 48, "{\"row\":%llu,\"tag\":\"t%llu\"}",
+                               (unsigned long long)id, (unsigned long long)(id % 7));
+    }
+    *len = at;
+    return b;
+}
+
+/* n floats of a seeded random walk, as vectors are. */
+static float *walk(uint64_t seed, size_t n)
+{
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    double x = 0.5;
+    for (size_t i = 0; i < n; i++) {
+        x += (tu_unit(&seed) - 0.5) * 0.02;
+        v[i] = (float)x;
+    }
+    return v;
+}
+
+/* Puts content as object name of kind k and reads it back. */
+static void put_get(repo *r, const char *name, enum repo_obj_kind k, const void *content,
+                    size_t len)
+{
+    uint8_t sha[CODEC_SHA256_LEN];
+    codec_sha256(content, len, sha);
+    uint64_t stored = 0;
+    cairn_status st = repo_obj_put(r, name, k, content, len, sha, false, &stored);
+    if (st)
+        fail_msg("put %s: %s", name, cairn_last_error());
+    assert_true(stored > OBJ_HDR);
+    uint8_t *back = NULL;
+    size_t blen = 0;
+    st = repo_obj_get(r, name, k, sha, &back, &blen);
+    if (st)
+        fail_msg("get %s: %s", name, cairn_last_error());
+    assert_int_equal(blen, len);
+    assert_memory_equal(back, content, len);
+    free(back);
+}
+
+static const char NEW_REPO_JSON[] =
+    "{\n"
+    "  \"format\": \"cairn-repository\",\n"
+    "  \"version\": 1,\n"
+    "  \"db_id\": null,\n"
+    "  \"wal_segment_shift\": 0,\n"
+    "  \"compression\": {\n"
+    "    \"algorithm\": \"zstd\",\n"
+    "    \"level\": 3,\n"
+    "    \"wal_level\": -1\n"
+    "  },\n"
+    "  \"cipher\": \"none\",\n"
+    "  \"key_id\": null\n"
+    "}\n";
+
+/* repo.json as a build without "wal_level" wrote it, at level `level`. */
+static void old_repo(const char *dir, int level, const char *extra)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"format\": \"cairn-repository\", \"version\": 1, \"db_id\": null, "
+             "\"wal_segment_shift\": 0, \"compression\": {\"algorithm\": \"zstd\", "
+             "\"level\": %d%s}, \"cipher\": \"none\", \"key_id\": null}\n",
+             level, extra);
+    mkdir(dir, 0755);
+    touch(dir, "repo.json", text);
+}
+
+static void test_repo_levels_new(void **state)
+{
+    struct fx *f = *state;
+    char d1[4200], d2[4200], d3[4200];
+    snprintf(d1, sizeof d1, "%s/r-default", f->base);
+    snprintf(d2, sizeof d2, "%s/r-given", f->base);
+    snprintf(d3, sizeof d3, "%s/r-fastest", f->base);
+
+    /* a new repository: level 3, WAL -1, both recorded */
+    repo *r = open_repo(d1, true, 0, 0);
+    assert_int_equal(r->level, 3);
+    assert_int_equal(r->wal_level, -1);
+    char *t = slurp(d1, "repo.json");
+    assert_string_equal(t, NEW_REPO_JSON);
+    free(t);
+    /* WAL objects at -1, the others at 3; both read back */
+    size_t len = 256 * 1024;
+    uint8_t *v = records(0x3a11, &len);
+    put_get(r, "wal/00000001/seg", REPO_OBJ_WAL, v, len);
+    put_get(r, "blobs/pack", REPO_OBJ_PACK, v, len);
+    put_get(r, "blobs/small", REPO_OBJ_SMALL, v, 4000);
+    expect_level(d1, "wal/00000001/seg", v, len, -1, 3);
+    expect_level(d1, "blobs/pack", v, len, 3, -1);
+    expect_level(d1, "blobs/small", v, 4000, 3, -1);
+    repo_close(r);
+    /* reopened without options: repo.json's levels */
+    r = open_repo(d1, false, 0, 0);
+    assert_int_equal(r->level, 3);
+    assert_int_equal(r->wal_level, -1);
+    repo_close(r);
+
+    /* levels given at creation are recorded */
+    r = open_repo(d2, true, 7, -5);
+    assert_int_equal(r->level, 7);
+    assert_int_equal(r->wal_level, -5);
+    repo_close(r);
+    t = slurp(d2, "repo.json");
+    assert_non_null(strstr(t, "\"level\": 7,\n"));
+    assert_non_null(strstr(t, "\"wal_level\": -5\n"));
+    r = open_repo(d2, false, 0, 0);
+    assert_int_equal(r->level, 7);
+    assert_int_equal(r->wal_level, -5);
+    repo_close(r);
+    /* options on an existing repository: this process's objects only */
+    r = open_repo(d2, false, 2, 4);
+    assert_int_equal(r->level, 2);
+    assert_int_equal(r->wal_level, 4);
+    put_get(r, "wal/00000001/seg", REPO_OBJ_WAL, v, len);
+    expect_level(d2, "wal/00000001/seg", v, len, 4, -5);
+    repo_close(r);
+    r = open_repo(d2, false, 5, 0);
+    assert_int_equal(r->level, 5);
+    assert_int_equal(r->wal_level, -5); /* recorded: it does not follow --level */
+    repo_close(r);
+    char *t2 = slurp(d2, "repo.json");
+    assert_string_equal(t2, t);
+    free(t2);
+    free(t);
+
+    /* the fastest level: written, read back */
+    r = open_repo(d3, true, 0, -7);
+    put_get(r, "wal/00000001/seg", REPO_OBJ_WAL, v, len);
+    expect_level(d3, "wal/00000001/seg", v, len, -7, -1);
+    repo_close(r);
+    free(v);
+}
+
+static void test_repo_levels_old(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-old", f->base);
+    old_repo(d, 6, "");
+    char *before = slurp(d, "repo.json");
+    /* no "wal_level": WAL follows the level, the option's if one is given */
+    repo *r = open_repo(d, false, 0, 0);
+    assert_int_equal(r->level, 6);
+    assert_int_equal(r->wal_level, 6);
+    size_t len = 256 * 1024;
+    uint8_t *v = records(0x01d, &len);
+    put_get(r, "wal/00000001/seg", REPO_OBJ_WAL, v, len);
+    expect_level(d, "wal/00000001/seg", v, len, 6, -1);
+    repo_close(r);
+    r = open_repo(d, false, 9, 0);
+    assert_int_equal(r->level, 9);
+    assert_int_equal(r->wal_level, 9);
+    repo_close(r);
+    r = open_repo(d, false, 0, -2);
+    assert_int_equal(r->level, 6);
+    assert_int_equal(r->wal_level, -2);
+    repo_close(r);
+    /* an object an older build wrote (same format, its level) still reads */
+    r = open_repo(d, false, 0, 0);
+    uint8_t sha[CODEC_SHA256_LEN], *back = NULL;
+    size_t blen = 0;
+    codec_sha256(v, len, sha);
+    assert_int_equal(repo_obj_get(r, "wal/00000001/seg", REPO_OBJ_WAL, sha, &back, &blen),
+                     CAIRN_OK);
+    assert_int_equal(blen, len);
+    assert_memory_equal(back, v, blen);
+    free(back);
+    repo_close(r);
+    char *after = slurp(d, "repo.json");
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+    free(v);
+}
+
+/* A database with one complete WAL segment of float vectors (switched,
+ * closed), for pitr_archive. */
+static void make_db(const char *path)
+{
+    cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_POSIX, 1);
+    cairn_db *db = NULL;
+    if (cairn_open(path, &o, &db))
+        fail_msg("open %s: %s", path, cairn_last_error());
+    assert_int_equal(cairn_collection_create(db, "v", 64, CAIRN_METRIC_L2), CAIRN_OK);
+    float *vec = walk(0xdb, 100 * 64);
+    cairn_point pts[100];
+    for (int b = 0; b < 4; b++) {
+        for (int i = 0; i < 100; i++)
+            pts[i] = (cairn_point){.id = (uint64_t)(b * 100 + i), .vector = vec + i * 64};
+        if (cairn_upsert_batch(db, "v", pts, 100, 64, NULL))
+            fail_msg("upsert: %s", cairn_last_error());
+    }
+    free(vec);
+    uint64_t at = 0;
+    assert_int_equal(cairn_wal_switch(db, &at), CAIRN_OK);
+    assert_true(at > 0);
+    assert_int_equal(cairn_close(db), CAIRN_OK);
+}
+
+/* Archives db into the repository at dir (opened with the options given)
+ * and checks every archived segment: readable, and its payload the frame
+ * at `level` (not at `other`). */
+static void archive_check(const char *db, const char *dir, int o_level, int o_wal, int level,
+                          int other)
+{
+    repo *r = open_repo(dir, true, o_level, o_wal);
+    struct pitr_archive_result res;
+    if (pitr_archive(db, r, 0, &res))
+        fail_msg("archive into %s: %s", dir, cairn_last_error());
+    assert_true(res.archived >= 1);
+    uint64_t *starts = NULL;
+    size_t n = 0;
+    assert_int_equal(repo_wal_list(r, res.timeline, &starts, &n), CAIRN_OK);
+    assert_int_equal(n, res.archived);
+    for (size_t i = 0; i < n; i++) {
+        struct repo_seg_summary sum;
+        assert_int_equal(repo_seg_summary_get(r, res.timeline, starts[i], &sum), CAIRN_OK);
+        char name[128];
+        repo_wal_obj_name(res.timeline, starts[i], false, name, sizeof name);
+        uint8_t *seg = NULL;
+        size_t len = 0;
+        if (repo_obj_get(r, name, REPO_OBJ_WAL, sum.sha, &seg, &len))
+            fail_msg("get %s: %s", name, cairn_last_error());
+        assert_int_equal(len, CAIRN_WAL_SEGMENT_MIN);
+        expect_level(dir, name, seg, len, level, other);
+        free(seg);
+        repo_seg_summary_free(&sum);
+    }
+    free(starts);
+    repo_close(r);
+}
+
+static void test_repo_levels_archive(void **state)
+{
+    struct fx *f = *state;
+    char db[4200], dn[4200], dold[4200], dopt[4200];
+    snprintf(db, sizeof db, "%s/db", f->base);
+    snprintf(dn, sizeof dn, "%s/r-new", f->base);
+    snprintf(dold, sizeof dold, "%s/r-old", f->base);
+    snprintf(dopt, sizeof dopt, "%s/r-opt", f->base);
+    make_db(db);
+
+    /* a new repository: segments at -1 */
+    archive_check(db, dn, 0, 0, -1, 3);
+    char *t = slurp(dn, "repo.json");
+    assert_non_null(strstr(t, "\"level\": 3,\n    \"wal_level\": -1\n"));
+    assert_non_null(strstr(t, "\"wal_segment_shift\": 21,"));
+    free(t);
+
+    /* an older repository (no "wal_level", level 6): segments at 6; the
+     * rewrite that binds it keeps it without one */
+    old_repo(dold, 6, "");
+    archive_check(db, dold, 0, 0, 6, -1);
+    t = slurp(dold, "repo.json");
+    assert_null(strstr(t, "wal_level"));
+    assert_non_null(strstr(t, "\"level\": 6\n"));
+    assert_non_null(strstr(t, "\"wal_segment_shift\": 21,"));
+    free(t);
+
+    /* options given to the command that binds an existing repository:
+     * its objects at them, repo.json keeps its own */
+    repo_close(open_repo(dopt, true, 0, 0));
+    archive_check(db, dopt, 9, 4, 4, -1);
+    t = slurp(dopt, "repo.json");
+    assert_non_null(strstr(t, "\"level\": 3,\n    \"wal_level\": -1\n"));
+    assert_non_null(strstr(t, "\"wal_segment_shift\": 21,"));
+    free(t);
+}
+
+static void test_repo_levels_bad(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-bad", f->base);
+    static const char *const bad[] = {"0",    "-8",    "20",  "100",   "-1000000",
+                                      "\"fast\"", "\"-1\"", "1.5", "-1.0", "null",
+                                      "true", "[]",    "{}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, ", \"wal_level\": %s", bad[i]);
+        old_repo(d, 3, extra);
+        char *before = tree_listing(d);
+        char *text = slurp(d, "repo.json");
+        for (int create = 0; create <= 1; create++) {
+            struct repo_open_opts o = {.create = create != 0};
+            repo *r = (repo *)1;
+            assert_int_equal(repo_open(d, &o, &r), CAIRN_EFORMAT);
+            assert_null(r);
+            const char *m = cairn_last_error();
+            if (!strstr(m, "\"wal_level\"") || !strstr(m, "-7..-1 or 1..19") || !strstr(m, d))
+                fail_msg("wal_level %s: message \"%s\" does not name the field, its range and "
+                         "the repository", bad[i], m);
+        }
+        char *after = tree_listing(d);
+        assert_string_equal(after, before);
+        char *text2 = slurp(d, "repo.json");
+        assert_string_equal(text2, text);
+        free(text2);
+        free(after);
+        free(before);
+        free(text);
+    }
+    /* the valid extremes are read */
+    static const int good[] = {-7, -1, 1, 19};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, ", \"wal_level\": %d", good[i]);
+        old_repo(d, 3, extra);
+        repo *r = open_repo(d, false, 0, 0);
+        assert_int_equal(r->wal_level, good[i]);
+        assert_int_equal(r->level, 3);
+        repo_close(r);
+    }
+
+    /* options out of range: refused before anything is made */
+    char nd[4200];
+    snprintf(nd, sizeof nd, "%s/r-none", f->base);
+    static const int badopt[] = {-8, 20, -100};
+    for (size_t i = 0; i < sizeof badopt / sizeof badopt[0]; i++) {
+        struct repo_open_opts o = {.create = true, .wal_level = badopt[i]};
+        repo *r = (repo *)1;
+        assert_int_equal(repo_open(nd, &o, &r), CAIRN_EINVAL);
+        assert_null(r);
+        char want[64];
+        snprintf(want, sizeof want, "WAL compression level %d is out of range (-7..-1 or 1..19)",
+                 badopt[i]);
+        if (!strstr(cairn_last_error(), want))
+            fail_msg("message \"%s\" lacks \"%s\"", cairn_last_error(), want);
+        assert_false(exists(nd));
+    }
+    /* the other level stays 1..19 */
+    struct repo_open_opts o = {.create = true, .level = -1};
+    repo *r = (repo *)1;
+    assert_int_equal(repo_open(nd, &o, &r), CAIRN_EINVAL);
+    assert_null(r);
+    assert_false(exists(nd));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -861,6 +1290,8 @@ int main(void)
         T(test_list),            T(test_tmp_files),       T(test_bad_names),
         T(test_open),            T(test_fault_put_sequence), T(test_fault_absorbed),
         T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
+        T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
+        T(test_repo_levels_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
