@@ -339,7 +339,7 @@ Command: \`$cmd\`
 
 - $cpu, $(nproc) CPUs, kernel $(uname -r); data on $(stat -f -c %T "$W") ($W); $(date -u '+%Y-%m-%d %H:%M UTC'); $pgver; cairn ${C[cairn_version]}
 - load average $load0 at start, $load1 at end; whole run $(sub "$(now)" "$t_all") s; $repeat restore(s) each, interleaved, medians shown
-- rows: id bigint + 128 x float4 + 64 B JSON; PostgreSQL: \`pts (id bigint PRIMARY KEY, vec float4[], payload jsonb)\`, COPY of $batch rows per transaction, shared_buffers=$shared_buffers, max_wal_size=$max_wal_size, archive_command = cp + fsync + rename + fsync of the directory (uncompressed); cairn: one collection, SYNC, $batch rows per transaction, archive zstd level 3 + SHA-256
+- rows: id bigint + 128 x float4 + 64 B JSON; PostgreSQL: \`pts (id bigint PRIMARY KEY, vec float4[], payload jsonb)\`, COPY of $batch rows per transaction, shared_buffers=$shared_buffers, max_wal_size=$max_wal_size, archive_command = cp + fsync + rename + fsync of the directory (uncompressed); cairn: one collection, SYNC, $batch rows per transaction, archived WAL zstd level -1 (the repository default; packs level 3) + SHA-256
 - $base_rows rows before the base backup, $rows rows from the backup to the target, $tail_rows after the target; restore target: PostgreSQL recovery_target_time = clock_timestamp() after the last target row committed ($target), cairn --target-time = that row's commit time (both inclusive); both restores were checked: $(( base_rows + rows )) rows, none after the target
 
 | phase | PostgreSQL 15 | cairn | cairn / PostgreSQL |
