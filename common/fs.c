@@ -204,12 +204,11 @@ out:
     return st;
 }
 
-cairn_status cfs_read_file(const char *path, char **data, size_t *len)
+cairn_status cfs_read_file_into(const char *path, char **buf, size_t *cap, size_t *len)
 {
-    if (!data || !len)
+    if (!buf || !cap || !len)
         return cerr_set(CAIRN_EINVAL, "could not read file \"%s\": no output pointer",
                         pname(path));
-    *data = NULL;
     *len = 0;
     if (check_path(path, "read"))
         return CAIRN_EINVAL;
@@ -218,44 +217,57 @@ cairn_status cfs_read_file(const char *path, char **data, size_t *len)
     if (st)
         return st;
     cio *c = NULL;
-    char *buf = NULL;
-    size_t cap = 0, used = 0;
+    size_t want = 0, used = 0;
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         st = cerr_errno(errno, "could not stat file \"%s\"", path);
-        goto fail;
+        goto out;
     }
     st = cio_ctx_open(&c, CAIRN_IO_POSIX, 0);
     if (st)
-        goto fail;
-    cap = (size_t)(sb.st_size > 0 ? sb.st_size : 0) + 1;
+        goto out;
+    want = (size_t)(sb.st_size > 0 ? sb.st_size : 0) + 1;
     /* Read until a short read proves end of file (the file may have grown). */
     for (;;) {
-        char *nb = realloc(buf, cap + 1);
-        if (!nb) {
-            st = cerr_set(CAIRN_ENOMEM, "could not read file \"%s\": out of memory", path);
-            goto fail;
+        if (*cap < want + 1) {
+            char *nb = realloc(*buf, want + 1);
+            if (!nb) {
+                st = cerr_set(CAIRN_ENOMEM, "could not read file \"%s\": out of memory", path);
+                goto out;
+            }
+            *buf = nb;
+            *cap = want + 1;
         }
-        buf = nb;
         size_t got = 0;
-        st = cio_read(c, fd, buf + used, cap - used, used, path, &got);
+        st = cio_read(c, fd, *buf + used, want - used, used, path, &got);
         if (st)
-            goto fail;
+            goto out;
         used += got;
-        if (used < cap)
+        if (used < want)
             break;
-        cap *= 2;
+        want *= 2;
     }
-    buf[used] = '\0';
-    cio_ctx_close(c);
-    close(fd);
-    *data = buf;
+    (*buf)[used] = '\0';
     *len = used;
-    return CAIRN_OK;
-fail:
+out:
     cio_ctx_close(c);
-    free(buf);
     close(fd);
+    return st;
+}
+
+cairn_status cfs_read_file(const char *path, char **data, size_t *len)
+{
+    if (!data || !len)
+        return cerr_set(CAIRN_EINVAL, "could not read file \"%s\": no output pointer",
+                        pname(path));
+    *data = NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    cairn_status st = cfs_read_file_into(path, &buf, &cap, len);
+    if (st)
+        free(buf);
+    else
+        *data = buf;
     return st;
 }
 

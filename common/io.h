@@ -107,6 +107,11 @@ cairn_status cairn_durable_replace(const char *path, const void *data, size_t le
 void cfs_remove_tree(const char *root);
 /* Reads a whole (small) file into a malloc'd buffer (+1 NUL byte). */
 cairn_status cfs_read_file(const char *path, char **data, size_t *len);
+/* The same into *buf, a malloc'd buffer of *cap bytes (NULL and 0 to
+ * start) grown with realloc when the file needs more: a caller reading
+ * many files keeps one buffer. On failure *buf stays the caller's (its
+ * bytes unspecified). */
+cairn_status cfs_read_file_into(const char *path, char **buf, size_t *cap, size_t *len);
 /* Exclusive advisory lock (flock LOCK_EX|LOCK_NB) on path, created if missing.
  * Held by another handle or process -> CAIRN_EBUSY. */
 cairn_status cfs_lock(const char *path, int *fd_out);

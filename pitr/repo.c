@@ -374,16 +374,34 @@ cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind, co
     return st;
 }
 
+void repo_reuse_free(struct repo_reuse *ru)
+{
+    free(ru->obj);
+    free(ru->img);
+    memset(ru, 0, sizeof *ru);
+}
+
 cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
                           const uint8_t *want_sha, uint8_t **data, size_t *len)
 {
+    struct repo_reuse ru = {0};
+    cairn_status st = repo_obj_get_reuse(r, name, kind, want_sha, &ru, data, len);
+    repo_reuse_free(&ru);
+    return st;
+}
+
+cairn_status repo_obj_get_reuse(repo *r, const char *name, enum repo_obj_kind kind,
+                                const uint8_t *want_sha, struct repo_reuse *ru, uint8_t **data,
+                                size_t *len)
+{
     *data = NULL;
     *len = 0;
-    uint8_t *obj = NULL;
     size_t olen = 0;
-    cairn_status st = store_get(r->st, name, &obj, &olen);
+    cairn_status st = store_get_into(r->st, name, &ru->obj, &ru->obj_cap, &olen);
     if (st)
         return st;
+    const uint8_t *obj = ru->obj;
+    bool given = false; /* out is the caller's buffer (ru->img) */
     char what[300];
     snprintf(what, sizeof what, "object \"%s\" of repository \"%s\"", name, r->dir);
     const uint8_t *h = obj;
@@ -435,7 +453,13 @@ cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
             goto out;
         payload = z;
     }
-    out = malloc(raw ? raw : 1);
+    given = ru->img && raw <= ru->img_cap;
+    if (given) {
+        out = ru->img;
+        ru->img = NULL;
+    } else {
+        out = malloc(raw ? raw : 1);
+    }
     if (!out) {
         st = cerr_set(CAIRN_ENOMEM, "out of memory");
         goto out;
@@ -456,11 +480,15 @@ cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
     }
     *data = out;
     *len = raw;
+    if (given)
+        ru->img_cap = 0;
     out = NULL;
 out:
-    free(out);
+    if (out && given)
+        ru->img = out; /* a failure leaves the caller's buffer with it */
+    else
+        free(out);
     free(z);
-    free(obj);
     return st;
 }
 

@@ -93,6 +93,20 @@ cairn_status repo_obj_put(repo *r, const char *name, enum repo_obj_kind kind,
  * this build does not read: CAIRN_EVERSION). */
 cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
                           const uint8_t *want_sha, uint8_t **data, size_t *len);
+/* Buffers a caller reading many objects keeps (a restore's WAL fetcher):
+ * the stored object is read into obj (grown as needed), and the content
+ * goes into img when it fits img_cap (then *data is img, handed over:
+ * img becomes NULL), else into a new malloc'd buffer. {0} to start; free
+ * with repo_reuse_free. */
+struct repo_reuse {
+    uint8_t *obj, *img;
+    size_t obj_cap, img_cap;
+};
+/* repo_obj_get with the buffers of ru (the same checks and messages). */
+cairn_status repo_obj_get_reuse(repo *r, const char *name, enum repo_obj_kind kind,
+                                const uint8_t *want_sha, struct repo_reuse *ru, uint8_t **data,
+                                size_t *len);
+void repo_reuse_free(struct repo_reuse *ru);
 
 /* Content-addressed packs: blobs/<first 2 hex>/<64 hex>. Put is skipped
  * when the blob exists (dedup); *added tells. */

@@ -432,13 +432,13 @@ static cairn_status obj_stat(pitr_store *s, const char *verb, const char *name,
     return CAIRN_OK;
 }
 
-static cairn_status local_get(pitr_store *s, const char *name, uint8_t **data, size_t *len)
+static cairn_status local_get(pitr_store *s, const char *name, uint8_t **buf, size_t *cap,
+                              size_t *len)
 {
-    if (!data || !len)
+    if (!buf || !cap || !len)
         return cerr_set(CAIRN_EINVAL, "could not get object from repository \"%s\": no "
                                       "output pointer",
                         repo(s));
-    *data = NULL;
     *len = 0;
     cairn_status st = store_name_check(name);
     if (st)
@@ -449,12 +449,11 @@ static cairn_status local_get(pitr_store *s, const char *name, uint8_t **data, s
     uint64_t size;
     st = obj_stat(s, "get", name, path, &size);
     if (!st) {
-        char *buf = NULL;
-        st = cfs_read_file(path, &buf, len);
+        char *b = (char *)*buf;
+        st = cfs_read_file_into(path, &b, cap, len);
+        *buf = (uint8_t *)b;
         if (st)
             cerr_wrap(st, "could not get object \"%s\" from repository \"%s\"", name, repo(s));
-        else
-            *data = (uint8_t *)buf;
     }
     free(path);
     return st;

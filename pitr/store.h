@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "cairn.h"
 
@@ -34,9 +35,12 @@ typedef cairn_status (*pitr_store_list_fn)(void *ctx, const char *name, uint64_t
 
 struct pitr_store_ops {
     cairn_status (*put)(pitr_store *s, const char *name, const void *data, size_t len);
-    /* Whole object into a malloc'd buffer (+1 NUL byte not counted in
-     * *len). Missing: CAIRN_ENOTFOUND naming it. */
-    cairn_status (*get)(pitr_store *s, const char *name, uint8_t **data, size_t *len);
+    /* Whole object into *buf, a malloc'd buffer of *cap bytes (NULL and 0
+     * to start), grown with realloc as needed (+1 NUL byte not counted in
+     * *len): a caller getting many objects keeps one buffer. Missing:
+     * CAIRN_ENOTFOUND naming it. On failure *buf stays the caller's. */
+    cairn_status (*get)(pitr_store *s, const char *name, uint8_t **buf, size_t *cap,
+                        size_t *len);
     /* Size of an object; missing: CAIRN_ENOTFOUND (no message needed by
      * callers that test for existence, but one is set). */
     cairn_status (*stat)(pitr_store *s, const char *name, uint64_t *size);
@@ -64,9 +68,26 @@ static inline cairn_status store_put(pitr_store *s, const char *n, const void *d
 {
     return s->ops->put(s, n, d, l);
 }
+/* get into a new malloc'd buffer (*d; NULL on failure). */
 static inline cairn_status store_get(pitr_store *s, const char *n, uint8_t **d, size_t *l)
 {
-    return s->ops->get(s, n, d, l);
+    if (!d)
+        return s->ops->get(s, n, NULL, NULL, l); /* refused, naming the store */
+    uint8_t *b = NULL;
+    size_t cap = 0;
+    cairn_status st = s->ops->get(s, n, &b, &cap, l);
+    if (st) {
+        free(b);
+        b = NULL;
+    }
+    *d = b;
+    return st;
+}
+/* get into a buffer kept by the caller (see the op). */
+static inline cairn_status store_get_into(pitr_store *s, const char *n, uint8_t **buf,
+                                          size_t *cap, size_t *l)
+{
+    return s->ops->get(s, n, buf, cap, l);
 }
 static inline cairn_status store_stat(pitr_store *s, const char *n, uint64_t *size)
 {

@@ -1280,6 +1280,126 @@ static void test_repo_levels_bad(void **state)
     assert_false(exists(nd));
 }
 
+/* ---- buffers kept across gets (store_get_into, repo_obj_get_reuse) ------ */
+
+/* One buffer through gets of objects of several sizes: grown only when
+ * needed, the content and its NUL each time; a missing object and a bad
+ * name leave the buffer the caller's (freed once, at the end). */
+static void test_get_into(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t big[20000];
+    pattern(big, sizeof big, 5);
+    assert_int_equal(store_put(f->s, "k/a", big, 100), CAIRN_OK);
+    assert_int_equal(store_put(f->s, "k/b", big + 7, 50), CAIRN_OK);
+    assert_int_equal(store_put(f->s, "k/c", big, sizeof big), CAIRN_OK);
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    assert_int_equal(store_get_into(f->s, "k/a", &buf, &cap, &len), CAIRN_OK);
+    assert_int_equal(len, 100);
+    assert_true(cap >= 101);
+    assert_memory_equal(buf, big, 100);
+    assert_int_equal(buf[100], 0);
+    uint8_t *was = buf;
+    size_t wcap = cap;
+    assert_int_equal(store_get_into(f->s, "k/b", &buf, &cap, &len), CAIRN_OK);
+    assert_int_equal(len, 50);
+    assert_ptr_equal(buf, was); /* it fitted: no new buffer */
+    assert_int_equal(cap, wcap);
+    assert_memory_equal(buf, big + 7, 50);
+    assert_int_equal(buf[50], 0);
+    assert_int_equal(store_get_into(f->s, "k/c", &buf, &cap, &len), CAIRN_OK);
+    assert_int_equal(len, sizeof big);
+    assert_true(cap > sizeof big);
+    assert_memory_equal(buf, big, sizeof big);
+    assert_int_equal(store_get_into(f->s, "k/none", &buf, &cap, &len), CAIRN_ENOTFOUND);
+    assert_non_null(strstr(cairn_last_error(), "k/none"));
+    assert_int_equal(len, 0);
+    assert_int_equal(store_get_into(f->s, "../k/a", &buf, &cap, &len), CAIRN_EINVAL);
+    assert_int_equal(store_get_into(f->s, "k/a", NULL, &cap, &len), CAIRN_EINVAL);
+    assert_int_equal(store_get(f->s, "k/a", NULL, &len), CAIRN_EINVAL);
+    assert_int_equal(store_get_into(f->s, "k/b", &buf, &cap, &len), CAIRN_OK);
+    assert_memory_equal(buf, big + 7, 50);
+    free(buf);
+}
+
+/* repo_obj_get_reuse: the content goes into the caller's image buffer
+ * when it fits (handed over), else into a new one (the small buffer
+ * stays the caller's); the object read buffer is kept; a damaged object
+ * is refused as repo_obj_get refuses it, the caller's image buffer back
+ * in ru. ASan checks that nothing leaks or is freed twice. */
+static void test_obj_get_reuse(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-reuse", f->base);
+    repo *r = open_repo(d, true, 0, 0);
+    size_t len = 128 * 1024;
+    uint8_t *v = records(0x7e5e, &len);
+    uint8_t sha[CODEC_SHA256_LEN];
+    codec_sha256(v, len, sha);
+    put_get(r, "wal/00000001/s1", REPO_OBJ_WAL, v, len);
+    struct repo_reuse ru = {0};
+    uint8_t *img = malloc(len);
+    assert_non_null(img);
+    ru.img = img;
+    ru.img_cap = len;
+    uint8_t *data = NULL;
+    size_t dl = 0;
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s1", REPO_OBJ_WAL, sha, &ru, &data,
+                                        &dl), CAIRN_OK);
+    assert_ptr_equal(data, img);
+    assert_null(ru.img);
+    assert_int_equal(ru.img_cap, 0);
+    assert_int_equal(dl, len);
+    assert_memory_equal(data, v, len);
+    assert_non_null(ru.obj);
+    uint8_t *objbuf = ru.obj;
+    /* no image buffer: a new one; the read buffer is the same */
+    uint8_t *d2 = NULL;
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s1", REPO_OBJ_WAL, sha, &ru, &d2, &dl),
+                     CAIRN_OK);
+    assert_true(d2 != data);
+    assert_ptr_equal(ru.obj, objbuf);
+    assert_memory_equal(d2, v, len);
+    free(d2);
+    /* too small: a new one, and the small buffer stays in ru */
+    uint8_t *small = malloc(16);
+    assert_non_null(small);
+    ru.img = small;
+    ru.img_cap = 16;
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s1", REPO_OBJ_WAL, sha, &ru, &d2, &dl),
+                     CAIRN_OK);
+    assert_true(d2 != small);
+    assert_ptr_equal(ru.img, small);
+    assert_memory_equal(d2, v, len);
+    free(d2);
+    free(small);
+    /* damaged: refused, naming the object; the given buffer back in ru */
+    ru.img = data;
+    ru.img_cap = len;
+    char obj[4400];
+    snprintf(obj, sizeof obj, "%s/wal/00000001/s1", d);
+    assert_int_equal(tu_flip_byte(obj, 200), 0);
+    d2 = (uint8_t *)1;
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s1", REPO_OBJ_WAL, sha, &ru, &d2, &dl),
+                     CAIRN_ECORRUPT);
+    assert_null(d2);
+    assert_int_equal(dl, 0);
+    assert_non_null(strstr(cairn_last_error(), "wal/00000001/s1"));
+    assert_ptr_equal(ru.img, data);
+    assert_int_equal(ru.img_cap, len);
+    /* missing: the store's refusal */
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/none", REPO_OBJ_WAL, sha, &ru, &d2,
+                                        &dl), CAIRN_ENOTFOUND);
+    assert_ptr_equal(ru.img, data);
+    repo_reuse_free(&ru);
+    assert_null(ru.img);
+    assert_null(ru.obj);
+    free(v);
+    repo_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1291,7 +1411,7 @@ int main(void)
         T(test_open),            T(test_fault_put_sequence), T(test_fault_absorbed),
         T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
-        T(test_repo_levels_bad),
+        T(test_repo_levels_bad),  T(test_get_into),        T(test_obj_get_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
