@@ -920,29 +920,11 @@ static void expect_level(const char *dir, const char *name, const void *content,
     free(obj);
 }
 
-/* About *len bytes shaped like WAL records (a header with a counter, 64
- * floats on a 1/1024 grid, a small JSON payload): compressible at every
- * level, more at the slower ones, so levels -1 and 3 give other frames.
- * *len: the bytes made. */
+/* tu_record_bytes from seed: levels -1 and 3 give other frames of it. */
 static uint8_t *records(uint64_t seed, size_t *len)
 {
-    size_t cap = *len;
-    uint8_t *b = malloc(cap);
+    uint8_t *b = tu_record_bytes(&seed, len);
     assert_non_null(b);
-    size_t at = 0;
-    for (uint64_t id = 0; at + 16 + 256 + 48 <= cap; id++) {
-        memcpy(b + at, "REC", 4);
-        memcpy(b + at + 4, &id, 8);
-        memset(b + at + 12, 0, 4);
-        at += 16;
-        for (int k = 0; k < 64; k++, at += 4) {
-            float x = (float)((int)(tu_unit(&seed) * 2048) - 1024) / 1024.0f;
-            memcpy(b + at, &x, 4);
-        }
-        at += (size_t)snprintf((char *)b + at, 48, "{\"row\":%llu,\"tag\":\"t%llu\"}",
-                               (unsigned long long)id, (unsigned long long)(id % 7));
-    }
-    *len = at;
     return b;
 }
 

@@ -39,6 +39,27 @@ void tu_fill_vec(uint64_t *s, float *v, uint32_t dim, double lo, double hi) {
     for (uint32_t i = 0; i < dim; i++) v[i] = (float)(tu_unit(s) * (hi - lo) + lo);
 }
 
+uint8_t *tu_record_bytes(uint64_t *s, size_t *len) {
+    size_t cap = *len;
+    uint8_t *b = malloc(cap ? cap : 1);
+    if (!b) return NULL;
+    size_t at = 0;
+    for (uint64_t id = 0; at + 16 + 256 + 48 <= cap; id++) {
+        memcpy(b + at, "REC", 4);
+        memcpy(b + at + 4, &id, 8);
+        memset(b + at + 12, 0, 4);
+        at += 16;
+        for (int k = 0; k < 64; k++, at += 4) {
+            float f = (float)((int)(tu_unit(s) * 2048) - 1024) / 1024.0f;
+            memcpy(b + at, &f, 4);
+        }
+        at += (size_t)snprintf((char *)b + at, 48, "{\"row\":%llu,\"tag\":\"t%llu\"}",
+                               (unsigned long long)id, (unsigned long long)(id % 7));
+    }
+    *len = at;
+    return b;
+}
+
 uint64_t tu_seed_env(const char *var, uint64_t def) {
     const char *s = getenv(var);
     return s ? strtoull(s, NULL, 0) : def;

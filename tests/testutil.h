@@ -25,6 +25,12 @@ double tu_unit(uint64_t *s);
 /* dim floats uniform in [lo, hi), from tu_unit(s) each. */
 void tu_fill_vec(uint64_t *s, float *v, uint32_t dim, double lo, double hi);
 
+/* About *len bytes shaped like WAL records (a 16-byte header with a
+ * counter, 64 floats on a 1/1024 grid from tu_unit(s), a small JSON
+ * payload): compressible at every zstd level, more at the slower ones.
+ * *len gets the bytes made. malloc'd; NULL when out of memory. */
+uint8_t *tu_record_bytes(uint64_t *s, size_t *len);
+
 /* The value of environment variable `var` (strtoull, base 0), or `def` when
  * it is not set. */
 uint64_t tu_seed_env(const char *var, uint64_t def);
