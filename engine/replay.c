@@ -152,11 +152,22 @@ static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r
     r->body_len = r->len - WAL_REC_HDR;
 }
 
-/* Applies one point record. The catalog is not changing while workers run
- * (DDL is a barrier), so the lookup needs no lock of its own. */
+/* The collection of id; *memo (may be NULL) keeps the last one found, so
+ * a run of records of one collection (the apply loop's look-ahead and the
+ * apply itself) scans the catalog once. The catalog is not changing while
+ * workers run (DDL is a barrier), so the lookup needs no lock of its own
+ * and a memo stays valid for a chunk. */
+static struct coll *find_coll(cairn_db *db, uint32_t id, struct coll **memo) {
+    if (memo && *memo && (*memo)->id == id) return *memo;
+    struct coll *c = cat_find_id(db, id);
+    if (memo && c) *memo = c;
+    return c;
+}
+
+/* Applies one point record (memo: find_coll's). */
 static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r,
-                                       uint64_t commit_lsn) {
-    struct coll *c = cat_find_id(db, r->coll_id);
+                                       uint64_t commit_lsn, struct coll **memo) {
+    struct coll *c = find_coll(db, r->coll_id, memo);
     if (!c)
         return cerr_set(CAIRN_ECORRUPT,
                         "record at LSN %llu names collection %u, which does not exist",
@@ -204,23 +215,25 @@ static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
  * points). */
 #define APPLY_AHEAD 6
 
-static void prefetch_record(cairn_db *db, const struct chunk *c, size_t off) {
+static void prefetch_record(cairn_db *db, const struct chunk *c, size_t off,
+                            struct coll **memo) {
     struct wal_record r;
     chunk_record(c, off, &r);
     if ((r.type != WAL_REC_UPSERT && r.type != WAL_REC_DELETE) || r.body_len < 8) return;
-    struct coll *col = cat_find_id(db, r.coll_id);
+    struct coll *col = find_coll(db, r.coll_id, memo);
     if (col) store_prefetch(&col->st, ld64(r.body));
 }
 
 static cairn_status apply_chunk_part(struct replay *rp, struct chunk *c,
                                      unsigned worker) {
+    struct coll *memo = NULL;
     for (size_t i = 0; i < c->noffs[worker]; i++) {
         if (i + APPLY_AHEAD < c->noffs[worker])
-            prefetch_record(rp->db, c, c->offs[worker][i + APPLY_AHEAD]);
+            prefetch_record(rp->db, c, c->offs[worker][i + APPLY_AHEAD], &memo);
         struct wal_record r;
         chunk_record(c, c->offs[worker][i], &r);
         cairn_status st = apply_point_record(
-            rp->db, &r, ld64(c->buf + c->offs[worker][i] + CHUNK_COMMIT_LSN));
+            rp->db, &r, ld64(c->buf + c->offs[worker][i] + CHUNK_COMMIT_LSN), &memo);
         if (st) return st;
     }
     return CAIRN_OK;
@@ -412,7 +425,7 @@ static void filter_remove(struct coll_filter *f, uint32_t id) {
 static cairn_status apply_point_filtered(cairn_db *db, const struct coll_filter *f,
                                          const struct wal_record *r, uint64_t commit_lsn) {
     if (f->on && !filter_has(f, r->coll_id) && cat_find_id(db, r->coll_id)) return CAIRN_OK;
-    return apply_point_record(db, r, commit_lsn);
+    return apply_point_record(db, r, commit_lsn, NULL);
 }
 
 /* Applies a DDL record and follows it in the filter. */
