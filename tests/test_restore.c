@@ -60,7 +60,8 @@
  *    end and to a transaction in the middle, 1 and 4 jobs, pre-write pages
  *    and give the oracle's state; one that fails after pre-writes (a
  *    target beyond the log) leaves no marker, and the directory is still
- *    the restore's input: restored again, it gives the oracle's state.
+ *    the restore's input: restored again, it gives the oracle's state; so
+ *    does one whose pre-writes fail (CAIRN_ENOSPC naming them).
  *
  * Seeded: CAIRN_SEED replays a run.
  */
@@ -1009,6 +1010,29 @@ static void test_prewrite(void **state)
     assert_false(exists(dir, "restore-incomplete"));
     o = one_hop(&h1, &targets[1], 2, 2);
     must(engine_restore(dir, &o, &r), "restore after a failed one with pre-writes");
+    check_restored(dir, &r, 2, S.h.e[m].hash);
+    tu_rm_rf(dir);
+
+    /* a pre-write that fails (every write from the first on: the
+     * pre-writer's are the first a restore makes) fails the restore after
+     * the replay, naming it, before the marker; the directory still
+     * restores to the oracle's state */
+    make_input(dir, sizeof dir, "w");
+    o = one_hop(&h1, &targets[0], 2, 2);
+    o.prewrite = true;
+    o.prewrite_period_us = 1000;
+    struct cio_fault_plan p = {.ops = CIO_FOP_WRITE, .nth = 1, .kind = CIO_FAULT_ENOSPC,
+                               .persistent = 1};
+    cio_fault_set(&p);
+    cairn_status st = engine_restore(dir, &o, &r);
+    uint64_t fired = cio_fault_fired();
+    cio_fault_set(NULL);
+    assert_int_equal(st, CAIRN_ENOSPC);
+    assert_true(fired > 0);
+    expect_msg("pre-writ");
+    assert_false(exists(dir, "restore-incomplete"));
+    o = one_hop(&h1, &targets[1], 2, 2);
+    must(engine_restore(dir, &o, &r), "restore after a failed pre-write");
     check_restored(dir, &r, 2, S.h.e[m].hash);
     tu_rm_rf(dir);
 }
