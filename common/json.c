@@ -13,6 +13,10 @@
 
 #include "common/json.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 struct scan {
     const char *s;
     size_t n, i;
@@ -33,7 +37,7 @@ static bool fail(struct scan *sc, size_t at, const char *what) {
     return false;
 }
 
-static void skip_ws(struct scan *sc) {
+static inline __attribute__((always_inline)) void skip_ws(struct scan *sc) {
     while (sc->i < sc->n) {
         char c = sc->s[sc->i];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
@@ -79,11 +83,37 @@ static size_t utf8_seq(const unsigned char *p, size_t avail) {
     return len;
 }
 
+/* The index of the first byte at or after i that a string scan must look
+ * at (a quote, a backslash, a control character or a byte >= 0x80), or n.
+ * Plain ASCII is most of a payload's strings: SSE2 checks 16 bytes at a
+ * time (a restore's replay spent a tenth of its apply here byte by byte). */
+static size_t plain_end(const char *s, size_t i, size_t n) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (n - i >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
+        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, space),
+                                    _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                 _mm_cmpeq_epi8(x, bslash)));
+        unsigned m = (unsigned)_mm_movemask_epi8(stop);
+        if (m) return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+    }
+    return i;
+}
+
 /* Scans a string starting at the opening quote; fills the span. */
 static bool scan_string(struct scan *sc, struct keyspan *span) {
     size_t start = ++sc->i;
     bool escaped = false;
-    while (sc->i < sc->n) {
+    while ((sc->i = plain_end(sc->s, sc->i, sc->n)) < sc->n) {
         unsigned char c = (unsigned char)sc->s[sc->i];
         if (c == '"') {
             if (span) {
@@ -122,10 +152,6 @@ static bool scan_string(struct scan *sc, struct keyspan *span) {
                 e != 'r' && e != 't')
                 return fail(sc, sc->i, "invalid escape in a string");
             sc->i += 2;
-            continue;
-        }
-        if (c < 0x80) {
-            sc->i++;
             continue;
         }
         size_t k = utf8_seq((const unsigned char *)sc->s + sc->i, sc->n - sc->i);

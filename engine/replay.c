@@ -212,14 +212,20 @@ static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
 /* How many records ahead of the one applied the apply loop asks for the
  * id's hash bucket: ids are random, so each lookup would otherwise wait
  * for memory (a third of an upsert's time on a collection of a million
- * points). */
+ * points). It asks for the record's own bytes too (up to APPLY_AHEAD_BYTES):
+ * the reader wrote them on another core, and the first touch of each
+ * vector (its norm) waited for them (a quarter of the apply's samples in a
+ * restore; -30% apply CPU with the prefetch). */
 #define APPLY_AHEAD 6
+#define APPLY_AHEAD_BYTES 4096u
 
 static void prefetch_record(cairn_db *db, const struct chunk *c, size_t off,
                             struct coll **memo) {
     struct wal_record r;
     chunk_record(c, off, &r);
     if ((r.type != WAL_REC_UPSERT && r.type != WAL_REC_DELETE) || r.body_len < 8) return;
+    size_t span = r.len < APPLY_AHEAD_BYTES ? r.len : APPLY_AHEAD_BYTES;
+    for (size_t k = 64; k < span; k += 64) __builtin_prefetch(c->buf + off + k);
     struct coll *col = find_coll(db, r.coll_id, memo);
     if (col) store_prefetch(&col->st, ld64(r.body));
 }

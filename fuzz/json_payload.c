@@ -68,6 +68,27 @@ static const char *const strings[] = {
     "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xff\"", "\"tab\there\"", "\"\\x\"",
 };
 
+/* A string of up to 80 bytes, mostly plain ASCII (the validator checks
+ * those 16 at a time), with now and then one byte or sequence it must look
+ * at: an escape, UTF-8 (well-formed or not), a control character, a quote. */
+static void long_string(struct fuzz_gen *g) {
+    static const char *const odd[] = {"\\n", "\\u00e9", "\\\"", "\xc3\xa9", "\xe2\x82\xac",
+                                      "\xf0\x9f\x98\x80", "\xc3", "\x80", "\xff", "\t", "\x01",
+                                      "\x7f", "\\", "\\q", "\""};
+    fuzz_puts(g, "\"");
+    unsigned len = (unsigned)(fuzz_rand(g->rng) % 81);
+    for (unsigned i = 0; i < len; i++) {
+        if (fuzz_rand(g->rng) % 24 == 0) {
+            fuzz_puts(g, odd[fuzz_rand(g->rng) % (sizeof odd / sizeof *odd)]);
+        } else {
+            char c = (char)(0x20 + fuzz_rand(g->rng) % 95); /* ' ' .. '~' */
+            if (c == '"' || c == '\\') c = 'x';
+            fuzz_put(g, &c, 1);
+        }
+    }
+    fuzz_puts(g, "\"");
+}
+
 static void value(struct fuzz_gen *g, int depth);
 
 static void object(struct fuzz_gen *g, int depth) {
@@ -77,8 +98,12 @@ static void object(struct fuzz_gen *g, int depth) {
         if (i) fuzz_puts(g, fuzz_rand(g->rng) % 30 ? "," : " , ");
         /* keys: a small set, so duplicates (also escaped ones) happen */
         static const char *const keys[] = {"\"a\"", "\"b\"", "\"\\u0061\"", "\"c\\n\"", "\"\""};
-        fuzz_puts(g, fuzz_rand(g->rng) % 3 ? keys[fuzz_rand(g->rng) % 5]
-                                      : strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]);
+        unsigned kk = (unsigned)(fuzz_rand(g->rng) % 12);
+        if (kk == 0)
+            long_string(g);
+        else
+            fuzz_puts(g, kk % 3 ? keys[fuzz_rand(g->rng) % 5]
+                                : strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]);
         fuzz_puts(g, fuzz_rand(g->rng) % 10 ? ":" : " :\n");
         value(g, depth + 1);
     }
@@ -89,7 +114,12 @@ static void value(struct fuzz_gen *g, int depth) {
     unsigned k = (unsigned)(fuzz_rand(g->rng) % (depth > 4 ? 5 : 7));
     switch (k) {
     case 0: fuzz_puts(g, numbers[fuzz_rand(g->rng) % (sizeof numbers / sizeof *numbers)]); break;
-    case 1: fuzz_puts(g, strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]); break;
+    case 1:
+        if (fuzz_rand(g->rng) % 2)
+            long_string(g);
+        else
+            fuzz_puts(g, strings[fuzz_rand(g->rng) % (sizeof strings / sizeof *strings)]);
+        break;
     case 2: fuzz_puts(g, "true"); break;
     case 3: fuzz_puts(g, fuzz_rand(g->rng) % 2 ? "null" : "false"); break;
     case 4: fuzz_puts(g, fuzz_rand(g->rng) % 2 ? "[]" : "{}"); break;
