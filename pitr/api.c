@@ -12,7 +12,9 @@
  * only below the LSN the archive reaches (and below whatever a caller's
  * own wal_retain hook asks to keep). With archive_timeout_s, a segment
  * holding records older than that is closed early (wal switch), so the
- * archive is never further behind. A pass that fails (the repository's
+ * archive is never further behind (a switch that fails, the next
+ * segment's file not made for a full disk, say, is logged once and tried
+ * again each second). A pass that fails (the repository's
  * disk full, say) is logged and retried on the next tick; the WAL is kept
  * meanwhile, as PostgreSQL keeps it while archive_command fails.
  * cairn_close runs one last pass before the engine closes: it archives
@@ -51,6 +53,7 @@ struct archiver {
     uint64_t last_end;            /* the log's end at the last look */
     uint64_t since_us;            /* when the current segment first held a new record */
     bool failing;                 /* the last pass failed (logged once) */
+    bool switch_failing;          /* the last timeout switch failed (logged once) */
 };
 
 static uint64_t archiver_retain(void *ctx)
@@ -82,8 +85,18 @@ static void archive_pass(struct archiver *a)
         bool has_records = s.last_lsn > cur + WAL_SEG_DATA;
         if (has_records && a->since_us && now - a->since_us >= (uint64_t)a->timeout_s * 1000000) {
             uint64_t lsn = 0;
-            if (cairn_wal_switch(a->db, &lsn) == CAIRN_OK)
+            if (cairn_wal_switch(a->db, &lsn) == CAIRN_OK) {
                 a->since_us = 0;
+                if (a->switch_failing)
+                    clog_info("WAL archiver: closed the segment after the archive timeout");
+                a->switch_failing = false;
+            } else {
+                if (!a->switch_failing)
+                    clog_warn("WAL archiver: could not close the segment after the archive "
+                              "timeout (%u s): %s (retrying every second)",
+                              (unsigned)a->timeout_s, cairn_last_error());
+                a->switch_failing = true;
+            }
             cairn_stats_get(a->db, &s);
         }
     }

@@ -207,13 +207,11 @@ static cairn_status archive_locked(const char *dbpath, repo *r, uint64_t known_d
     char *waldir = cairn_path_join(dbpath, "wal");
     if (!waldir)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
-    uint64_t *segs = NULL, *have = NULL;
-    size_t nseg = 0, nhave = 0;
+    uint64_t *segs = NULL;
+    size_t nseg = 0;
     st = copy_histories(waldir, r, &res->histories);
     if (!st)
         st = wal_seg_list(waldir, tl, &segs, &nseg);
-    if (!st)
-        st = repo_wal_list(r, tl, &have, &nhave);
     bool closed = db_closed(dbpath);
     uint64_t size = (uint64_t)1 << shift;
     /* cur: the segment being considered, scanned; its successor is read to
@@ -222,11 +220,15 @@ static cairn_status archive_locked(const char *dbpath, repo *r, uint64_t known_d
     struct repo_seg_summary sum = {0};
     bool complete = false;
     uint64_t hint = 0;
-    size_t hi = 0;
     for (size_t i = 0; !st && i < nseg; i++) {
-        while (hi < nhave && have[hi] < segs[i])
-            hi++;
-        bool archived = hi < nhave && have[hi] == segs[i];
+        /* One look per segment still in the database's wal/ (a handful:
+         * checkpoints remove archived ones), never a listing of the
+         * timeline's archive, which only grows (the engine's archiver
+         * runs a pass a second). */
+        bool archived = false;
+        st = repo_wal_has(r, tl, segs[i], &archived);
+        if (st)
+            break;
         if (known_durable && !archived && segs[i] + size > known_durable) {
             /* not durable to its end yet: neither is any later one */
             res->waiting = segs[i] < known_durable;
@@ -340,7 +342,6 @@ static cairn_status archive_locked(const char *dbpath, repo *r, uint64_t known_d
     }
     free(cur);
     free(segs);
-    free(have);
     free(waldir);
     return st;
 }

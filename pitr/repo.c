@@ -850,6 +850,20 @@ cairn_status repo_wal_list(repo *r, uint32_t timeline, uint64_t **starts, size_t
     return CAIRN_OK;
 }
 
+cairn_status repo_wal_has(repo *r, uint32_t timeline, uint64_t start, bool *has)
+{
+    char name[128];
+    repo_wal_obj_name(timeline, start, true, name, sizeof name);
+    uint64_t size;
+    cairn_status st = store_stat(r->st, name, &size);
+    *has = st == CAIRN_OK;
+    if (st == CAIRN_ENOTFOUND) {
+        cerr_clear();
+        st = CAIRN_OK;
+    }
+    return st;
+}
+
 /* ---- timelines ------------------------------------------------------------------ */
 
 cairn_status repo_history_parse(const char *text, size_t len, const char *what,

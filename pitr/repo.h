@@ -158,6 +158,9 @@ cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
                                   struct repo_seg_summary *out);
 /* Archived segment starts of a timeline, sorted. */
 cairn_status repo_wal_list(repo *r, uint32_t timeline, uint64_t **starts, size_t *n);
+/* Whether one segment is archived (its summary is there: the mark
+ * repo_wal_list goes by), without listing the timeline. */
+cairn_status repo_wal_has(repo *r, uint32_t timeline, uint64_t start, bool *has);
 void repo_wal_obj_name(uint32_t timeline, uint64_t start, bool summary, char *out, size_t n);
 
 /* ---- timelines -------------------------------------------------------------

@@ -26,7 +26,9 @@
  * 3. archive_timeout_s: with 1 s, one commit and ~3 s of quiet get its
  *    segment switched and archived, and a restore --latest holds it;
  *    without a timeout the segment stays unarchived (also after close)
- *    until a cairn_wal_switch.
+ *    until a cairn_wal_switch. The timeout's switch failing (no file can
+ *    be made for the next segment) is logged once over many passes, and
+ *    the segment is switched and archived once files can be made again.
  * 4. online backup: cairn_backup while a writer thread keeps committing
  *    (the writer is paused only for the checkpoint before each backup):
  *    commits go on during each backup; a full and an incremental (few new
@@ -119,11 +121,15 @@ static bool exists(const char *path)
 
 /* ---- the log: the archiver's messages are counted ------------------------------ */
 
-static atomic_uint g_arch_warn, g_arch_again;
+static atomic_uint g_arch_warn, g_arch_again, g_switch_warn, g_switch_again;
 
 static void test_log(void *ctx, cairn_log_level level, const char *msg)
 {
     (void)ctx;
+    if (strstr(msg, "WAL archiver: could not close the segment"))
+        atomic_fetch_add(&g_switch_warn, 1);
+    if (strstr(msg, "WAL archiver: closed the segment after"))
+        atomic_fetch_add(&g_switch_again, 1);
     if (strstr(msg, "WAL archiver:")) {
         if (level >= CAIRN_LOG_WARN)
             atomic_fetch_add(&g_arch_warn, 1);
@@ -840,6 +846,87 @@ static void test_timeout(void **state)
     tu_dig_free(&want);
     hist_free(&h[0]);
     hist_free(&h[1]);
+}
+
+/* A failed assertion leaves the test early: the fault plan must not
+ * outlive it. */
+static int fault_off(void **state)
+{
+    (void)state;
+    cio_fault_set(NULL);
+    return 0;
+}
+
+/* The timeout's switch failing: the writer's next segment cannot be made
+ * (ENOSPC on every file creation, through the fault seam) once the one it
+ * had made ahead is used. The failure is logged once however many passes
+ * try again; with space back the segment is closed and archived, and
+ * --latest restores the last commit. */
+static void test_timeout_switch_fails(void **state)
+{
+    (void)state;
+    uint64_t rng = g_seed ^ 0x3434;
+    char db[600], rp[600];
+    new_dir(db, sizeof db, "db");
+    new_dir(rp, sizeof rp, "repo");
+    cairn_options o = arch_opts(rp);
+    o.archive_timeout_s = 1;
+    struct hist h = {0};
+    cairn_db *d = must_open_o(db, &o);
+    create_colls(d);
+    commit_one(d, &h, &rng, &P_LIGHT);
+    must(cairn_checkpoint(d, NULL), "checkpoint");
+    must(cairn_backup(d, rp, NULL, NULL), "backup");
+    /* the writer makes its next segment ahead: wait for that file */
+    uint64_t *v = NULL;
+    double t0 = now_s();
+    while (db_segs(db, &v) < 2 && now_s() - t0 < 10) {
+        free(v);
+        v = NULL;
+        sleep_ms(20);
+    }
+    free(v);
+    unsigned w0 = atomic_load(&g_switch_warn), a0 = atomic_load(&g_switch_again);
+    struct cio_fault_plan fp = {.ops = CIO_FOP_META, .nth = 1, .kind = CIO_FAULT_ENOSPC,
+                                .persistent = 1};
+    cio_fault_set(&fp);
+    /* the first timeout switch takes the segment made ahead ... */
+    commit_one(d, &h, &rng, &P_LIGHT);
+    uint64_t x = SEG_OF(h.lsn[h.n - 1]);
+    for (t0 = now_s(); durable_lsn(d) < x + SEG && now_s() - t0 < 10;)
+        sleep_ms(50);
+    assert_true(durable_lsn(d) >= x + SEG);
+    /* ... the second finds none, and no file can be made */
+    commit_one(d, &h, &rng, &P_LIGHT);
+    uint64_t y = SEG_OF(h.lsn[h.n - 1]);
+    assert_true(y == x + SEG);
+    for (t0 = now_s(); atomic_load(&g_switch_warn) == w0 && now_s() - t0 < 10;)
+        sleep_ms(50);
+    assert_int_equal(atomic_load(&g_switch_warn), w0 + 1);
+    sleep_ms(3000); /* three more passes: no more messages */
+    assert_int_equal(atomic_load(&g_switch_warn), w0 + 1);
+    assert_int_equal(atomic_load(&g_switch_again), a0);
+    assert_true(durable_lsn(d) < y + SEG);
+    assert_false(seg_archived(rp, NULL, y));
+    cio_fault_set(NULL);
+    for (t0 = now_s(); !seg_archived(rp, NULL, y) && now_s() - t0 < 10;)
+        sleep_ms(50);
+    assert_true(seg_archived(rp, NULL, y));
+    assert_true(atomic_load(&g_switch_again) > a0);
+    must(cairn_close(d), "close");
+
+    struct tu_dig got = {0}, want = {0};
+    struct pitr_restore_result res;
+    struct pitr_restore_opts ro = {.kind = PITR_TARGET_LATEST};
+    repo *r = must_repo(rp);
+    restore_dig(r, &ro, &got, &res);
+    repo_close(r);
+    model_digest(&h, h.n, &want);
+    must_eq(&got, &want, "restore --latest after the failed switches");
+    assert_int_equal(res.last_commit_lsn, h.lsn[h.n - 1]);
+    tu_dig_free(&got);
+    tu_dig_free(&want);
+    hist_free(&h);
 }
 
 /* ---- 4. online backup while a writer commits --------------------------------------------- */
@@ -1598,7 +1685,9 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_continuous),    cmocka_unit_test(test_retention),
-        cmocka_unit_test(test_timeout),       cmocka_unit_test(test_online),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test_teardown(test_timeout_switch_fails, fault_off),
+        cmocka_unit_test(test_online),
         cmocka_unit_test(test_backup_alone),  cmocka_unit_test(test_verify_expire),
         cmocka_unit_test(test_encrypted),     cmocka_unit_test(test_close_in_checkpoint),
     };
