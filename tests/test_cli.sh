@@ -408,6 +408,31 @@ byte $(((B + 1) % 256)) | dd of="$BLOB" bs=1 seek=120 conv=notrunc 2>/dev/null
 run 1 "$PITRCTL" verify pbad; has out.txt "problem: "; has out.txt "$(basename "$BLOB")"
 has err.txt ": 1 problems"
 run 1 "$PITRCTL" verify pbad --json; jsonl out.txt; has out.txt '"problems":1'
+# encrypted repositories: every command needs the key; a wrong or missing
+# one is refused before anything is written; a changed byte is found
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > key.hex
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > other.hex
+printf 'not a key\n' > bad.hex
+run 1 "$PITRCTL" backup pdb erepo --key-file bad.hex; has err.txt "bad.hex"
+[ ! -e erepo ] && ok || fail "a bad key file created the repository"
+run 0 "$PITRCTL" backup pdb erepo --key-file key.hex; has out.txt "(full)"
+has erepo/repo.json '"aes-256-gcm"'
+run 0 "$PITRCTL" archive pdb erepo --key-file key.hex; has out.txt "segments archived"
+run 1 "$PITRCTL" list erepo; has err.txt "is encrypted (key id"; has err.txt "--key-file"
+run 1 "$PITRCTL" list erepo --key-file other.hex; has err.txt "the key given has id"
+run 1 "$PITRCTL" archive pdb prepo --key-file key.hex; has err.txt "is not encrypted, but a key"
+run 0 "$PITRCTL" list erepo --key-file key.hex; has out.txt "1 backups"
+run 0 "$PITRCTL" verify erepo --key-file key.hex; has err.txt ": 0 problems, 0 gaps"
+run 1 "$PITRCTL" restore erepo er1 --latest --key-file other.hex
+[ ! -e er1 ] && [ ! -e er1.partial ] && ok || fail "a restore with the wrong key wrote its target"
+run 0 "$PITRCTL" restore erepo er1 --latest --key-file key.hex; has out.txt "restored into er1"
+eq "$(points er1 pv)" 300 "restore from the encrypted repository"
+cp -r erepo ebad
+EBLOB=$(find ebad/blobs -type f | sort | head -1)
+B=$(od -An -tu1 -j120 -N1 "$EBLOB" | tr -d ' ')
+byte $(((B + 1) % 256)) | dd of="$EBLOB" bs=1 seek=120 conv=notrunc 2>/dev/null
+run 1 "$PITRCTL" verify ebad --key-file key.hex; has out.txt "$(basename "$EBLOB")"
+has err.txt ": 1 problems"
 # expire after a second full: a dry run changes nothing, then the real one
 run 0 "$CAIRN" --archive prepo checkpoint pdb
 run 0 "$PITRCTL" backup pdb prepo --json; jsonl out.txt; has out.txt '"type":"full"'
