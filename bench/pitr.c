@@ -1341,8 +1341,9 @@ static int part_pg_restore(void) {
         goto out;
     }
     printf("restore_s=%.3f\npages_s=%.3f\nfetch_s=%.3f\nreplay_s=%.3f\napply_s=%.3f\nend_s=%.3f"
-           "\n", row.wall_s, (double)row.res.pages_us / 1e6, (double)row.res.fetch_us / 1e6,
-           (double)row.res.replay_us / 1e6, row.apply_s, row.end_s);
+           "\nload_s=%.3f\nredo_s=%.3f\n", row.wall_s, (double)row.res.pages_us / 1e6,
+           (double)row.res.fetch_us / 1e6, (double)row.res.replay_us / 1e6, row.apply_s,
+           row.end_s, (double)row.res.load_us / 1e6, (double)row.res.redo_us / 1e6);
     printf("replay_records=%" PRIu64 "\nreplay_wal_bytes=%" PRIu64 "\nreplay_txns=%" PRIu64
            "\nrestored_points=%" PRIu64 "\nverified=%" PRIu64 "\nrestore_cpu_s=%.3f\n"
            "repo_resident=%" PRIu64 "\njobs=%u\n", row.records, row.wal_bytes,

@@ -232,7 +232,7 @@ while IFS='=' read -r k v; do C[$k]=$v; done <"$W/cairn.keys"
 
 # ---- restores, interleaved ----------------------------------------------------------
 declare -a PG_OTHER CA_OTHER PG_EL PG_TOTAL PG_COPY PG_START PG_REDO PG_END PG_USER PG_SYS PG_SEGS CA_TOTAL CA_PAGES \
-    CA_FETCH CA_REPLAY CA_APPLY CA_END CA_CPU
+    CA_FETCH CA_REPLAY CA_CPU CA_LOAD CA_REDO CA_NEWTL
 pg_restore_once() {
     local i=$1 d=$P/restored log=$P/restore-$1.log
     rm -rf "$d"
@@ -295,8 +295,10 @@ cairn_restore_once() {
     declare -A R
     while IFS='=' read -r k v; do R[$k]=$v; done <"$W/cairn-restore-$i.keys"
     CA_TOTAL[$i]=${R[restore_s]}; CA_PAGES[$i]=${R[pages_s]}; CA_FETCH[$i]=${R[fetch_s]}
-    CA_REPLAY[$i]=${R[replay_s]}; CA_APPLY[$i]=${R[apply_s]}; CA_END[$i]=${R[end_s]}
+    CA_REPLAY[$i]=${R[replay_s]}
     CA_CPU[$i]=${R[restore_cpu_s]}
+    CA_LOAD[$i]=${R[load_s]}; CA_REDO[$i]=${R[redo_s]}
+    CA_NEWTL[$i]=$(awk -v a="${R[replay_s]}" -v b="${R[load_s]}" -v c="${R[redo_s]}" 'BEGIN { printf "%.3f", a - b - c }')
     ca_records=${R[replay_records]}; ca_wal=${R[replay_wal_bytes]}; ca_txns=${R[replay_txns]}
     ca_verified=${R[verified]}; ca_other=${R[restore_other_cpu]}
 }
@@ -320,11 +322,15 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
 rate() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", a / b; else printf "-" }'; }
 pg_total=$(med "${PG_TOTAL[@]}"); ca_total=$(med "${CA_TOTAL[@]}")
-pg_redo=$(med "${PG_REDO[@]}"); ca_replay=$(med "${CA_REPLAY[@]}"); ca_apply=$(med "${CA_APPLY[@]}")
+pg_redo=$(med "${PG_REDO[@]}"); ca_replay=$(med "${CA_REPLAY[@]}"); ca_redo=$(med "${CA_REDO[@]}")
 ca_fetch=$(med "${CA_FETCH[@]}")
-pg_rps=$(rate "$rows" "$pg_redo"); ca_rps=$(rate "$rows" "$ca_replay")
+# The replay rate on both sides: from the first record replayed to the
+# target, waits for WAL not fetched yet included; the startup before it
+# (PostgreSQL: server start to "redo starts"; cairn: loading the base's
+# pages) and the end-of-recovery checkpoint after it are rows of their own.
+pg_rps=$(rate "$rows" "$pg_redo"); ca_rps=$(rate "$rows" "$ca_redo")
 pg_mbs=$(awk -v a="$pg_rec_bytes" -v b="$pg_redo" 'BEGIN { printf "%.1f", a / 1e6 / b }')
-ca_mbs=$(awk -v a="$ca_wal" -v b="$ca_replay" 'BEGIN { printf "%.1f", a / 1e6 / b }')
+ca_mbs=$(awk -v a="$ca_wal" -v b="$ca_redo" 'BEGIN { printf "%.1f", a / 1e6 / b }')
 tot_ratio=$(awk -v a="$ca_total" -v b="$pg_total" 'BEGIN { printf "%.2f", a / b }')
 rows_ratio=$(awk -v a="$ca_rps" -v b="$pg_rps" 'BEGIN { printf "%.2f", a / b }')
 mbs_ratio=$(awk -v a="$ca_mbs" -v b="$pg_mbs" 'BEGIN { printf "%.2f", a / b }')
@@ -352,16 +358,17 @@ Command: \`$cmd\`
 | archive lag after the last commit s | $pg_arch_wait (pg_switch_wal to archived) | ${C[archive_s]} (one pitr_archive run) | |
 | **restore total s** | **$pg_total** | **$ca_total** | **${tot_ratio}x** (target <= 0.25x: $(met "$tot_ratio" 0.25 le)) |
 | - base: cp -a of the backup / pages from the repository | $(med "${PG_COPY[@]}") | $(med "${CA_PAGES[@]}") | |
-| - server start to redo start / WAL fetch work (its own threads, summed over them, into memory: beside the pages, then ahead of the replay, which waits for a segment not fetched yet; overlapped, not added to the total) | $(med "${PG_START[@]}") | $ca_fetch | |
-| - **replay**: log lines redo starts to redo done (segments fetched by restore_command meanwhile) / replay_us from the end of the pages (load, replay with any wait for the fetch, new timeline's checkpoint) | **$pg_redo** | **$ca_replay** (apply $ca_apply, end $(med "${CA_END[@]}")) | $(ratio "$ca_replay" "$pg_redo") |
-| - redo done to ready (end-of-recovery checkpoint, promote) | $(med "${PG_END[@]}") | (in replay) | |
+| - server start to redo start / the base's pages loaded into memory | $(med "${PG_START[@]}") | $(med "${CA_LOAD[@]}") | |
+| - **replay**: log lines redo starts to redo done (segments fetched by restore_command meanwhile) / from the first record to the target (waits for segments not fetched yet included) | **$pg_redo** | **$ca_redo** | $(ratio "$ca_redo" "$pg_redo") |
+| - redo done to ready (end-of-recovery checkpoint, promote) / the new timeline's checkpoint | $(med "${PG_END[@]}") | $(med "${CA_NEWTL[@]}") | $(ratio "$(med "${CA_NEWTL[@]}")" "$(med "${PG_END[@]}")") |
+| - WAL fetch work: (in the replay above: restore_command) / its own threads, summed over them, into memory beside the pages and ahead of the replay; overlapped, not added to the total | | $ca_fetch | |
 | rows replayed | $rows | $rows | |
 | WAL replayed, MB | $(mb "$pg_rec_bytes") of records (pg_waldump --stats; LSN distance $(mb "$pg_redo_bytes"); ${PG_SEGS[1]} segments restored) | $(mb "$ca_wal") (LSN distance; $ca_records records, $ca_txns transactions) | $(ratio "$ca_wal" "$pg_rec_bytes") |
 | **replay rows/s** | **$pg_rps** | **$ca_rps** | **${rows_ratio}x** (target >= 8x: $(met "$rows_ratio" 8 ge)) |
 | **replay WAL MB/s** | **$pg_mbs** | **$ca_mbs** | **${mbs_ratio}x** (target >= 8x: $(met "$mbs_ratio" 8 ge)) |
 | replay CPU s | $(med "${PG_USER[@]}") user + $(med "${PG_SYS[@]}") system (startup process) | $(med "${CA_CPU[@]}") (whole restore, all threads) | |
 
-Per restore (s): PostgreSQL total $(echo "${PG_TOTAL[@]}" | tr ' ' '/'), redo $(echo "${PG_REDO[@]}" | tr ' ' '/') (the "elapsed" of its redo done lines: $(echo "${PG_EL[@]}" | tr ' ' '/')); cairn total $(echo "${CA_TOTAL[@]}" | tr ' ' '/'), replay $(echo "${CA_REPLAY[@]}" | tr ' ' '/'). cairn restores: jobs $jobs (0 = CPUs), other processes' CPU during the last one $ca_other, $ca_verified sampled points verified.$( [ "$quiet" = 0 ] || echo " Before each restore the script waited (<= 10 s) for other processes to use <= $quiet % of the CPUs; they used (PostgreSQL/cairn, %): $(echo "${PG_OTHER[@]}" | tr ' ' '/') / $(echo "${CA_OTHER[@]}" | tr ' ' '/')." )
+Per restore (s): PostgreSQL total $(echo "${PG_TOTAL[@]}" | tr ' ' '/'), redo $(echo "${PG_REDO[@]}" | tr ' ' '/') (the "elapsed" of its redo done lines: $(echo "${PG_EL[@]}" | tr ' ' '/')); cairn total $(echo "${CA_TOTAL[@]}" | tr ' ' '/'), load + redo + new timeline $(echo "${CA_REPLAY[@]}" | tr ' ' '/'), redo $(echo "${CA_REDO[@]}" | tr ' ' '/'). cairn restores: jobs $jobs (0 = CPUs), other processes' CPU during the last one $ca_other, $ca_verified sampled points verified.$( [ "$quiet" = 0 ] || echo " Before each restore the script waited (<= 10 s) for other processes to use <= $quiet % of the CPUs; they used (PostgreSQL/cairn, %): $(echo "${PG_OTHER[@]}" | tr ' ' '/') / $(echo "${CA_OTHER[@]}" | tr ' ' '/')." )
 
 PostgreSQL's log of the last restore: "$pg_stop_line"; the end-of-recovery checkpoint: "$pg_ckpt_line".
 EOF

@@ -838,12 +838,14 @@ int pitr_cmd_restore(int argc, char **argv)
                "\"records\":%" PRIu64 ",\"transactions\":%" PRIu64 ",\"last_commit_lsn\":\"%s\","
                "\"last_commit_time\":\"%s\",\"last_txn_id\":%" PRIu64 ",\"collections\":%" PRIu64
                ",\"points\":%" PRIu64 ",\"seconds\":%.3f,\"pages_seconds\":%.3f,"
-               "\"fetch_seconds\":%.3f,\"replay_seconds\":%.3f}\n",
+               "\"fetch_seconds\":%.3f,\"replay_seconds\":%.3f,\"load_seconds\":%.3f,"
+               "\"redo_seconds\":%.3f}\n",
                argv[optind + 1], res.new_timeline, cli_fmt_lsn(l1, res.switch_lsn), res.records,
                res.txns_applied, cli_fmt_lsn(l2, res.last_commit_lsn),
                cli_fmt_time_us(t1, res.last_commit_time_us), res.last_txn_id, res.collections,
                res.points, (double)res.duration_us / 1e6, (double)res.pages_us / 1e6,
-               (double)res.fetch_us / 1e6, (double)res.replay_us / 1e6);
+               (double)res.fetch_us / 1e6, (double)res.replay_us / 1e6,
+               (double)res.load_us / 1e6, (double)res.redo_us / 1e6);
     else if (res.txns_applied == 0)
         printf("restored into %s: timeline %u (branched at LSN %s), the base backup's state (no "
                "transaction replayed after it); %" PRIu64 " collections, %" PRIu64 " points; "
@@ -856,12 +858,14 @@ int pitr_cmd_restore(int argc, char **argv)
         printf("restored into %s: timeline %u (branched at LSN %s), %" PRIu64 " records, %" PRIu64
                " transactions replayed, last commit txn %" PRIu64 " at %s (LSN %s); %" PRIu64
                " collections, %" PRIu64 " points; %.2f s (pages %.2f, WAL fetch %.2f, replay "
-               "%.2f)\n",
+               "%.2f: load %.2f, redo %.2f, new timeline %.2f)\n",
                argv[optind + 1], res.new_timeline, cli_fmt_lsn(l1, res.switch_lsn), res.records,
                res.txns_applied, res.last_txn_id, cli_fmt_time_us(t1, res.last_commit_time_us),
                cli_fmt_lsn(l2, res.last_commit_lsn), res.collections, res.points,
                (double)res.duration_us / 1e6, (double)res.pages_us / 1e6,
-               (double)res.fetch_us / 1e6, (double)res.replay_us / 1e6);
+               (double)res.fetch_us / 1e6, (double)res.replay_us / 1e6,
+               (double)res.load_us / 1e6, (double)res.redo_us / 1e6,
+               (double)(res.replay_us - res.load_us - res.redo_us) / 1e6);
     return CLI_EXIT_OK;
 }
 

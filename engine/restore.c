@@ -1086,6 +1086,7 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
         return st;
     cairn_db *db = NULL;
     uint64_t redo = 0;
+    uint64_t t0 = cairn_mono_us();
     st = db_open_for_restore(dir, &db, &redo);
     if (st)
         return cerr_wrap(st, "could not restore \"%s\"", dir);
@@ -1095,8 +1096,11 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
     struct prewriter pw;
     bool pre = !st && o->prewrite && !o->on_replayed &&
                prewriter_start(&pw, db, o->prewrite_period_us);
+    uint64_t t1 = cairn_mono_us();
+    res->load_us = t1 - t0;
     if (!st)
         st = replay_path(db, o, redo, res, &rp);
+    res->redo_us = cairn_mono_us() - t1;
     if (pre) {
         cairn_status pst = prewriter_stop(&pw);
         if (pst && !st)

@@ -232,6 +232,12 @@ struct engine_restore_result {
     uint64_t graft_points;       /* points it logged */
     uint64_t graft_bytes;        /* WAL bytes of its transaction */
     uint64_t prewritten;         /* pages pre-written during the replay */
+    /* Where the time went: load_us opening the directory (the base's pages
+     * into memory, checks against the path), redo_us the replay of the
+     * path from there to the target (waits for WAL not there yet
+     * included); the rest (the new timeline's checkpoint) is the
+     * caller's total minus these two. */
+    uint64_t load_us, redo_us;
 };
 
 /* Restores the database directory dir in place (see the top of this file).

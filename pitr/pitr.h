@@ -201,6 +201,9 @@ struct pitr_restore_result {
     uint64_t switch_lsn;
     uint64_t collections, points;
     uint64_t duration_us, pages_us, fetch_us, replay_us;
+    /* replay_us split (engine_restore_result): loading the base, the redo
+     * of the WAL to the target; the rest is the new timeline's checkpoint */
+    uint64_t load_us, redo_us;
     /* into_existing: the database's timeline before, collections replaced
      * (the others named were added), points and WAL bytes of the graft,
      * and the time of the copy, the graft and the swap */

@@ -1542,6 +1542,8 @@ handed:
         res->switch_lsn = er.switch_lsn;
         res->collections = er.collections;
         res->points = er.points;
+        res->load_us = er.load_us;
+        res->redo_us = er.redo_us;
     }
     /* pages_us: writing the base's pages. fetch_us: the fetchers' time
      * fetching segments (reading, decrypting, decompressing, checking),

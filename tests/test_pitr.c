@@ -363,6 +363,9 @@ static void restore_check(repo *r, const struct pitr_restore_opts *o, const stru
     g_time.replay += (double)res.replay_us / 1e6;
     /* the WAL fetch overlaps the pages and the replay: not subtracted */
     g_time.other += t1 - t0 - (double)(res.pages_us + res.replay_us) / 1e6;
+    /* the replay's split: loading the base, the redo, the checkpoint after */
+    assert_true(res.load_us > 0 && res.redo_us > 0);
+    assert_true(res.load_us + res.redo_us <= res.replay_us);
     g_time.segs += res.plan.nsegs;
     if (want_base && strcmp(res.plan.base, want_base) != 0)
         fail_msg("restore to %s: base %s, want %s", what, res.plan.base, want_base);
