@@ -162,6 +162,13 @@ typedef struct cairn_options {
      * old, so the archive is never further behind (0: only full segments
      * are archived). */
     uint32_t archive_timeout_s;
+    /* zstd levels of what the archiver writes: WAL segments (-7..-1 fast,
+     * or 1..19) and other objects (1..19). 0: the repository's own (-1 and
+     * 3 for a repository the archiver creates, which records the levels
+     * given here). Out of range: cairn_open fails with CAIRN_EINVAL before
+     * anything is created. */
+    int archive_wal_level;
+    int archive_level;
 } cairn_options;
 
 CAIRN_API void cairn_options_init(cairn_options *opts);

@@ -183,10 +183,16 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts, c
     a->timeout_s = opts->archive_timeout_s;
     a->user_retain = opts->wal_retain;
     a->user_ctx = opts->wal_retain_ctx;
-    struct repo_open_opts ro = {.create = true, .key_file = opts->archive_key_file};
+    struct repo_open_opts ro = {.create = true, .key_file = opts->archive_key_file,
+                                .level = opts->archive_level,
+                                .wal_level = opts->archive_wal_level};
     cairn_status st = repo_open(opts->archive_repo, &ro, &a->r);
     if (st) {
         archiver_free(a);
+        if (st == CAIRN_EINVAL && (opts->archive_level || opts->archive_wal_level))
+            return cerr_wrap(st, "could not open the WAL archive (cairn_options archive_level "
+                             "%d, archive_wal_level %d)", opts->archive_level,
+                             opts->archive_wal_level);
         return cerr_wrap(st, "could not open the WAL archive");
     }
     /* Until the first pass says what is archived, keep every segment. */

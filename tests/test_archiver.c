@@ -29,6 +29,8 @@
  *    until a cairn_wal_switch. The timeout's switch failing (no file can
  *    be made for the next segment) is logged once over many passes, and
  *    the segment is switched and archived once files can be made again.
+ *    The archive levels of cairn_options: recorded by a repository the
+ *    archiver creates, refused out of range before anything exists.
  * 4. online backup: cairn_backup while a writer thread keeps committing
  *    (the writer is paused only for the checkpoint before each backup):
  *    commits go on during each backup; a full and an incremental (few new
@@ -929,6 +931,68 @@ static void test_timeout_switch_fails(void **state)
     hist_free(&h);
 }
 
+/* cairn_options' archive levels: a repository the archiver creates records
+ * them and its segments are written at them (a restore reads them back);
+ * out of range, cairn_open fails naming the option before anything is
+ * created. */
+static void test_archive_levels(void **state)
+{
+    (void)state;
+    uint64_t rng = g_seed ^ 0x3535;
+    char db[600], rp[600];
+    new_dir(db, sizeof db, "db");
+    new_dir(rp, sizeof rp, "repo");
+    cairn_options o = arch_opts(rp);
+    o.archive_wal_level = 42;
+    cairn_db *d = NULL;
+    assert_int_equal(cairn_open(db, &o, &d), CAIRN_EINVAL);
+    assert_null(d);
+    assert_non_null(strstr(cairn_last_error(), "archive_wal_level 42"));
+    assert_false(exists(db));
+    assert_false(exists(rp));
+    o.archive_wal_level = 0;
+    o.archive_level = 20;
+    assert_int_equal(cairn_open(db, &o, &d), CAIRN_EINVAL);
+    assert_non_null(strstr(cairn_last_error(), "archive_level 20"));
+    assert_false(exists(db));
+    assert_false(exists(rp));
+
+    o.archive_wal_level = -5;
+    o.archive_level = 7;
+    struct hist h = {0};
+    d = must_open_o(db, &o);
+    create_colls(d);
+    for (int k = 0; k < 3; k++)
+        commit_one(d, &h, &rng, &P_LIGHT);
+    must(cairn_checkpoint(d, NULL), "checkpoint");
+    must(cairn_backup(d, rp, NULL, NULL), "backup");
+    commit_one(d, &h, &rng, &P_LIGHT);
+    uint64_t x = SEG_OF(h.lsn[h.n - 1]);
+    must(cairn_wal_switch(d, NULL), "wal switch");
+    must(cairn_close(d), "close");
+    assert_true(seg_archived(rp, NULL, x));
+    char path[700];
+    snprintf(path, sizeof path, "%s/repo.json", rp);
+    char *json = NULL;
+    size_t len = 0;
+    must(cfs_read_file(path, &json, &len), "read repo.json");
+    assert_non_null(strstr(json, "\"wal_level\": -5"));
+    assert_non_null(strstr(json, "\"level\": 7"));
+    free(json);
+
+    struct tu_dig got = {0}, want = {0};
+    struct pitr_restore_result res;
+    struct pitr_restore_opts ro = {.kind = PITR_TARGET_LATEST};
+    repo *r = must_repo(rp);
+    restore_dig(r, &ro, &got, &res);
+    repo_close(r);
+    model_digest(&h, h.n, &want);
+    must_eq(&got, &want, "restore --latest from segments archived at level -5");
+    tu_dig_free(&got);
+    tu_dig_free(&want);
+    hist_free(&h);
+}
+
 /* ---- 4. online backup while a writer commits --------------------------------------------- */
 
 struct writer {
@@ -1687,6 +1751,7 @@ int main(void)
         cmocka_unit_test(test_continuous),    cmocka_unit_test(test_retention),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test_teardown(test_timeout_switch_fails, fault_off),
+        cmocka_unit_test(test_archive_levels),
         cmocka_unit_test(test_online),
         cmocka_unit_test(test_backup_alone),  cmocka_unit_test(test_verify_expire),
         cmocka_unit_test(test_encrypted),     cmocka_unit_test(test_close_in_checkpoint),
