@@ -850,6 +850,23 @@ static void test_timeout(void **state)
     hist_free(&h[1]);
 }
 
+/* A restore --latest of repository rp holds every commit of h, up to its
+ * last one. */
+static void latest_is_model(const char *rp, const struct hist *h, const char *what)
+{
+    struct tu_dig got = {0}, want = {0};
+    struct pitr_restore_result res;
+    struct pitr_restore_opts ro = {.kind = PITR_TARGET_LATEST};
+    repo *r = must_repo(rp);
+    restore_dig(r, &ro, &got, &res);
+    repo_close(r);
+    model_digest(h, h->n, &want);
+    must_eq(&got, &want, what);
+    assert_int_equal(res.last_commit_lsn, h->lsn[h->n - 1]);
+    tu_dig_free(&got);
+    tu_dig_free(&want);
+}
+
 /* A failed assertion leaves the test early: the fault plan must not
  * outlive it. */
 static int fault_off(void **state)
@@ -916,18 +933,7 @@ static void test_timeout_switch_fails(void **state)
     assert_true(seg_archived(rp, NULL, y));
     assert_true(atomic_load(&g_switch_again) > a0);
     must(cairn_close(d), "close");
-
-    struct tu_dig got = {0}, want = {0};
-    struct pitr_restore_result res;
-    struct pitr_restore_opts ro = {.kind = PITR_TARGET_LATEST};
-    repo *r = must_repo(rp);
-    restore_dig(r, &ro, &got, &res);
-    repo_close(r);
-    model_digest(&h, h.n, &want);
-    must_eq(&got, &want, "restore --latest after the failed switches");
-    assert_int_equal(res.last_commit_lsn, h.lsn[h.n - 1]);
-    tu_dig_free(&got);
-    tu_dig_free(&want);
+    latest_is_model(rp, &h, "restore --latest after the failed switches");
     hist_free(&h);
 }
 
@@ -979,17 +985,7 @@ static void test_archive_levels(void **state)
     assert_non_null(strstr(json, "\"wal_level\": -5"));
     assert_non_null(strstr(json, "\"level\": 7"));
     free(json);
-
-    struct tu_dig got = {0}, want = {0};
-    struct pitr_restore_result res;
-    struct pitr_restore_opts ro = {.kind = PITR_TARGET_LATEST};
-    repo *r = must_repo(rp);
-    restore_dig(r, &ro, &got, &res);
-    repo_close(r);
-    model_digest(&h, h.n, &want);
-    must_eq(&got, &want, "restore --latest from segments archived at level -5");
-    tu_dig_free(&got);
-    tu_dig_free(&want);
+    latest_is_model(rp, &h, "restore --latest from segments archived at level -5");
     hist_free(&h);
 }
 
