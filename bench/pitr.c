@@ -532,24 +532,17 @@ static long verify_restored(const char *dbdir, const struct writer *w, uint64_t 
 
 /* ---- restore with timed phases ------------------------------------- */
 
-struct rtimes {
-    double t0;
-    double fetch_end;     /* last WAL-fetch progress report */
-    double replay_end;    /* last replay progress report */
+/* The replay's last progress report: records and WAL bytes replayed. */
+struct rcount {
     uint64_t records, wal_bytes;
 };
 
 static void restore_progress(void *ctx, int phase, uint64_t done, uint64_t total, uint64_t lsn,
                              int64_t time_us) {
-    (void)total;
     (void)lsn;
     (void)time_us;
-    struct rtimes *t = ctx;
-    double now = now_s();
-    if (phase <= 1) {
-        t->fetch_end = now;
-    } else if (phase == 2) {
-        t->replay_end = now;
+    struct rcount *t = ctx;
+    if (phase == 2) {
         t->records = done;
         t->wal_bytes = total;
     }
@@ -558,7 +551,7 @@ static void restore_progress(void *ctx, int phase, uint64_t done, uint64_t total
 struct rrow {
     int ok;
     struct pitr_restore_result res;
-    double wall_s, apply_s, end_s;
+    double wall_s;
     uint64_t records, wal_bytes;
     uint64_t repo_resident;
     double cpu_s;
@@ -574,14 +567,13 @@ static int do_restore(repo *r, const char *target, const struct pitr_restore_opt
     (void)tree_scan(repodir, 1, &row->repo_resident);
     wait_quiet();
     struct pitr_restore_opts o = *base;
-    struct rtimes tm = {0};
+    struct rcount tm = {0};
     o.progress = restore_progress;
     o.progress_ctx = &tm;
     struct cpu_sample a, b;
     cpu_sample(&a);
     double c0 = cpu_self_s();
-    tm.t0 = now_s();
-    tm.fetch_end = tm.t0;
+    double t0 = now_s();
     cairn_status s = pitr_restore(r, target, &o, &row->res);
     double t1 = now_s();
     row->cpu_s = cpu_self_s() - c0;
@@ -592,12 +584,7 @@ static int do_restore(repo *r, const char *target, const struct pitr_restore_opt
         return cfail(s, "pitr_restore");
     }
     pitr_plan_free(&row->res.plan);
-    row->wall_s = t1 - tm.t0;
-    /* the fetch overlaps the replay: apply is measured back from the end */
-    row->end_s = tm.replay_end > tm.t0 && t1 > tm.replay_end ? t1 - tm.replay_end : 0;
-    row->apply_s = (double)row->res.replay_us / 1e6 - row->end_s;
-    if (row->apply_s < 0)
-        row->apply_s = 0;
+    row->wall_s = t1 - t0;
     row->records = tm.records ? tm.records : row->res.records;
     row->wal_bytes = tm.wal_bytes;
     row->ok = 1;
@@ -802,47 +789,49 @@ static int part_replay(void) {
     printf("\nMedian of %u restores per row (interleaved by jobs); records and WAL bytes are "
            "the replay's own count (the segment being written at the close is not archived). "
            "replay = pitr_restore_result.replay_us, from the moment the pages are written "
-           "(the WAL fetch runs ahead of it, overlapping pages and replay): loading the base "
-           "checkpoint, replaying, the checkpoint on the new timeline and its fsyncs; end = "
-           "the replay's last progress report to the end of the restore (the new timeline's "
-           "checkpoint); apply = replay - end (load + replay). Rates over replay, and over "
-           "apply in "
-           "parentheses.\n\n", opt.repeat);
-    printf("| collections | jobs | records | WAL MB | pages s | fetch s | replay s | apply s | "
-           "end s | total s | records/s | WAL MB/s | CPU s | other CPU |\n"
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "(the WAL fetch runs ahead of it, overlapping pages and replay), split into load "
+           "(load_us: the base's pages into memory), redo (redo_us: the first record to the "
+           "last, waits for WAL not fetched yet included) and the new timeline's checkpoint "
+           "(the rest). Rates over redo, and over the whole replay in parentheses.\n\n",
+           opt.repeat);
+    printf("| collections | jobs | records | WAL MB | pages s | fetch s | replay s | load s | "
+           "redo s | new timeline s | total s | records/s | WAL MB/s | CPU s | other CPU |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (unsigned c = 0; c < opt.ncolls; c++)
         for (unsigned j = 0; j < opt.njobs; j++) {
             struct rrow *rw = cfg[c].rows[j];
-            double pg[MAX_REPEAT], fe[MAX_REPEAT], rp[MAX_REPEAT], ap[MAX_REPEAT],
-                en[MAX_REPEAT], to[MAX_REPEAT], cpu[MAX_REPEAT], oth[MAX_REPEAT],
-                st[MAX_REPEAT];
+            double pg[MAX_REPEAT], fe[MAX_REPEAT], rp[MAX_REPEAT], ld[MAX_REPEAT],
+                rd[MAX_REPEAT], nt[MAX_REPEAT], to[MAX_REPEAT], cpu[MAX_REPEAT],
+                oth[MAX_REPEAT], st[MAX_REPEAT];
             for (unsigned k = 0; k < opt.repeat; k++) {
                 pg[k] = (double)rw[k].res.pages_us / 1e6;
                 fe[k] = (double)rw[k].res.fetch_us / 1e6;
                 rp[k] = (double)rw[k].res.replay_us / 1e6;
-                ap[k] = rw[k].apply_s;
-                en[k] = rw[k].end_s;
+                ld[k] = (double)rw[k].res.load_us / 1e6;
+                rd[k] = (double)rw[k].res.redo_us / 1e6;
+                nt[k] = (double)(rw[k].res.replay_us - rw[k].res.load_us - rw[k].res.redo_us) /
+                        1e6;
                 to[k] = (double)rw[k].res.duration_us / 1e6;
                 cpu[k] = rw[k].cpu_s;
                 oth[k] = rw[k].other;
                 st[k] = rw[k].steal;
             }
-            double mrp = median_d(rp, opt.repeat), map = median_d(ap, opt.repeat);
+            double mrp = median_d(rp, opt.repeat), mrd = median_d(rd, opt.repeat);
             double recs = (double)rw[0].records, wb = (double)rw[0].wal_bytes / 1e6;
             char noise[32];
             fmt_noise(noise, sizeof noise, median_d(oth, opt.repeat), median_d(st, opt.repeat));
-            char b1[16], b2[16], b3[16], b4[16], b5[16], b6[16];
+            char b1[16], b2[16], b3[16], b4[16], b5[16], b6[16], b7[16];
             fmt_s(b1, sizeof b1, median_d(pg, opt.repeat));
             fmt_s(b2, sizeof b2, median_d(fe, opt.repeat));
             fmt_s(b3, sizeof b3, mrp);
-            fmt_s(b4, sizeof b4, map);
-            fmt_s(b5, sizeof b5, median_d(en, opt.repeat));
-            fmt_s(b6, sizeof b6, median_d(to, opt.repeat));
-            printf("| %u | %u | %" PRIu64 " | %.1f | %s | %s | %s | %s | %s | %s | %.0f (%.0f) | "
-                   "%.0f (%.0f) | %.2f | %s |\n",
-                   cfg[c].ncoll, opt.jobs[j], rw[0].records, wb, b1, b2, b3, b4, b5, b6,
-                   recs / mrp, map > 0 ? recs / map : 0, wb / mrp, map > 0 ? wb / map : 0,
+            fmt_s(b4, sizeof b4, median_d(ld, opt.repeat));
+            fmt_s(b5, sizeof b5, mrd);
+            fmt_s(b6, sizeof b6, median_d(nt, opt.repeat));
+            fmt_s(b7, sizeof b7, median_d(to, opt.repeat));
+            printf("| %u | %u | %" PRIu64 " | %.1f | %s | %s | %s | %s | %s | %s | %s | "
+                   "%.0f (%.0f) | %.0f (%.0f) | %.2f | %s |\n",
+                   cfg[c].ncoll, opt.jobs[j], rw[0].records, wb, b1, b2, b3, b4, b5, b6, b7,
+                   mrd > 0 ? recs / mrd : 0, recs / mrp, mrd > 0 ? wb / mrd : 0, wb / mrp,
                    median_d(cpu, opt.repeat), noise);
         }
     printf("\nEvery restore was opened afterwards and %u sampled points compared byte for "
@@ -1340,10 +1329,10 @@ static int part_pg_restore(void) {
                 PRIu64 " sampled points wrong\n", row.points, want, row.bad, row.checked);
         goto out;
     }
-    printf("restore_s=%.3f\npages_s=%.3f\nfetch_s=%.3f\nreplay_s=%.3f\napply_s=%.3f\nend_s=%.3f"
-           "\nload_s=%.3f\nredo_s=%.3f\n", row.wall_s, (double)row.res.pages_us / 1e6,
-           (double)row.res.fetch_us / 1e6, (double)row.res.replay_us / 1e6, row.apply_s,
-           row.end_s, (double)row.res.load_us / 1e6, (double)row.res.redo_us / 1e6);
+    printf("restore_s=%.3f\npages_s=%.3f\nfetch_s=%.3f\nreplay_s=%.3f\nload_s=%.3f\nredo_s=%.3f"
+           "\n", row.wall_s, (double)row.res.pages_us / 1e6, (double)row.res.fetch_us / 1e6,
+           (double)row.res.replay_us / 1e6, (double)row.res.load_us / 1e6,
+           (double)row.res.redo_us / 1e6);
     printf("replay_records=%" PRIu64 "\nreplay_wal_bytes=%" PRIu64 "\nreplay_txns=%" PRIu64
            "\nrestored_points=%" PRIu64 "\nverified=%" PRIu64 "\nrestore_cpu_s=%.3f\n"
            "repo_resident=%" PRIu64 "\njobs=%u\n", row.records, row.wal_bytes,

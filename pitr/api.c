@@ -173,6 +173,11 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts, c
     if (!path || !out)
         return cerr_set(CAIRN_EINVAL, "cairn_open: NULL argument");
     *out = NULL;
+    cairn_status st = repo_levels_check(opts->archive_level, opts->archive_wal_level,
+                                        "cairn_options.archive_level",
+                                        "cairn_options.archive_wal_level");
+    if (st)
+        return st;
     struct archiver *a = calloc(1, sizeof *a);
     if (!a || !(a->dbpath = strdup(path))) {
         free(a);
@@ -186,13 +191,9 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts, c
     struct repo_open_opts ro = {.create = true, .key_file = opts->archive_key_file,
                                 .level = opts->archive_level,
                                 .wal_level = opts->archive_wal_level};
-    cairn_status st = repo_open(opts->archive_repo, &ro, &a->r);
+    st = repo_open(opts->archive_repo, &ro, &a->r);
     if (st) {
         archiver_free(a);
-        if (st == CAIRN_EINVAL && (opts->archive_level || opts->archive_wal_level))
-            return cerr_wrap(st, "could not open the WAL archive (cairn_options archive_level "
-                             "%d, archive_wal_level %d)", opts->archive_level,
-                             opts->archive_wal_level);
         return cerr_wrap(st, "could not open the WAL archive");
     }
     /* Until the first pass says what is archived, keep every segment. */

@@ -224,14 +224,24 @@ out:
     return st;
 }
 
+cairn_status repo_levels_check(int level, int wal_level, const char *level_name,
+                               const char *wal_level_name)
+{
+    if (level < 0 || level > 19)
+        return cerr_set(CAIRN_EINVAL, "%s %d is out of range (1..19)", level_name, level);
+    if (wal_level && !codec_level_ok(wal_level))
+        return cerr_set(CAIRN_EINVAL, "%s %d is out of range (%d..-1 or 1..%d)", wal_level_name,
+                        wal_level, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX);
+    return CAIRN_OK;
+}
+
 cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **out)
 {
     *out = NULL;
-    if (o->level < 0 || o->level > 19)
-        return cerr_set(CAIRN_EINVAL, "compression level %d is out of range (1..19)", o->level);
-    if (o->wal_level && !codec_level_ok(o->wal_level))
-        return cerr_set(CAIRN_EINVAL, "WAL compression level %d is out of range (%d..-1 or "
-                        "1..%d)", o->wal_level, CODEC_LEVEL_MIN, CODEC_LEVEL_MAX);
+    cairn_status lst = repo_levels_check(o->level, o->wal_level, "compression level",
+                                         "WAL compression level");
+    if (lst)
+        return lst;
     repo *r = calloc(1, sizeof *r);
     if (!r || !(r->dir = strdup(dir))) {
         free(r);

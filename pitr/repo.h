@@ -58,6 +58,11 @@ struct repo_open_opts {
  * repository without its key, or with another key (key id mismatch):
  * CAIRN_EINVAL saying so. */
 cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **out);
+/* The range check of repo_open_opts' level (0..19) and wal_level (0,
+ * -7..-1 or 1..19): CAIRN_EINVAL naming the value by the names given
+ * (repo_open's own, or the option a caller took it from). */
+cairn_status repo_levels_check(int level, int wal_level, const char *level_name,
+                               const char *wal_level_name);
 void repo_close(repo *r);
 /* Binds the repository to database db_id (first use), or checks it is
  * that database's (CAIRN_EINVAL naming both ids otherwise). */

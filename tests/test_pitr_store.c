@@ -1262,6 +1262,66 @@ static void test_repo_levels_bad(void **state)
     assert_false(exists(nd));
 }
 
+/* repo_wal_has, the archiver's one look per segment: true for an archived
+ * segment, false (no error) for one never archived; a second archive skips
+ * them all by it. A look the file system refuses (the timeline's directory
+ * a symbolic link to itself: ELOOP) is an error naming the object, and the
+ * archive pass stops on it, archiving nothing. */
+static void test_wal_has(void **state)
+{
+    struct fx *f = *state;
+    char db[4200], d[4200];
+    snprintf(db, sizeof db, "%s/db-has", f->base);
+    snprintf(d, sizeof d, "%s/r-has", f->base);
+    make_db(db);
+    repo *r = open_repo(d, true, 0, 0);
+    struct pitr_archive_result res;
+    if (pitr_archive(db, r, 0, &res))
+        fail_msg("archive: %s", cairn_last_error());
+    assert_true(res.archived >= 1);
+    uint64_t *starts = NULL;
+    size_t n = 0;
+    assert_int_equal(repo_wal_list(r, res.timeline, &starts, &n), CAIRN_OK);
+    assert_int_equal(n, res.archived);
+    bool has = false;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(repo_wal_has(r, res.timeline, starts[i], &has), CAIRN_OK);
+        assert_true(has);
+    }
+    uint64_t past = starts[n - 1] + 64 * (uint64_t)CAIRN_WAL_SEGMENT_MIN;
+    assert_int_equal(repo_wal_has(r, res.timeline, past, &has), CAIRN_OK);
+    assert_false(has);
+    assert_int_equal(repo_wal_has(r, res.timeline + 1, starts[0], &has), CAIRN_OK);
+    assert_false(has);
+    struct pitr_archive_result again;
+    assert_int_equal(pitr_archive(db, r, 0, &again), CAIRN_OK);
+    assert_int_equal(again.archived, 0);
+    assert_int_equal(again.already, n);
+
+    char tl[4400], real[4410], name[16];
+    snprintf(name, sizeof name, "%08X", res.timeline);
+    snprintf(tl, sizeof tl, "%s/wal/%s", d, name);
+    snprintf(real, sizeof real, "%s.real", tl);
+    assert_int_equal(rename(tl, real), 0);
+    assert_int_equal(symlink(name, tl), 0);
+    cairn_status st = repo_wal_has(r, res.timeline, starts[0], &has);
+    assert_true(st != CAIRN_OK && st != CAIRN_ENOTFOUND);
+    char obj[128];
+    repo_wal_obj_name(res.timeline, starts[0], true, obj, sizeof obj);
+    if (!strstr(cairn_last_error(), obj) || !strstr(cairn_last_error(), "stat"))
+        fail_msg("message \"%s\" does not name \"%s\"", cairn_last_error(), obj);
+    struct pitr_archive_result bad;
+    assert_int_equal(pitr_archive(db, r, 0, &bad), st);
+    assert_int_equal(bad.archived, 0);
+    assert_non_null(strstr(cairn_last_error(), obj));
+    assert_int_equal(unlink(tl), 0);
+    assert_int_equal(rename(real, tl), 0);
+    assert_int_equal(repo_wal_has(r, res.timeline, starts[0], &has), CAIRN_OK);
+    assert_true(has);
+    free(starts);
+    repo_close(r);
+}
+
 /* ---- buffers kept across gets (store_get_into, repo_obj_get_reuse) ------ */
 
 /* One buffer through gets of objects of several sizes: grown only when
@@ -1394,6 +1454,7 @@ int main(void)
         T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
         T(test_repo_levels_bad),  T(test_get_into),        T(test_obj_get_reuse),
+        T(test_wal_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
