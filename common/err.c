@@ -16,7 +16,6 @@
 #include "common/err.h"
 #include "common/util.h"
 
-#define CERR_MAX 1024
 
 static __thread char cerr_msg[CERR_MAX];
 
@@ -139,5 +138,17 @@ cairn_status cerr_wrap(cairn_status st, const char *fmt, ...)
     va_start(ap, fmt);
     cerr_compose(fmt, ap, old[0] ? old : NULL);
     va_end(ap);
+    return st;
+}
+
+void cerr_save(struct cerr_saved *s)
+{
+    memcpy(s->msg, cerr_msg, CERR_MAX);
+}
+
+cairn_status cerr_restore(const struct cerr_saved *s, cairn_status st)
+{
+    memcpy(cerr_msg, s->msg, CERR_MAX);
+    cerr_msg[CERR_MAX - 1] = '\0';
     return st;
 }

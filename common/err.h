@@ -28,4 +28,15 @@ cairn_status cerr_errno(int e, const char *fmt, ...) CAIRN_PRINTF(2, 3);
 cairn_status cerr_wrap(cairn_status st, const char *fmt, ...) CAIRN_PRINTF(2, 3);
 void cerr_clear(void);
 
+/* The thread's message, kept across a cleanup that calls something which
+ * clears or sets it (a public function: every one starts with
+ * cerr_clear), so that the first failure's message is the one reported. */
+#define CERR_MAX 1024
+struct cerr_saved {
+    char msg[CERR_MAX];
+};
+void cerr_save(struct cerr_saved *s);
+/* Sets the saved message again; returns st. */
+cairn_status cerr_restore(const struct cerr_saved *s, cairn_status st);
+
 #endif

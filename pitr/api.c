@@ -211,11 +211,11 @@ CAIRN_API cairn_status cairn_open(const char *path, const cairn_options *opts, c
     if (!st && pthread_create(&a->thr, NULL, archiver_main, a) != 0)
         st = cerr_set(CAIRN_ENOMEM, "could not start the WAL archiver thread");
     if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cairn_last_error());
+        struct cerr_saved msg; /* the close clears it */
+        cerr_save(&msg);
         cairn_close(db);
         archiver_free(a);
-        return cerr_set(st, "%s", msg);
+        return cerr_restore(&msg, st);
     }
     a->started = true;
     engine_set_ext(db, archiver_stop, a);

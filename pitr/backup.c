@@ -684,11 +684,15 @@ static cairn_status backup_locked(const char *dbpath, repo *r,
         pitr_manifest_free(&par.m);
     bsrc_free(b);
     if (pin) {
-        /* keep the first failure's message */
-        if (st)
+        /* keep the first failure's message: the close clears it */
+        struct cerr_saved msg;
+        if (st) {
+            cerr_save(&msg);
             cairn_pin_close(pin);
-        else
+            cerr_restore(&msg, st);
+        } else {
             st = cairn_pin_close(pin);
+        }
     }
     return st;
 }

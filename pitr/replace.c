@@ -138,8 +138,12 @@ static cairn_status graft_cb(void *ctx, cairn_db *src)
     st = cairn_pin_open(x->dbdir, &pin, &pi);
     if (!st)
         st = cairn_pin_copy(pin, x->newdir, NULL, NULL); /* history files included */
-    if (pin)
+    if (pin) {
+        struct cerr_saved msg; /* the close clears the copy's message */
+        cerr_save(&msg);
         cairn_pin_close(pin);
+        cerr_restore(&msg, st);
+    }
     if (st)
         return cerr_wrap(st, "could not copy \"%s\" to replace collections in it", x->dbdir);
     struct engine_tl_hop hop = {.timeline = pi.timeline, .start_lsn = 0,

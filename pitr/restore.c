@@ -1405,7 +1405,7 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
     memset(&wj, 0, sizeof wj);
     struct wal_seg_source src = {.list = fetch_list, .get = fetch_get, .put = fetch_put,
                                  .name = fetch_name, .ctx = &wj.f};
-    bool fetching = false, wal_thread = false;
+    bool fetching = false, wal_thread = false, renamed = false;
     if (!st) {
         st = fetch_init(&wj.f, r, &res->plan, base, &oo, partial);
         fetching = !st;
@@ -1520,16 +1520,25 @@ static cairn_status restore_locked(repo *r, const char *target_dir,
          * before the rename, it only leaves a number unused. */
         st = pitr_publish_history(r, partial, res->plan.new_timeline);
     }
-    if (!st)
+    if (!st) {
         st = cfs_rename(partial, target_dir);
+        renamed = !st;
+    }
     if (!st)
         st = cfs_fsync_parent(target_dir);
 handed:
     if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cairn_last_error());
+        struct cerr_saved msg;
+        cerr_save(&msg);
+        /* The rename is not known durable when the directory's fsync
+         * failed: the restore failed, and its target must not stay (the
+         * undo, as the cleanup below, is not counted by the fault seam;
+         * a crash meanwhile may leave either name, the target whole). */
+        if (renamed && rename(target_dir, partial) != 0)
+            clog_warn("restore: could not take back \"%s\" after its directory's fsync "
+                      "failed: %s", target_dir, strerror(errno));
         cfs_remove_tree(partial);
-        cerr_set(st, "%s", msg);
+        cerr_restore(&msg, st);
     }
     if (!st) {
         res->records = er.replay.records;

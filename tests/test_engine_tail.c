@@ -113,47 +113,8 @@ static cairn_db *open_db(const char *dir, cairn_durability d, unsigned jobs) {
     return db;
 }
 
-static void copy_file(const char *from, const char *to) {
-    int in = open(from, O_RDONLY);
-    REQ(in >= 0);
-    struct stat sb;
-    REQ(fstat(in, &sb) == 0);
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    REQ(out >= 0);
-    off_t left = sb.st_size;
-    while (left > 0) {
-        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-        if (n <= 0) {
-            /* fallback */
-            static char buf[1 << 16];
-            off_t off = sb.st_size - left;
-            ssize_t r = pread(in, buf, sizeof buf, off);
-            REQ(r > 0);
-            REQ(pwrite(out, buf, (size_t)r, off) == r);
-            n = r;
-        }
-        left -= n;
-    }
-    close(in);
-    close(out);
-}
-
 static void copy_tree(const char *from, const char *to) {
-    REQ(mkdir(to, 0755) == 0);
-    DIR *d = opendir(from);
-    REQ((d) != NULL);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char a[800], b[800];
-        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-        struct stat sb;
-        REQ(lstat(a, &sb) == 0);
-        if (S_ISDIR(sb.st_mode)) copy_tree(a, b);
-        else copy_file(a, b);
-    }
-    closedir(d);
+    if (tu_copy_tree(from, to) != 0) FAIL("%s", tu_error());
 }
 
 static unsigned char *read_whole(const char *path, size_t *len) {

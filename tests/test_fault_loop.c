@@ -119,65 +119,10 @@ static void on_alarm(int sig)
 
 /* ---- copying a prepared directory ----------------------------------------- */
 
-/* Copies a regular file, leaving holes where whole 4 KiB blocks are zero
- * (WAL segments are mostly preallocated zeros). */
-static void copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY);
-    if (in < 0)
-        die("open %s: %s", from, strerror(errno));
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0)
-        die("create %s: %s", to, strerror(errno));
-    static unsigned char buf[1 << 20];
-    static const unsigned char zero[4096];
-    off_t off = 0;
-    for (;;) {
-        ssize_t r = pread(in, buf, sizeof buf, off);
-        if (r < 0)
-            die("read %s: %s", from, strerror(errno));
-        if (r == 0)
-            break;
-        /* runs of blocks that are not all zeros, one write each */
-        for (ssize_t b = 0; b < r;) {
-            ssize_t e = b;
-            while (e < r && (r - e < 4096 || memcmp(buf + e, zero, 4096) != 0))
-                e += r - e < 4096 ? r - e : 4096;
-            if (e > b && pwrite(out, buf + b, (size_t)(e - b), off + b) != e - b)
-                die("write %s: %s", to, strerror(errno));
-            b = e + 4096;
-        }
-        off += r;
-    }
-    if (ftruncate(out, off) != 0)
-        die("truncate %s: %s", to, strerror(errno));
-    close(in);
-    close(out);
-}
-
 static void copy_tree(const char *from, const char *to)
 {
-    if (mkdir(to, 0755) != 0)
-        die("mkdir %s: %s", to, strerror(errno));
-    DIR *d = opendir(from);
-    if (!d)
-        die("opendir %s: %s", from, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char a[1024], b[1024];
-        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
-        struct stat sb;
-        if (lstat(a, &sb) != 0)
-            die("stat %s: %s", a, strerror(errno));
-        if (S_ISDIR(sb.st_mode))
-            copy_tree(a, b);
-        else if (S_ISREG(sb.st_mode))
-            copy_file(a, b);
-    }
-    closedir(d);
+    if (tu_copy_tree(from, to) != 0)
+        die("copy %s to %s: %s", from, to, tu_error());
 }
 
 /* Page files in dir/collections. */

@@ -132,7 +132,55 @@ int tu_flip_byte(const char *path, size_t off) {
     return rc;
 }
 
-int tu_link_tree(const char *from, const char *to) {
+/* Copies a regular file, leaving holes where whole 4 KiB blocks are zero
+ * (WAL segments are mostly preallocated zeros). */
+static int copy_file(const char *from, const char *to) {
+    int in = open(from, O_RDONLY), out = -1, rc = -1;
+    if (in < 0) {
+        set_err("open %s: %s", from, strerror(errno));
+        return -1;
+    }
+    out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (out < 0) {
+        set_err("create %s: %s", to, strerror(errno));
+        goto out;
+    }
+    static _Thread_local unsigned char buf[1 << 20];
+    static const unsigned char zero[4096];
+    off_t off = 0;
+    for (;;) {
+        ssize_t r = pread(in, buf, sizeof buf, off);
+        if (r < 0) {
+            set_err("read %s: %s", from, strerror(errno));
+            goto out;
+        }
+        if (r == 0) break;
+        /* runs of blocks that are not all zeros, one write each */
+        for (ssize_t b = 0; b < r;) {
+            ssize_t e = b;
+            while (e < r && (r - e < 4096 || memcmp(buf + e, zero, 4096) != 0))
+                e += r - e < 4096 ? r - e : 4096;
+            if (e > b && pwrite(out, buf + b, (size_t)(e - b), off + b) != e - b) {
+                set_err("write %s: %s", to, strerror(errno));
+                goto out;
+            }
+            b = e + 4096;
+        }
+        off += r;
+    }
+    if (ftruncate(out, off) != 0) {
+        set_err("truncate %s: %s", to, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    close(in);
+    if (out >= 0) close(out);
+    return rc;
+}
+
+/* tu_link_tree and tu_copy_tree: the same walk, a file linked or copied. */
+static int clone_tree(const char *from, const char *to, bool copy) {
     if (mkdir(to, 0755) != 0) {
         set_err("mkdir %s: %s", to, strerror(errno));
         return -1;
@@ -154,7 +202,9 @@ int tu_link_tree(const char *from, const char *to) {
             set_err("lstat %s: %s", a, strerror(errno));
             rc = -1;
         } else if (S_ISDIR(sb.st_mode)) {
-            rc = tu_link_tree(a, b);
+            rc = clone_tree(a, b, copy);
+        } else if (copy) {
+            if (S_ISREG(sb.st_mode)) rc = copy_file(a, b);
         } else if (link(a, b) != 0) {
             set_err("link %s: %s", b, strerror(errno));
             rc = -1;
@@ -163,6 +213,10 @@ int tu_link_tree(const char *from, const char *to) {
     closedir(d);
     return rc;
 }
+
+int tu_link_tree(const char *from, const char *to) { return clone_tree(from, to, false); }
+
+int tu_copy_tree(const char *from, const char *to) { return clone_tree(from, to, true); }
 
 unsigned char *tu_read_file(const char *path, size_t *len) {
     int fd = open(path, O_RDONLY);

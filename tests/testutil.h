@@ -63,6 +63,11 @@ int tu_flip_byte(const char *path, size_t off);
  * repository), so a copy can be damaged with tu_write_file/tu_flip_byte or
  * by unlinking without touching the original. 0, or -1. */
 int tu_link_tree(const char *from, const char *to);
+/* A copy of the tree `from` at `to` (which must not exist): directories
+ * and regular files (others are skipped), holes where whole 4 KiB blocks
+ * are zero (WAL segments are mostly preallocated zeros). For a database
+ * a test damages or writes to. 0, or -1. */
+int tu_copy_tree(const char *from, const char *to);
 
 /* Every regular file below a directory with its bytes, sorted by path: to
  * prove that something changed no file. */
