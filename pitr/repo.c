@@ -34,6 +34,7 @@
  * know; the pages themselves stay secret.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -320,19 +321,70 @@ void repo_close(repo *r)
     free(r);
 }
 
-cairn_status repo_bind(repo *r, uint64_t db_id, uint32_t seg_shift)
+/* Another database, or another segment size, than the one r is bound to. */
+static cairn_status bind_check(const repo *r, uint64_t db_id, uint32_t seg_shift)
 {
-    if (r->db_id == db_id && r->seg_shift == seg_shift)
-        return CAIRN_OK;
     if (r->db_id && r->db_id != db_id)
         return cerr_set(CAIRN_EINVAL, "repository \"%s\" holds database %016" PRIx64
                         ", not this database (%016" PRIx64 ")", r->dir, r->db_id, db_id);
     if (r->seg_shift && r->seg_shift != seg_shift)
         return cerr_set(CAIRN_EINVAL, "repository \"%s\" has WAL segments of 2^%u bytes, this "
                         "database 2^%u", r->dir, r->seg_shift, seg_shift);
+    return CAIRN_OK;
+}
+
+/* The first bind of a handle opened on an unbound repository: another
+ * process may have bound it since (two backups of two databases into one
+ * new repository): under an exclusive lock on the repository's directory
+ * (its inode stays; repo.json is replaced by each write, and REPO/lock is
+ * held shared by the callers already), repo.json is read again and the
+ * checks and the write are made against what it says now. */
+static cairn_status bind_locked(repo *r, uint64_t db_id, uint32_t seg_shift)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    cairn_status st = store_get(r->st, "repo.json", &data, &len);
+    if (!st)
+        st = repo_json_read(r, data, len);
+    free(data);
+    if (!st && r->db_id == db_id && r->seg_shift == seg_shift)
+        return CAIRN_OK;
+    if (!st)
+        st = bind_check(r, db_id, seg_shift);
+    if (st)
+        return st;
+    uint64_t was_id = r->db_id;
+    uint32_t was_shift = r->seg_shift;
     r->db_id = db_id;
     r->seg_shift = seg_shift;
-    return repo_json_write(r);
+    st = repo_json_write(r);
+    if (st) { /* as repo.json still says */
+        r->db_id = was_id;
+        r->seg_shift = was_shift;
+    }
+    return st;
+}
+
+cairn_status repo_bind(repo *r, uint64_t db_id, uint32_t seg_shift)
+{
+    if (r->db_id == db_id && r->seg_shift == seg_shift)
+        return CAIRN_OK;
+    cairn_status st = bind_check(r, db_id, seg_shift);
+    if (st)
+        return st;
+    int dfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return cerr_errno(errno, "could not bind repository \"%s\" to this database: open "
+                          "its directory", r->dir);
+    int rc;
+    do
+        rc = flock(dfd, LOCK_EX);
+    while (rc != 0 && errno == EINTR);
+    st = rc != 0 ? cerr_errno(errno, "could not bind repository \"%s\" to this database: "
+                              "lock its directory", r->dir)
+                 : bind_locked(r, db_id, seg_shift);
+    close(dfd); /* and the lock with it */
+    return st;
 }
 
 /* ---- objects ---------------------------------------------------------------- */

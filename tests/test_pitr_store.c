@@ -1322,6 +1322,88 @@ static void test_wal_has(void **state)
     repo_close(r);
 }
 
+/* ---- binding a repository to its database (repo_bind) ----------------------- */
+
+/* Two handles opened on one new repository (two processes backing up two
+ * databases into it): the second bind sees the first one's repo.json, not
+ * the unbound state its handle was opened with; a bind of the same
+ * database through the stale handle adopts it. */
+static void test_bind_stale(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-bind", f->base);
+    repo *a = open_repo(d, true, 0, 0), *b = open_repo(d, false, 0, 0);
+    assert_int_equal(repo_bind(b, 0xb0b0, 21), CAIRN_OK);
+    char *before = slurp(d, "repo.json");
+    assert_non_null(strstr(before, "000000000000b0b0"));
+    assert_int_equal(repo_bind(a, 0xa0a0, 21), CAIRN_EINVAL);
+    const char *m = cairn_last_error();
+    if (!strstr(m, "000000000000b0b0") || !strstr(m, "000000000000a0a0") || !strstr(m, d))
+        fail_msg("message \"%s\" does not name both databases and the repository", m);
+    char *after = slurp(d, "repo.json");
+    assert_string_equal(before, after);
+    free(after);
+    /* another segment size: refused the same way */
+    assert_int_equal(repo_bind(a, 0xb0b0, 22), CAIRN_EINVAL);
+    assert_non_null(strstr(cairn_last_error(), "2^21"));
+    after = slurp(d, "repo.json");
+    assert_string_equal(before, after);
+    free(after);
+    assert_int_equal(repo_bind(a, 0xb0b0, 21), CAIRN_OK);
+    assert_int_equal(a->db_id, 0xb0b0);
+    after = slurp(d, "repo.json");
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+    repo_close(a);
+    repo_close(b);
+    /* a third handle sees the bind at open */
+    repo *c = open_repo(d, false, 0, 0);
+    assert_int_equal(c->db_id, 0xb0b0);
+    assert_int_equal(repo_bind(c, 0xa0a0, 21), CAIRN_EINVAL);
+    repo_close(c);
+}
+
+/* A bind that cannot write repo.json fails with the I/O status, leaves it
+ * unbound (the handle too: the next bind writes it); one whose repository
+ * directory went away fails naming it. */
+static void test_bind_fails(void **state)
+{
+    struct fx *f = *state;
+    char d[4200], gone[4300];
+    snprintf(d, sizeof d, "%s/r-bindf", f->base);
+    repo *a = open_repo(d, true, 0, 0);
+    char *before = slurp(d, "repo.json");
+    struct cio_fault_plan p = {.ops = CIO_FOP_WRITE, .nth = 1, .kind = CIO_FAULT_ENOSPC};
+    cio_fault_set(&p);
+    cairn_status st = repo_bind(a, 0xa0a0, 21);
+    cio_fault_set(NULL);
+    assert_int_equal(st, CAIRN_ENOSPC);
+    assert_non_null(strstr(cairn_last_error(), "repo.json"));
+    assert_int_equal(a->db_id, 0);
+    char *after = slurp(d, "repo.json");
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+    assert_int_equal(repo_bind(a, 0xa0a0, 21), CAIRN_OK);
+    after = slurp(d, "repo.json");
+    assert_non_null(strstr(after, "000000000000a0a0"));
+    free(after);
+    repo_close(a);
+
+    repo *b = open_repo(d, false, 0, 0);
+    b->db_id = 0; /* as a handle opened before the bind above */
+    snprintf(gone, sizeof gone, "%s.gone", d);
+    assert_int_equal(rename(d, gone), 0);
+    st = repo_bind(b, 0xa0a0, 21);
+    assert_int_equal(rename(gone, d), 0);
+    assert_true(st != CAIRN_OK);
+    if (!strstr(cairn_last_error(), d) || !strstr(cairn_last_error(), "directory"))
+        fail_msg("message \"%s\" does not name the repository's directory", cairn_last_error());
+    repo_close(b);
+}
+
 /* ---- buffers kept across gets (store_get_into, repo_obj_get_reuse) ------ */
 
 /* One buffer through gets of objects of several sizes: grown only when
@@ -1454,7 +1536,7 @@ int main(void)
         T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
         T(test_repo_levels_bad),  T(test_get_into),        T(test_obj_get_reuse),
-        T(test_wal_has),
+        T(test_wal_has),         T(test_bind_stale),      T(test_bind_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
