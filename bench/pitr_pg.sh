@@ -33,7 +33,10 @@
 #      rows; the target time is clock_timestamp() right after the last of
 #      them committed; then --tail-rows more rows; pg_switch_wal(), and the
 #      wait for the archiver to have archived that segment.
-#   4. the server is stopped. --repeat times: the archive and the base
+#   4. the server is stopped. --repeat times: `sync` (before each restore
+#      of either engine: the other's restore, its checks, its stop and the
+#      removal of its directory leave writeback behind that neither side
+#      should pay for), the archive and the base
 #      backup are dropped from the page cache (cairn_bench_pitr drop-cache:
 #      fdatasync + posix_fadvise DONTNEED), the clock starts, cp -a of the
 #      base backup into a new data directory, recovery.signal,
@@ -236,6 +239,7 @@ declare -a PG_OTHER CA_OTHER PG_EL PG_TOTAL PG_COPY PG_START PG_REDO PG_END PG_U
 pg_restore_once() {
     local i=$1 d=$P/restored log=$P/restore-$1.log
     rm -rf "$d"
+    sync # neither side pays for the writeback the other left
     "$B" drop-cache "$P/archive" "$P/base" >/dev/null
     [ "$quiet" = 0 ] || PG_OTHER[$1]=$("$B" wait-quiet "$quiet")
     local t0; t0=$(now)
@@ -289,6 +293,7 @@ EOF
 }
 cairn_restore_once() {
     local i=$1
+    sync # as before PostgreSQL's restore
     [ "$quiet" = 0 ] || CA_OTHER[$1]=$("$B" wait-quiet "$quiet")
     "$B" pg-restore --work "$W/cairn" --target-us "${C[target_time_us]}" --base-rows "$base_rows" \
         --rows "$rows" --tail-rows "$tail_rows" --pg-jobs "$jobs" --quiet "$quiet" "${bopt[@]}" >"$W/cairn-restore-$i.keys"
