@@ -160,6 +160,7 @@ static const char *metric_name(cairn_metric m)
  * the database (cairn --archive REPO import ...). */
 static const char *g_archive, *g_archive_key;
 static uint32_t g_archive_timeout;
+static int g_archive_level, g_archive_wal_level; /* 0: the repository's */
 
 static int db_open(const char *path, bool create, cairn_db **db)
 {
@@ -169,6 +170,8 @@ static int db_open(const char *path, bool create, cairn_db **db)
     o.archive_repo = g_archive;
     o.archive_key_file = g_archive_key;
     o.archive_timeout_s = g_archive_timeout;
+    o.archive_level = g_archive_level;
+    o.archive_wal_level = g_archive_wal_level;
     cairn_status st = cairn_open(path, &o, db);
     if (st != CAIRN_OK) {
         *db = NULL;
@@ -1416,8 +1419,8 @@ static const struct command commands[] = {
 
 static void print_main_usage(FILE *f)
 {
-    fprintf(f, "usage: cairn [-v] [--archive REPO [--archive-timeout S] [--key-file F]]\n"
-               "             COMMAND [ARGS...]\n"
+    fprintf(f, "usage: cairn [-v] [--archive REPO [--archive-timeout S] [--key-file F]\n"
+               "             [--archive-level N] [--archive-wal-level N]] COMMAND [ARGS...]\n"
                "       cairn COMMAND --help\n\n"
                "The cairn data tool (libcairn %s).\n\ncommands:\n",
             cairn_version());
@@ -1428,6 +1431,10 @@ static void print_main_usage(FILE *f)
                "                  REPO while the command has the database open\n"
                "  --archive-timeout S  close a WAL segment whose records are S seconds old\n"
                "  --key-file F    the key of an encrypted repository\n"
+               "  --archive-level N      zstd level (1..19) of the packs and files this\n"
+               "                  command's archiver writes (default: the repository's)\n"
+               "  --archive-wal-level N  zstd level (-7..-1 fast, or 1..19) of the WAL\n"
+               "                  segments it archives (default: the repository's)\n"
                "  --version       print the library version\n"
                "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
@@ -1473,6 +1480,19 @@ int main(int argc, char **argv)
             g_archive = argv[++i];
         } else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc) {
             g_archive_key = argv[++i];
+        } else if (strcmp(argv[i], "--archive-level") == 0 && i + 1 < argc) {
+            uint32_t v;
+            if (!cli_parse_u32_range(argv[++i], 1, 19, &v)) {
+                fprintf(stderr, "cairn: --archive-level: '%s' is not 1..19\n", argv[i]);
+                return CLI_EXIT_USAGE;
+            }
+            g_archive_level = (int)v;
+        } else if (strcmp(argv[i], "--archive-wal-level") == 0 && i + 1 < argc) {
+            if (!cli_parse_wal_level(argv[++i], &g_archive_wal_level)) {
+                fprintf(stderr, "cairn: --archive-wal-level: '%s' is not -7..-1 or 1..19\n",
+                        argv[i]);
+                return CLI_EXIT_USAGE;
+            }
         } else if (strcmp(argv[i], "--archive-timeout") == 0 && i + 1 < argc) {
             if (!cli_parse_u32_range(argv[++i], 1, 86400, &g_archive_timeout)) {
                 fprintf(stderr, "cairn: --archive-timeout: '%s' is not 1..86400 seconds\n",

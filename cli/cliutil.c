@@ -290,3 +290,13 @@ void cli_progress_clear(struct cli_progress *p)
     fflush(stderr);
     p->last_width = 0;
 }
+
+bool cli_parse_wal_level(const char *s, int *out)
+{
+    bool neg = *s == '-';
+    uint32_t v;
+    if (!cli_parse_u32_range(s + neg, 1, neg ? 7 : 19, &v))
+        return false;
+    *out = neg ? -(int)v : (int)v;
+    return true;
+}

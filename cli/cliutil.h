@@ -35,6 +35,9 @@ bool cli_parse_u64(const char *s, uint64_t *out);
 /* As cli_parse_u64, and the value must lie in [min, max]. */
 bool cli_parse_u32_range(const char *s, uint32_t min, uint32_t max,
                          uint32_t *out);
+/* A WAL compression level: a decimal integer in -7..-1 or 1..19, whole
+ * string. */
+bool cli_parse_wal_level(const char *s, int *out);
 /* "0x1F40", "0000000000001F40" (16 hex digits) or "8000". */
 bool cli_parse_lsn(const char *s, uint64_t *out);
 

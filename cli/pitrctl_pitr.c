@@ -43,17 +43,6 @@ struct repo_args {
     int level, wal_level;
 };
 
-/* --wal-level: a decimal integer in -7..-1 or 1..19, whole string. */
-static bool parse_wal_level(const char *s, int *out)
-{
-    bool neg = *s == '-';
-    uint32_t v;
-    if (!cli_parse_u32_range(s + neg, 1, neg ? 7 : 19, &v))
-        return false;
-    *out = neg ? -(int)v : (int)v;
-    return true;
-}
-
 struct cmd_info {
     const char *name, *usage, *help;
 };
@@ -75,7 +64,7 @@ static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, ch
         ra->level = (int)lvl;
         return -1;
     case 'W':
-        if (!parse_wal_level(optarg, &ra->wal_level))
+        if (!cli_parse_wal_level(optarg, &ra->wal_level))
             return usage(c->name, c->usage, "--wal-level: '%s' is not -7..-1 or 1..19", optarg);
         return -1;
     case 'h':

@@ -337,7 +337,19 @@ run 0 "$PITRCTL" archive pdb wrepo6 --wal-level -7; has wrepo6/repo.json '"wal_l
 cp wrepo3/repo.json wrepo3.json
 run 0 "$PITRCTL" archive pdb wrepo3 --wal-level -2 --level 9
 cmp -s wrepo3.json wrepo3/repo.json && ok || fail "--wal-level on an existing repository changed repo.json"
-for w in wrepo3 wrepo5 wrepo6; do
+# the cairn tool's own archiver: levels out of range are usage errors that
+# create nothing; a repository it creates records the levels given
+for l in 0 -8 20 x; do
+    run 2 "$CAIRN" --archive crepo --archive-wal-level "$l" create cdb cv --dim 4
+    has err.txt "--archive-wal-level: '$l' is not -7..-1 or 1..19"
+done
+run 2 "$CAIRN" --archive crepo --archive-level 0 create cdb cv --dim 4
+has err.txt "--archive-level: '0' is not 1..19"
+[ ! -e crepo ] && [ ! -e cdb ] && ok || fail "a refused archive level made something"
+run 0 "$CAIRN" --help; has out.txt "--archive-wal-level N  zstd level (-7..-1"
+run 0 "$CAIRN" --archive crepo --archive-wal-level -4 --archive-level 8 create cdb cv --dim 4
+has crepo/repo.json '"wal_level": -4'; has crepo/repo.json '"level": 8,'
+for w in wrepo3 wrepo5 wrepo6 crepo; do
     run 0 "$PITRCTL" verify $w; has err.txt ": 0 problems"
 done
 run 0 "$PITRCTL" waldump pdb --json
