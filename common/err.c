@@ -16,7 +16,6 @@
 #include "common/err.h"
 #include "common/util.h"
 
-
 static __thread char cerr_msg[CERR_MAX];
 
 CAIRN_API const char *cairn_status_name(cairn_status s)

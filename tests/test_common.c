@@ -232,6 +232,25 @@ static void test_cerr(void **state)
     assert_string_equal(cairn_last_error(), "alone");
     cerr_clear();
     assert_string_equal(cairn_last_error(), "");
+    /* A message kept across a cleanup that clears it (a public function)
+     * and sets another: restored whole, with the status given back. */
+    struct cerr_saved keep;
+    cerr_set(CAIRN_ENOSPC, "could not write file \"%s\"", "w");
+    cerr_save(&keep);
+    cairn_pin_close(NULL); /* clears the message, as every public call */
+    assert_string_equal(cairn_last_error(), "");
+    cerr_set(CAIRN_EIO, "cleanup's own");
+    assert_int_equal(cerr_restore(&keep, CAIRN_ENOSPC), CAIRN_ENOSPC);
+    assert_string_equal(cairn_last_error(), "could not write file \"w\"");
+    /* the longest message survives it too */
+    cerr_set(CAIRN_EINVAL, "%s", big);
+    char longest[CERR_MAX];
+    snprintf(longest, sizeof longest, "%s", cairn_last_error());
+    cerr_save(&keep);
+    cerr_clear();
+    cerr_restore(&keep, CAIRN_EINVAL);
+    assert_string_equal(cairn_last_error(), longest);
+    cerr_clear();
 }
 
 static void *thread_err(void *arg)

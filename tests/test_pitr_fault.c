@@ -178,22 +178,30 @@ static void replace_opts(struct pitr_restore_opts *o)
     o->into_existing = true;
 }
 
+/* pitr_restore with o from repodir into dir, without faults: it must
+ * succeed; *d gets the state of dir after it. */
+static void restored_digest(const char *repodir, const char *dir,
+                            const struct pitr_restore_opts *o, struct tu_dig *d, const char *what)
+{
+    repo *r = open_repo(repodir, false);
+    struct pitr_restore_result res;
+    cairn_status st = pitr_restore(r, dir, o, &res);
+    pitr_plan_free(&res.plan);
+    repo_close(r);
+    if (st)
+        die("%s: %s into \"%s\": %s: %s", what, o->into_existing ? "replace" : "restore", dir,
+            cairn_status_name(st), cairn_last_error());
+    digest_dir(dir, d, what);
+}
+
 /* A restore without faults into target (removed after) equals want. */
 static void restore_check(const char *repodir, const char *target, bool at_rp,
                           const struct tu_dig *want, const char *what)
 {
-    repo *r = open_repo(repodir, false);
     struct pitr_restore_opts o;
     restore_opts(&o, at_rp);
-    struct pitr_restore_result res;
-    cairn_status st = pitr_restore(r, target, &o, &res);
-    pitr_plan_free(&res.plan);
-    repo_close(r);
-    if (st)
-        die("%s: restore %s: %s: %s", what, at_rp ? "to \"rp\"" : "--latest",
-            cairn_status_name(st), cairn_last_error());
     struct tu_dig got = {0};
-    digest_dir(target, &got, what);
+    restored_digest(repodir, target, &o, &got, what);
     if (!tu_dig_eq(&got, want))
         die("%s: the restore %s differs from the fixture's", what,
             at_rp ? "to \"rp\"" : "--latest");
@@ -264,13 +272,8 @@ static void prepare(void)
     for (int at_rp = 0; at_rp < 2; at_rp++) {
         if (tu_link_tree(g_repo_full, scratch) != 0)
             die("link %s: %s", scratch, tu_error());
-        r = open_repo(scratch, false);
         restore_opts(&ro, at_rp);
-        struct pitr_restore_result res;
-        must(pitr_restore(r, probe, &ro, &res), "fixture restore");
-        pitr_plan_free(&res.plan);
-        repo_close(r);
-        digest_dir(probe, at_rp ? &g_at_rp : &g_latest, "fixture restore");
+        restored_digest(scratch, probe, &ro, at_rp ? &g_at_rp : &g_latest, "fixture");
         if (tu_rm_rf(probe) != 0 || tu_rm_rf(scratch) != 0)
             die("remove %s: %s", probe, tu_error());
     }
@@ -282,13 +285,8 @@ static void prepare(void)
     /* and the state a replace of "small" at "rp" gives */
     if (tu_link_tree(g_repo_full, scratch) != 0)
         die("link %s: %s", scratch, tu_error());
-    r = open_repo(scratch, false);
     replace_opts(&ro);
-    struct pitr_restore_result res;
-    must(pitr_restore(r, copy, &ro, &res), "fixture replace");
-    pitr_plan_free(&res.plan);
-    repo_close(r);
-    digest_dir(copy, &g_replaced_state, "fixture replace");
+    restored_digest(scratch, copy, &ro, &g_replaced_state, "fixture");
     tu_rm_rf(copy);
     tu_rm_rf(scratch);
     if (tu_dig_eq(&g_replaced_state, &own))

@@ -893,6 +893,14 @@ static char *slurp(const char *dir, const char *rel)
     return t;
 }
 
+/* File rel of dir holds exactly want (a string slurp gave before). */
+static void expect_file(const char *dir, const char *rel, const char *want)
+{
+    char *got = slurp(dir, rel);
+    assert_string_equal(got, want);
+    free(got);
+}
+
 /* Object `name` of the repository in dir (not encrypted) holds content
  * compressed at `level`, and not at `other` (which gives other bytes:
  * asserted, so the check tells the two apart). */
@@ -1092,9 +1100,7 @@ static void test_repo_levels_old(void **state)
     assert_memory_equal(back, v, blen);
     free(back);
     repo_close(r);
-    char *after = slurp(d, "repo.json");
-    assert_string_equal(after, before);
-    free(after);
+    expect_file(d, "repo.json", before);
     free(before);
     free(v);
 }
@@ -1219,9 +1225,7 @@ static void test_repo_levels_bad(void **state)
         }
         char *after = tree_listing(d);
         assert_string_equal(after, before);
-        char *text2 = slurp(d, "repo.json");
-        assert_string_equal(text2, text);
-        free(text2);
+        expect_file(d, "repo.json", text);
         free(after);
         free(before);
         free(text);
@@ -1341,20 +1345,14 @@ static void test_bind_stale(void **state)
     const char *m = cairn_last_error();
     if (!strstr(m, "000000000000b0b0") || !strstr(m, "000000000000a0a0") || !strstr(m, d))
         fail_msg("message \"%s\" does not name both databases and the repository", m);
-    char *after = slurp(d, "repo.json");
-    assert_string_equal(before, after);
-    free(after);
+    expect_file(d, "repo.json", before);
     /* another segment size: refused the same way */
     assert_int_equal(repo_bind(a, 0xb0b0, 22), CAIRN_EINVAL);
     assert_non_null(strstr(cairn_last_error(), "2^21"));
-    after = slurp(d, "repo.json");
-    assert_string_equal(before, after);
-    free(after);
+    expect_file(d, "repo.json", before);
     assert_int_equal(repo_bind(a, 0xb0b0, 21), CAIRN_OK);
     assert_int_equal(a->db_id, 0xb0b0);
-    after = slurp(d, "repo.json");
-    assert_string_equal(before, after);
-    free(after);
+    expect_file(d, "repo.json", before);
     free(before);
     repo_close(a);
     repo_close(b);
@@ -1366,8 +1364,9 @@ static void test_bind_stale(void **state)
 }
 
 /* A bind that cannot write repo.json fails with the I/O status, leaves it
- * unbound (the handle too: the next bind writes it); one whose repository
- * directory went away fails naming it. */
+ * unbound (the handle too: the next bind writes it); one that finds
+ * repo.json damaged since the open refuses it and writes nothing; one
+ * whose repository directory went away fails naming it. */
 static void test_bind_fails(void **state)
 {
     struct fx *f = *state;
@@ -1382,12 +1381,24 @@ static void test_bind_fails(void **state)
     assert_int_equal(st, CAIRN_ENOSPC);
     assert_non_null(strstr(cairn_last_error(), "repo.json"));
     assert_int_equal(a->db_id, 0);
-    char *after = slurp(d, "repo.json");
-    assert_string_equal(before, after);
-    free(after);
+    expect_file(d, "repo.json", before);
+    /* repo.json damaged since the open: the bind reads it again and
+     * refuses it, naming the field, and writes nothing */
+    char bad[4400];
+    snprintf(bad, sizeof bad, "%s/repo.json", d);
+    static const char garbled[] = "{\"format\": \"cairn-repository\", \"version\": 1, "
+                                  "\"db_id\": \"xyz\"}\n";
+    assert_int_equal(tu_write_file(bad, garbled, sizeof garbled - 1), 0);
+    st = repo_bind(a, 0xa0a0, 21);
+    assert_int_equal(st, CAIRN_EFORMAT);
+    if (!strstr(cairn_last_error(), "db_id") || !strstr(cairn_last_error(), d))
+        fail_msg("message \"%s\" does not name the field and the repository",
+                 cairn_last_error());
+    expect_file(d, "repo.json", garbled);
+    assert_int_equal(tu_write_file(bad, before, strlen(before)), 0);
     free(before);
     assert_int_equal(repo_bind(a, 0xa0a0, 21), CAIRN_OK);
-    after = slurp(d, "repo.json");
+    char *after = slurp(d, "repo.json");
     assert_non_null(strstr(after, "000000000000a0a0"));
     free(after);
     repo_close(a);
