@@ -180,18 +180,3 @@ void cat_free_all(cairn_db *db) {
     db->colls = NULL;
     db->ncolls = db->capcolls = 0;
 }
-
-cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          const char *payload, uint32_t payload_len, uint64_t lsn) {
-    pthread_rwlock_wrlock(&c->lock);
-    cairn_status st = store_upsert(&c->st, id, vec, payload, payload_len, lsn);
-    pthread_rwlock_unlock(&c->lock);
-    return st;
-}
-
-cairn_status apply_delete(struct coll *c, uint64_t id, uint64_t lsn) {
-    pthread_rwlock_wrlock(&c->lock);
-    cairn_status st = store_delete(&c->st, id, lsn);
-    pthread_rwlock_unlock(&c->lock);
-    return st;
-}

@@ -42,7 +42,7 @@
  * lock and published by compare-and-swap), the free heap page numbers.
  *
  * Every mutation is all-or-nothing: on failure (CAIRN_ENOMEM, CAIRN_ENOSPC)
- * nothing changed, pages included. Mutations hold the collection's write
+ * nothing changed, pages included (outside bulk mode: store_bulk_begin). Mutations hold the collection's write
  * lock, reads its read lock. No frame pointer is kept between calls. */
 
 /* The mutation in progress (store.c): pages written so far, how to undo. */
@@ -82,6 +82,12 @@ struct store {
     uint32_t hfree_n;         /* free numbers below heap_next */
     uint32_t hfree_lo;        /* no free bit in words below this one */
     struct store_op op;
+    /* Bulk mode (store_bulk_begin): changes keep no undo log and the
+     * header page is brought up to date once, at store_bulk_end. */
+    bool bulk;
+    bool hdr_due;             /* bulk: the header page is behind n / payload_bytes */
+    uint64_t hdr_lsn;         /* bulk: the LSN the header page gets */
+    bool broken;              /* a bulk change failed halfway: no change is accepted */
     /* Test seam: when nonzero, counts fallible steps of mutations down and
      * fails the one that reaches zero with CAIRN_ENOMEM (then stays 0). */
     unsigned fault_in;
@@ -115,6 +121,19 @@ cairn_status store_check(const struct store *s, store_report_fn report, void *ct
  * store; pages changed get page LSN lsn. */
 cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
                           const char *payload, uint32_t payload_len, uint64_t lsn);
+/* The same with the vector's norm computed by the caller: it must be
+ * vec_norm(vec, dim) (the replay computes it on another thread). */
+cairn_status store_upsert_norm(struct store *s, uint64_t id, const float *vec, float norm,
+                               const char *payload, uint32_t payload_len, uint64_t lsn);
+/* Bulk mode, for a run of changes under one hold of the write lock (the
+ * replay): no undo log is kept and the header page is rewritten once, by
+ * store_bulk_end, instead of by every change. The price: a change that
+ * fails halfway cannot be taken back, so the store is marked broken and
+ * refuses every later change (CAIRN_ECORRUPT); its holder must discard it
+ * (a failed replay discards the whole database). store_bulk_end must run
+ * before the lock is released: nobody else may see the header behind. */
+void store_bulk_begin(struct store *s);
+cairn_status store_bulk_end(struct store *s);
 /* Removes id (absent: CAIRN_OK, nothing changes). */
 cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn);
 /* Slot of id or SIZE_MAX. */
@@ -290,12 +309,6 @@ cairn_status check_vector(const float *v, uint32_t dim, uint32_t want_dim,
 /* CAIRN_EPAYLOAD unless text is a JSON object of at most the limit (see
  * common/json.h for what is accepted). len 0 is no payload. */
 cairn_status check_payload(const char *text, size_t len);
-
-/* Apply one decoded record to a collection (takes coll->lock). lsn: the
- * commit LSN of its transaction (the LSN of the pages it changes). */
-cairn_status apply_upsert(struct coll *c, uint64_t id, const float *vec,
-                          const char *payload, uint32_t payload_len, uint64_t lsn);
-cairn_status apply_delete(struct coll *c, uint64_t id, uint64_t lsn);
 
 /* ---- replay engine (engine/replay.c) ------------------------------------ */
 

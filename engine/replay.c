@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/engine_int.h"
+#include "index/index.h"
 
 #define CHUNK_TARGET (4u << 20)
 #define QUEUE_DEPTH 8
@@ -93,6 +94,41 @@ static void chunk_free(struct chunk *c, unsigned jobs) {
     free(c);
 }
 
+/*
+ * Two fields of a record's copy in a chunk that apply does not read (the
+ * CRC, checked by the reader, and the reserved bytes 10..11) carry what
+ * the dispatcher found when it appended an upsert: the vector's norm and
+ * whether the payload is a valid JSON object. The dispatcher reads every
+ * record anyway (the log reader has just checked its CRC, so its bytes are
+ * in this core's cache); the workers, which apply, are the replay's
+ * critical path, and the norm and the payload scan were a fifth of their
+ * time, most of it waiting for the record's bytes to come from the other
+ * core. A worker trusts these only for PRE_DONE records, and still checks
+ * the dimension against the collection; it checks the payload again to
+ * report a failure in its own words. A record that does not decode gets
+ * no flags: the worker decodes it and reports why.
+ */
+#define CHUNK_NORM 0 /* float: vec_norm(vec, dim) of the record's own dim */
+#define CHUNK_PRE 10 /* PRE_* */
+#define PRE_DONE 1u
+#define PRE_PAYLOAD_OK 2u
+
+static void precheck_upsert(uint8_t *dst, const struct wal_record *r) {
+    struct wal_upsert u;
+    if (wal_dec_upsert(r, &u) != CAIRN_OK) {
+        cerr_clear();
+        return;
+    }
+    float norm = vec_norm(u.vec, u.dim);
+    memcpy(dst + CHUNK_NORM, &norm, 4);
+    uint8_t pre = PRE_DONE;
+    if (check_payload(u.payload, u.payload_len) == CAIRN_OK)
+        pre |= PRE_PAYLOAD_OK;
+    else
+        cerr_clear();
+    dst[CHUNK_PRE] = pre;
+}
+
 static cairn_status chunk_append(struct chunk *c, const struct wal_record *r) {
     size_t need = CAIRN_ALIGN_UP((size_t)r->len, WAL_REC_ALIGN);
     if (c->len + need > c->cap) {
@@ -120,6 +156,7 @@ static cairn_status chunk_append(struct chunk *c, const struct wal_record *r) {
     st64(dst + 32, r->durable_hint);
     memcpy(dst + WAL_REC_HDR, r->body, r->body_len);
     memset(dst + r->len, 0, need - r->len);
+    if (r->type == WAL_REC_UPSERT) precheck_upsert(dst, r);
     c->len += need;
     return CAIRN_OK;
 }
@@ -153,8 +190,8 @@ static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r
 }
 
 /* The collection of id; *memo (may be NULL) keeps the last one found, so
- * a run of records of one collection (the apply loop's look-ahead and the
- * apply itself) scans the catalog once. The catalog is not changing while
+ * a run of records of one collection (the apply loop's look-ahead) scans
+ * the catalog once. The catalog is not changing while
  * workers run (DDL is a barrier), so the lookup needs no lock of its own
  * and a memo stays valid for a chunk. */
 static struct coll *find_coll(cairn_db *db, uint32_t id, struct coll **memo) {
@@ -164,32 +201,85 @@ static struct coll *find_coll(cairn_db *db, uint32_t id, struct coll **memo) {
     return c;
 }
 
-/* Applies one point record (memo: find_coll's). */
+/*
+ * The collection a worker is applying a run of records to: its write lock
+ * is held and its store is in bulk mode (store_bulk_begin: no undo log, one
+ * header rewrite per run instead of one per record) from the first record
+ * of the run until held_release, at the end of the run, after HELD_MAX
+ * records (so a pre-write or a reader waits for a few hundred records at
+ * most) or when the worker is done with its part of the chunk. A change
+ * that fails halfway leaves the store broken, and the replay fails: its
+ * caller discards the whole database (cairn_open fails, a restore removes
+ * its target).
+ */
+#define HELD_MAX 512u
+
+struct held {
+    struct coll *c;
+    unsigned n;
+};
+
+static cairn_status held_release(struct held *h) {
+    if (!h->c) return CAIRN_OK;
+    cairn_status st = store_bulk_end(&h->c->st);
+    pthread_rwlock_unlock(&h->c->lock);
+    h->c = NULL;
+    return st;
+}
+
+static cairn_status held_take(struct held *h, struct coll *c) {
+    if (h->c == c && h->n < HELD_MAX) {
+        h->n++;
+        return CAIRN_OK;
+    }
+    cairn_status st = held_release(h);
+    if (st) return st;
+    pthread_rwlock_wrlock(&c->lock);
+    store_bulk_begin(&c->st);
+    h->c = c;
+    h->n = 1;
+    return CAIRN_OK;
+}
+
+/* Applies one point record: raw is its copy in a chunk (the dispatcher's
+ * PRE_* findings), h the worker's held collection. */
 static cairn_status apply_point_record(cairn_db *db, const struct wal_record *r,
-                                       uint64_t commit_lsn, struct coll **memo) {
-    struct coll *c = find_coll(db, r->coll_id, memo);
+                                       const uint8_t *raw, uint64_t commit_lsn,
+                                       struct held *h) {
+    struct coll *c = h->c && h->c->id == r->coll_id ? h->c : cat_find_id(db, r->coll_id);
     if (!c)
         return cerr_set(CAIRN_ECORRUPT,
                         "record at LSN %llu names collection %u, which does not exist",
                         (unsigned long long)r->lsn, r->coll_id);
+    cairn_status st = held_take(h, c);
+    if (st) return st;
     if (r->type == WAL_REC_DELETE) {
         uint64_t id;
-        cairn_status st = wal_dec_delete(r, &id);
+        st = wal_dec_delete(r, &id);
         if (st) return st;
-        return apply_delete(c, id, commit_lsn);
+        return store_delete(&c->st, id, commit_lsn);
     }
     struct wal_upsert u;
-    cairn_status st = wal_dec_upsert(r, &u);
+    st = wal_dec_upsert(r, &u);
     if (st) return st;
     if (u.dim != c->dim)
         return cerr_set(CAIRN_ECORRUPT,
                         "record at LSN %llu has dimension %u, collection %u has %u",
                         (unsigned long long)r->lsn, u.dim, c->id, c->dim);
-    st = check_payload(u.payload, u.payload_len);
-    if (st)
-        return cerr_wrap(CAIRN_ECORRUPT, "record at LSN %llu",
-                         (unsigned long long)r->lsn);
-    return apply_upsert(c, u.id, u.vec, u.payload, u.payload_len, commit_lsn);
+    unsigned pre = raw[CHUNK_PRE];
+    if (!(pre & PRE_PAYLOAD_OK)) {
+        st = check_payload(u.payload, u.payload_len);
+        if (st)
+            return cerr_wrap(CAIRN_ECORRUPT, "record at LSN %llu",
+                             (unsigned long long)r->lsn);
+    }
+    float norm;
+    if (pre & PRE_DONE)
+        memcpy(&norm, raw + CHUNK_NORM, 4);
+    else
+        norm = vec_norm(u.vec, u.dim);
+    return store_upsert_norm(&c->st, u.id, u.vec, norm, u.payload, u.payload_len,
+                             commit_lsn);
 }
 
 static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
@@ -214,8 +304,9 @@ static cairn_status apply_ddl_record(cairn_db *db, const struct wal_record *r,
  * for memory (a third of an upsert's time on a collection of a million
  * points). It asks for the record's own bytes too (up to APPLY_AHEAD_BYTES):
  * the reader wrote them on another core, and the first touch of each
- * vector (its norm) waited for them (a quarter of the apply's samples in a
- * restore; -30% apply CPU with the prefetch). */
+ * vector (then its norm, now its copy into a page) waited for them (a
+ * quarter of the apply's samples in a restore; -30% apply CPU with the
+ * prefetch). */
 #define APPLY_AHEAD 6
 #define APPLY_AHEAD_BYTES 4096u
 
@@ -233,16 +324,18 @@ static void prefetch_record(cairn_db *db, const struct chunk *c, size_t off,
 static cairn_status apply_chunk_part(struct replay *rp, struct chunk *c,
                                      unsigned worker) {
     struct coll *memo = NULL;
-    for (size_t i = 0; i < c->noffs[worker]; i++) {
+    struct held h = {0};
+    cairn_status st = CAIRN_OK;
+    for (size_t i = 0; i < c->noffs[worker] && !st; i++) {
         if (i + APPLY_AHEAD < c->noffs[worker])
             prefetch_record(rp->db, c, c->offs[worker][i + APPLY_AHEAD], &memo);
         struct wal_record r;
+        const uint8_t *raw = c->buf + c->offs[worker][i];
         chunk_record(c, c->offs[worker][i], &r);
-        cairn_status st = apply_point_record(
-            rp->db, &r, ld64(c->buf + c->offs[worker][i] + CHUNK_COMMIT_LSN), &memo);
-        if (st) return st;
+        st = apply_point_record(rp->db, &r, raw, ld64(raw + CHUNK_COMMIT_LSN), &h);
     }
-    return CAIRN_OK;
+    cairn_status rs = held_release(&h);
+    return st ? st : rs;
 }
 
 static void chunk_release(struct replay *rp, struct chunk *c) {
@@ -429,9 +522,13 @@ static void filter_remove(struct coll_filter *f, uint32_t id) {
 
 /* Applies a point record, unless the filter leaves its collection out. */
 static cairn_status apply_point_filtered(cairn_db *db, const struct coll_filter *f,
-                                         const struct wal_record *r, uint64_t commit_lsn) {
+                                         const struct wal_record *r, const uint8_t *raw,
+                                         uint64_t commit_lsn) {
     if (f->on && !filter_has(f, r->coll_id) && cat_find_id(db, r->coll_id)) return CAIRN_OK;
-    return apply_point_record(db, r, commit_lsn, NULL);
+    struct held h = {0};
+    cairn_status st = apply_point_record(db, r, raw, commit_lsn, &h);
+    cairn_status rs = held_release(&h);
+    return st ? st : rs;
 }
 
 /* Applies a DDL record and follows it in the filter. */
@@ -663,7 +760,7 @@ cairn_status replay_run_ex(cairn_db *db, wal_reader *r, const struct replay_targ
                 if (dr.type == WAL_REC_CREATE_COLL || dr.type == WAL_REC_DROP_COLL)
                     st = apply_ddl_filtered(db, &filt, &dr, rec.lsn);
                 else
-                    st = apply_point_filtered(db, &filt, &dr, rec.lsn);
+                    st = apply_point_filtered(db, &filt, &dr, c->buf + off, rec.lsn);
                 if (st) goto done;
                 off += CAIRN_ALIGN_UP((size_t)dr.len, WAL_REC_ALIGN);
             }

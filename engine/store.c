@@ -432,6 +432,7 @@ static void op_begin(struct store *s, uint64_t lsn) {
 /* Logs the before-image of ptr[0..len) (was_zero: it is all zero). */
 static cairn_status op_log(struct store *s, uint8_t *ptr, uint32_t len, bool was_zero) {
     struct store_op *o = &s->op;
+    if (s->bulk) return CAIRN_OK; /* nothing is taken back in bulk mode */
     if (fault(s)) return fault_status(s);
     cairn_status st = grow_buf((void **)&o->undo, &o->capundo, o->nundo + 1, sizeof *o->undo, 64);
     if (!st && !was_zero) st = grow_buf((void **)&o->bytes, &o->capbytes, o->nbytes + len, 1, 4096);
@@ -510,6 +511,13 @@ static cairn_status op_drop(struct store *s, unsigned space, uint32_t pno) {
 
 static void op_abort(struct store *s) {
     struct store_op *o = &s->op;
+    if (s->bulk) {
+        /* no before-images: what the op changed stays, so the store is
+         * inconsistent from here on (store_bulk_begin) */
+        s->broken = true;
+        o->npages = o->nundo = o->nbytes = o->ndrops = 0;
+        return;
+    }
     for (size_t i = o->nundo; i-- > 0;) {
         struct store_op_undo *u = &o->undo[i];
         if (u->at == UINT32_MAX)
@@ -776,6 +784,11 @@ static cairn_status heap_insert(struct store *s, uint64_t owner, const char *tex
 /* ---- mutations -------------------------------------------------------------- */
 
 static cairn_status put_header(struct store *s, uint64_t n, uint64_t pbytes) {
+    if (s->bulk) { /* store_bulk_end writes it from s->n and s->payload_bytes */
+        s->hdr_due = true;
+        if (s->op.lsn > s->hdr_lsn) s->hdr_lsn = s->op.lsn;
+        return CAIRN_OK;
+    }
     size_t pi;
     cairn_status st = op_frame(s, PSPACE_GROUP, 0, PT_COLL, &pi);
     if (st) return st;
@@ -850,8 +863,8 @@ static cairn_status drop_payload(struct store *s, size_t slot, uint64_t *pbytes)
 }
 
 static cairn_status upsert_pages(struct store *s, uint64_t id, size_t slot, bool fresh,
-                                 const float *vec, const char *payload, uint32_t len,
-                                 uint64_t *pbytes) {
+                                 const float *vec, float norm, const char *payload,
+                                 uint32_t len, uint64_t *pbytes) {
     cairn_status st;
     size_t spi;
     uint8_t e[SLOT_SIZE] = {0};
@@ -867,7 +880,6 @@ static cairn_status upsert_pages(struct store *s, uint64_t id, size_t slot, bool
     }
     *pbytes += len;
     st64(e + SE_ID, id);
-    float norm = vec_norm(vec, s->dim);
     memcpy(e + SE_NORM, &norm, 4);
     st32(e + SE_PLEN, len);
     st32(e + SE_PPAGE, ppage);
@@ -880,8 +892,21 @@ static cairn_status upsert_pages(struct store *s, uint64_t id, size_t slot, bool
     return st;
 }
 
+static cairn_status refuse_broken(const struct store *s) {
+    return cerr_set(CAIRN_ECORRUPT,
+                    "collection %u: an earlier change failed halfway in bulk mode; the point "
+                    "store accepts no change",
+                    s->coll_id);
+}
+
 cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
                           const char *payload, uint32_t payload_len, uint64_t lsn) {
+    return store_upsert_norm(s, id, vec, vec_norm(vec, s->dim), payload, payload_len, lsn);
+}
+
+cairn_status store_upsert_norm(struct store *s, uint64_t id, const float *vec, float norm,
+                               const char *payload, uint32_t payload_len, uint64_t lsn) {
+    if (s->broken) return refuse_broken(s);
     if (payload_len > CAIRN_MAX_PAYLOAD)
         return cerr_set(CAIRN_EPAYLOAD, "payload is %u bytes, limit is %u", payload_len,
                         CAIRN_MAX_PAYLOAD);
@@ -906,7 +931,7 @@ cairn_status store_upsert(struct store *s, uint64_t id, const float *vec,
 
     op_begin(s, lsn);
     uint64_t pbytes = s->payload_bytes;
-    st = upsert_pages(s, id, slot, fresh, vec, payload, payload_len, &pbytes);
+    st = upsert_pages(s, id, slot, fresh, vec, norm, payload, payload_len, &pbytes);
     if (st) {
         op_abort(s);
         return st;
@@ -959,6 +984,7 @@ static cairn_status delete_pages(struct store *s, size_t slot, uint64_t *pbytes)
 }
 
 cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn) {
+    if (s->broken) return refuse_broken(s);
     size_t slot = store_find(s, id);
     if (slot == SIZE_MAX) return CAIRN_OK;
     cairn_status st = reserve_heap_numbers(s);
@@ -982,6 +1008,27 @@ cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn) {
     }
     atomic_store(&s->pjson[last], NULL);
     s->n = last;
+    return CAIRN_OK;
+}
+
+void store_bulk_begin(struct store *s) {
+    s->bulk = true;
+    s->hdr_due = false;
+    s->hdr_lsn = 0;
+}
+
+cairn_status store_bulk_end(struct store *s) {
+    s->bulk = false;
+    if (!s->hdr_due || s->broken) return CAIRN_OK; /* a broken store's failure was reported */
+    s->hdr_due = false;
+    op_begin(s, s->hdr_lsn);
+    cairn_status st = put_header(s, s->n, s->payload_bytes);
+    if (st) {
+        op_abort(s);
+        s->broken = true; /* the header stays behind the points */
+        return st;
+    }
+    op_commit(s);
     return CAIRN_OK;
 }
 

@@ -36,7 +36,10 @@
  *
  * Corruption in the middle: damage a record of an early SYNC transaction,
  * followed by later durable commits: cairn_open gives CAIRN_ECORRUPT naming
- * the segment file and offset, and no file changes.
+ * the segment file and offset, and no file changes. The same records
+ * rewritten and sealed again (a payload that is not JSON, a wrong
+ * dimension, an unknown collection: damage no CRC sees): CAIRN_ECORRUPT
+ * naming the record's LSN, no file changes.
  *
  *   env CAIRN_SEED=<n>   vectors and payloads (printed)
  */
@@ -793,6 +796,60 @@ static void test_middle_corruption(void **state) {
     REQ(recs[nrecs - 1].hint > recs[a_last].lsn);
 }
 
+/* Damage the CRC cannot see: records of transaction A rewritten and
+ * sealed again with the segment's salt, so that they read as intact and
+ * only the replay's own checks can refuse them: an upsert whose payload is
+ * no longer JSON, one whose dimension is not its collection's, one naming
+ * a collection that does not exist. With 1 to 3 replay jobs (the checks
+ * are split between the reading thread and the workers that apply):
+ * CAIRN_ECORRUPT naming the record's LSN and what is wrong, no file
+ * changed. */
+static void test_resealed_records(void **state) {
+    (void)state;
+    const struct rec *up_a = &recs[a_first], *up_b = &recs[a_first + 1];
+    REQ(up_a->type == WAL_REC_UPSERT && up_b->type == WAL_REC_UPSERT);
+    uint32_t coll_a;
+    memcpy(&coll_a, seg_orig + up_a->lsn + 12, 4);
+    REQ(seg_orig[up_a->lsn + up_a->len - 1] == '}'); /* {"n":1} ends the record */
+    static const char *const what[3] = {"payload is not valid JSON", "has dimension 3",
+                                        "names collection 999"};
+    unsigned char *w = malloc(seg_len);
+    REQ(w != NULL);
+    for (int k = 0; k < 3; k++) {
+        memcpy(w, seg_orig, seg_len);
+        const struct rec *r = k == 1 ? up_b : up_a;
+        if (k == 0) w[r->lsn + r->len - 1] = ']';
+        uint32_t coll = k == 1 ? coll_a : 999;
+        if (k > 0) memcpy(w + r->lsn + 12, &coll, 4);
+        wal_rec_seal(w + r->lsn, r->lsn, r->hint, seg_salt);
+        for (unsigned jobs = 1; jobs <= 3; jobs++) {
+            char dir[700], seg[800], want[64];
+            snprintf(dir, sizeof dir, "%s/resealed%d.%u", tmpbase, k, jobs);
+            copy_tree(basedir, dir);
+            snprintf(seg, sizeof seg, "%s/wal/%s", dir, strrchr(segpath, '/') + 1);
+            write_whole(seg, w, seg_len);
+            struct tu_tree before, after;
+            tree_take(&before, dir);
+            cairn_options o = tu_opts(CAIRN_DURABILITY_SYNC, CAIRN_IO_DEFAULT, jobs);
+            cairn_db *db = NULL;
+            cairn_status st = cairn_open(dir, &o, &db);
+            if (st != CAIRN_ECORRUPT)
+                FAIL("resealed case %d, %u jobs: open gave %s (%s), expected CAIRN_ECORRUPT", k,
+                     jobs, cairn_status_name(st), cairn_last_error());
+            snprintf(want, sizeof want, "record at LSN %" PRIu64, r->lsn);
+            if (!strstr(cairn_last_error(), want) || !strstr(cairn_last_error(), what[k]))
+                FAIL("resealed case %d, %u jobs: message lacks \"%s\" or \"%s\": %s", k, jobs,
+                     want, what[k], cairn_last_error());
+            tree_take(&after, dir);
+            tree_same(&before, &after);
+            tu_tree_free(&before);
+            tu_tree_free(&after);
+            tu_rm_rf(dir);
+        }
+    }
+    free(w);
+}
+
 int main(void) {
     g_seed = tu_seed_env("CAIRN_SEED", 0x7a11ULL);
     printf("engine_tail: seed=%" PRIu64 " (rerun: CAIRN_SEED=%" PRIu64 "), %d workers\n",
@@ -816,6 +873,7 @@ int main(void) {
         cmocka_unit_test(test_tail_stale),
         cmocka_unit_test(test_tail_sector_split),
         cmocka_unit_test(test_middle_corruption),
+        cmocka_unit_test(test_resealed_records),
     };
     int rc = cmocka_run_group_tests(tests, build_base, NULL);
     printf("engine_tail: %ld cases: %ld torn tails truncated, %ld clean ends, %ld refused as "

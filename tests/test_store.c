@@ -22,7 +22,9 @@
  * were while mutations go on), atomicity under injected ENOMEM at every
  * fallible step of an operation (struct store.fault_in), damaged pages
  * (CAIRN_ECORRUPT naming collection, space and page; store_check reports
- * every problem), page LSNs from commits and from replay.
+ * every problem), page LSNs from commits and from replay, bulk mode (the
+ * replay's: the same pages as one change at a time, broken after a
+ * failure halfway).
  *
  * Seed: CAIRN_SEED overrides the default; it is printed.
  */
@@ -192,6 +194,15 @@ static void op_make(struct oracle *o, struct op *op, bool del, uint32_t k, int c
 static cairn_status op_apply(struct store *s, const struct op *op, uint64_t lsn) {
     if (op->del) return store_delete(s, id_of(op->k), lsn);
     return store_upsert(s, id_of(op->k), op->vec, op->pl, op->len, lsn);
+}
+
+/* The same through the entry the replay uses (the norm computed by the
+ * caller); the store must be in bulk mode. */
+static cairn_status op_apply_bulk(struct store *s, const struct op *op, uint64_t lsn) {
+    assert_true(s->bulk);
+    if (op->del) return store_delete(s, id_of(op->k), lsn);
+    return store_upsert_norm(s, id_of(op->k), op->vec, vec_norm(op->vec, s->dim), op->pl,
+                             op->len, lsn);
 }
 
 static void op_commit_oracle(struct oracle *o, struct op *op) {
@@ -695,16 +706,25 @@ static void full_check(struct store *s, struct oracle *o, uint64_t *lsn, bool wi
     check_free_map(&r);
     assert_int_equal(r.heap_open, s->heap_open);
     assert_int_equal(r.payload_bytes, s->payload_bytes);
-    /* the same operations on both give the same pages */
-    for (int i = 0; i < 40; i++) {
-        struct op op;
-        bool del = o->n > 0 && below(2) == 0;
-        op_make(o, &op, del, pick_key(o, del), pick_class(false, below(2)));
-        ++*lsn;
-        assert_int_equal(op_apply(s, &op, *lsn), CAIRN_OK);
-        assert_int_equal(op_apply(&r, &op, *lsn), CAIRN_OK);
-        op_commit_oracle(o, &op);
+    /* the same operations on both give the same pages; the reloaded store
+     * takes them in bulk mode (runs of 1..8 between store_bulk_begin and
+     * store_bulk_end, the norm passed in, as the replay does), which must
+     * give the same bytes as one change at a time */
+    for (int i = 0; i < 40;) {
+        int run = 1 + (int)below(8);
+        store_bulk_begin(&r);
+        for (int j = 0; j < run && i < 40; j++, i++) {
+            struct op op;
+            bool del = o->n > 0 && below(2) == 0;
+            op_make(o, &op, del, pick_key(o, del), pick_class(false, below(2)));
+            ++*lsn;
+            assert_int_equal(op_apply(s, &op, *lsn), CAIRN_OK);
+            assert_int_equal(op_apply_bulk(&r, &op, *lsn), CAIRN_OK);
+            op_commit_oracle(o, &op);
+        }
+        assert_int_equal(store_bulk_end(&r), CAIRN_OK);
     }
+    assert_false(r.broken);
     same_pages(s, &r);
     check_reads(&r, o, false);
     store_free(&r);
@@ -913,6 +933,70 @@ static void test_basics(void **st) {
     store_free(&s);
     store_free(&s); /* a zeroed store: no-op */
     store_free(NULL);
+}
+
+/* Bulk mode (store_bulk_begin): the header page is written once, at the
+ * end, with the last change's LSN; a refusal before any change leaves the
+ * store usable; a change failing halfway, or the header write at the end
+ * failing, leaves it broken: every later change is refused, naming the
+ * collection. */
+static void test_bulk(void **st) {
+    (void)st;
+    struct store s;
+    float v[3] = {1, 2, 3};
+    assert_int_equal(store_init(&s, COLL, 3, 10), CAIRN_OK);
+    assert_int_equal(store_upsert(&s, 1, v, "{\"a\":1}", 7, 11), CAIRN_OK);
+    uint8_t hdr[PAGE_SIZE];
+    memcpy(hdr, pager_read(&s.pg, PSPACE_GROUP, 0), PAGE_SIZE);
+
+    store_bulk_begin(&s);
+    assert_int_equal(store_upsert_norm(&s, 2, v, vec_norm(v, 3), NULL, 0, 12), CAIRN_OK);
+    assert_int_equal(store_upsert(&s, 3, v, "{}", 2, 13), CAIRN_OK);
+    assert_int_equal(store_delete(&s, 1, 14), CAIRN_OK);
+    assert_int_equal(store_delete(&s, 99, 15), CAIRN_OK); /* absent: no change */
+    /* refusals before any change: nothing happens, the store stays usable */
+    struct image im;
+    image_take(&s, &im);
+    assert_int_equal(store_upsert(&s, 7, v, "{}", CAIRN_MAX_PAYLOAD + 1, 16), CAIRN_EPAYLOAD);
+    image_check_free(&s, &im);
+    assert_false(s.broken);
+    /* the header is behind until the end */
+    assert_memory_equal(pager_read(&s.pg, PSPACE_GROUP, 0), hdr, PAGE_SIZE);
+    assert_int_equal(store_bulk_end(&s), CAIRN_OK);
+    assert_false(s.bulk);
+    assert_int_equal(page_lsn(pager_read(&s.pg, PSPACE_GROUP, 0)), 14);
+    assert_int_equal(store_count(&s), 2);
+    check_clean(&s); /* store_check: the header matches the points */
+    /* a bulk run without a change leaves the header as it was */
+    memcpy(hdr, pager_read(&s.pg, PSPACE_GROUP, 0), PAGE_SIZE);
+    store_bulk_begin(&s);
+    assert_int_equal(store_delete(&s, 99, 20), CAIRN_OK);
+    assert_int_equal(store_bulk_end(&s), CAIRN_OK);
+    assert_memory_equal(pager_read(&s.pg, PSPACE_GROUP, 0), hdr, PAGE_SIZE);
+
+    /* a change failing halfway: its error, then the store is broken */
+    store_bulk_begin(&s);
+    s.fault_in = 2; /* past the first step: pages are being changed */
+    assert_int_equal(store_upsert(&s, 4, v, "{\"b\":2}", 7, 21), CAIRN_ENOMEM);
+    assert_true(s.broken);
+    assert_int_equal(store_bulk_end(&s), CAIRN_OK); /* the failure was reported */
+    assert_int_equal(store_upsert(&s, 5, v, NULL, 0, 22), CAIRN_ECORRUPT);
+    assert_non_null(strstr(cairn_last_error(), "collection 7"));
+    assert_non_null(strstr(cairn_last_error(), "halfway"));
+    assert_int_equal(store_delete(&s, 2, 23), CAIRN_ECORRUPT);
+    assert_non_null(strstr(cairn_last_error(), "accepts no change"));
+    store_free(&s);
+
+    /* the header write at the end failing */
+    assert_int_equal(store_init(&s, COLL, 3, 10), CAIRN_OK);
+    store_bulk_begin(&s);
+    assert_int_equal(store_upsert(&s, 1, v, NULL, 0, 11), CAIRN_OK);
+    s.fault_in = 1;
+    assert_int_equal(store_bulk_end(&s), CAIRN_ENOMEM);
+    assert_non_null(strstr(cairn_last_error(), "collection 7"));
+    assert_true(s.broken);
+    assert_int_equal(store_upsert(&s, 2, v, NULL, 0, 12), CAIRN_ECORRUPT);
+    store_free(&s);
 }
 
 /* The relocation paths, constructed: a non-open heap page falls under a
@@ -1333,6 +1417,7 @@ int main(void) {
         cmocka_unit_test_setup(test_frames, reseed),
         cmocka_unit_test_setup(test_layout, reseed),
         cmocka_unit_test_setup(test_basics, reseed),
+        cmocka_unit_test_setup(test_bulk, reseed),
         cmocka_unit_test_setup(test_relocation, reseed),
         cmocka_unit_test_setup(test_corrupt, reseed),
         cmocka_unit_test_setup(test_commit_lsn, reseed),
