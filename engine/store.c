@@ -938,12 +938,17 @@ cairn_status store_upsert_norm(struct store *s, uint64_t id, const float *vec, f
     }
     op_commit(s);
     s->payload_bytes = pbytes;
+    /* The payload cache is written by readers only under the read lock;
+     * this holds the write lock, whose release orders these stores: a
+     * relaxed access is enough (a seq_cst store is an xchg, which waited
+     * for the op's page writes to drain: 0.1 s of a restore's apply). */
     if (fresh) {
         hinsert_into(s->hkeys, s->hslots, s->hcap, id, (uint32_t)slot);
-        atomic_store(&s->pjson[slot], NULL);
+        atomic_store_explicit(&s->pjson[slot], NULL, memory_order_relaxed);
         s->n++;
     } else {
-        json_decref(atomic_exchange(&s->pjson[slot], NULL));
+        json_decref(atomic_load_explicit(&s->pjson[slot], memory_order_relaxed));
+        atomic_store_explicit(&s->pjson[slot], NULL, memory_order_relaxed);
     }
     return CAIRN_OK;
 }
@@ -1000,13 +1005,16 @@ cairn_status store_delete(struct store *s, uint64_t id, uint64_t lsn) {
     s->payload_bytes = pbytes;
     size_t last = s->n - 1;
     hremove(s, id);
-    json_decref(atomic_load(&s->pjson[slot]));
+    /* relaxed: see store_upsert_norm */
+    json_decref(atomic_load_explicit(&s->pjson[slot], memory_order_relaxed));
     if (slot != last) {
         uint64_t moved = ld64(slot_entry(s, slot) + SE_ID);
         s->hslots[hpos(s, moved)] = (uint32_t)slot;
-        atomic_store(&s->pjson[slot], atomic_load(&s->pjson[last]));
+        atomic_store_explicit(&s->pjson[slot],
+                              atomic_load_explicit(&s->pjson[last], memory_order_relaxed),
+                              memory_order_relaxed);
     }
-    atomic_store(&s->pjson[last], NULL);
+    atomic_store_explicit(&s->pjson[last], NULL, memory_order_relaxed);
     s->n = last;
     return CAIRN_OK;
 }

@@ -69,8 +69,9 @@ static const char *const strings[] = {
 };
 
 /* A string of up to 80 bytes, mostly plain ASCII (the validator checks
- * those 16 at a time), with now and then one byte or sequence it must look
- * at: an escape, UTF-8 (well-formed or not), a control character, a quote. */
+ * those 16 at a time, and the input's last 16 bytes at once), with now and
+ * then one byte or sequence it must look at: an escape, UTF-8 (well-formed
+ * or not), a control character, a quote. */
 static void long_string(struct fuzz_gen *g) {
     static const char *const odd[] = {"\\n", "\\u00e9", "\\\"", "\xc3\xa9", "\xe2\x82\xac",
                                       "\xf0\x9f\x98\x80", "\xc3", "\x80", "\xff", "\t", "\x01",
