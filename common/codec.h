@@ -56,6 +56,15 @@ cairn_status codec_compress(const void *src, size_t len, int level, bool try_shu
  * `what`. */
 cairn_status codec_decompress(const void *src, size_t len, bool shuffled, void *dst,
                               size_t raw_len, const char *what);
+/* The same for a caller whose check of the content is its SHA-256:
+ * *sha_out gets it, and zstd's own content checksum (XXH64 of the same
+ * bytes, which the frame must still carry) is not verified: that pass
+ * was a third of the decompression's time (a 16 MiB WAL segment at level
+ * -1: 2.7 GB/s with it, 4.0 GB/s without). The caller must compare
+ * *sha_out before trusting dst. */
+cairn_status codec_decompress_sha256(const void *src, size_t len, bool shuffled, void *dst,
+                                     size_t raw_len, uint8_t sha_out[CODEC_SHA256_LEN],
+                                     const char *what);
 
 /* ---- AES-256-GCM ------------------------------------------------------- */
 #define CODEC_KEY_LEN 32u

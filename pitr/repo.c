@@ -526,11 +526,16 @@ cairn_status repo_obj_get_reuse(repo *r, const char *name, enum repo_obj_kind ki
         st = cerr_set(CAIRN_ENOMEM, "out of memory");
         goto out;
     }
-    st = codec_decompress(payload, zlen, h[13] & OBJ_F_SHUFFLED, out, raw, what);
+    uint8_t sha[CODEC_SHA256_LEN];
+    if (ru->sha_only) {
+        st = codec_decompress_sha256(payload, zlen, h[13] & OBJ_F_SHUFFLED, out, raw, sha, what);
+    } else {
+        st = codec_decompress(payload, zlen, h[13] & OBJ_F_SHUFFLED, out, raw, what);
+        if (!st)
+            codec_sha256(out, raw, sha);
+    }
     if (st)
         goto out;
-    uint8_t sha[CODEC_SHA256_LEN];
-    codec_sha256(out, raw, sha);
     if (memcmp(sha, h + 32, CODEC_SHA256_LEN) != 0 ||
         (want_sha && memcmp(sha, want_sha, CODEC_SHA256_LEN) != 0)) {
         char got[CODEC_SHA256_HEX], want[CODEC_SHA256_HEX];

@@ -106,6 +106,11 @@ cairn_status repo_obj_get(repo *r, const char *name, enum repo_obj_kind kind,
 struct repo_reuse {
     uint8_t *obj, *img;
     size_t obj_cap, img_cap;
+    /* The content's SHA-256 (always checked) is the only check of it:
+     * zstd's own checksum is not verified (codec_decompress_sha256). A
+     * restore sets it; verify does not, so that it reports any damaged
+     * byte of an object, also one that leaves the content intact. */
+    bool sha_only;
 };
 /* repo_obj_get with the buffers of ru (the same checks and messages). */
 cairn_status repo_obj_get_reuse(repo *r, const char *name, enum repo_obj_kind kind,

@@ -1028,7 +1028,7 @@ static void slot_done(struct seg_fetch *f, size_t i, cairn_status st, uint8_t *i
 static void *seg_fetch_main(void *arg)
 {
     struct seg_fetch *f = arg;
-    struct repo_reuse ru = {0};
+    struct repo_reuse ru = {.sha_only = true};
     pthread_mutex_lock(&f->mu);
     for (;;) {
         size_t i = f->next;

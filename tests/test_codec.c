@@ -480,6 +480,73 @@ static void test_decompress_corrupt(void **state)
                  "w4");
 }
 
+/* codec_decompress_sha256: the content's SHA-256 is the check. Every
+ * bit flip of a frame is CAIRN_ECORRUPT or decodes, and when it decodes,
+ * the SHA-256 it gives equals the original's exactly when the content is
+ * the original's: never wrong data under the right hash. Damage to zstd's
+ * own checksum alone (the frame's last 4 bytes) leaves the content intact:
+ * codec_decompress refuses it, codec_decompress_sha256 decodes it with the
+ * right hash. Frames that are not ours are refused as before. */
+static void test_decompress_sha256(void **state)
+{
+    (void)state;
+    uint64_t s = g_seed ^ 0x5a5a;
+    for (int noise = 0; noise <= 1; noise++) {
+        size_t n = noise ? 300 : 3000;
+        uint8_t *raw, *out = malloc(n), want[CODEC_SHA256_LEN], got[CODEC_SHA256_LEN];
+        size_t zl;
+        uint8_t *z = make_frame(&s, n, noise, &raw, &zl);
+        assert_non_null(out);
+        codec_sha256(raw, n, want);
+        assert_int_equal(codec_decompress_sha256(z, zl, false, out, n, got, "w/1"), CAIRN_OK);
+        assert_memory_equal(out, raw, n);
+        assert_memory_equal(got, want, CODEC_SHA256_LEN);
+        size_t decoded = 0, wrong = 0;
+        for (size_t k = 0; k < zl; k++)
+            for (int bit = 0; bit < 8; bit++) {
+                z[k] ^= (uint8_t)(1u << bit);
+                memset(out, 0xee, n);
+                cairn_status st = codec_decompress_sha256(z, zl, false, out, n, got, "w/1");
+                z[k] ^= (uint8_t)(1u << bit);
+                if (st != CAIRN_OK) {
+                    if (st != CAIRN_ECORRUPT)
+                        fail_msg("bit %d of byte %zu flipped: status %s", bit, k,
+                                 cairn_status_name(st));
+                    assert_non_null(strstr(cairn_last_error(), "w/1"));
+                    continue;
+                }
+                decoded++;
+                bool same = memcmp(out, raw, n) == 0;
+                wrong += !same;
+                if (same != (memcmp(got, want, CODEC_SHA256_LEN) == 0))
+                    fail_msg("bit %d of byte %zu flipped: content %s, hash %s", bit, k,
+                             same ? "intact" : "changed", same ? "differs" : "matches");
+            }
+        print_message("codec: %zu-byte frame (%s), zstd checksum not verified: %zu of %zu bit "
+                      "flips decode (%zu of them to other content, caught by the hash)\n",
+                      zl, noise ? "noise" : "text", decoded, 8 * zl, wrong);
+        assert_true(decoded >= 32); /* at least the checksum's own bits */
+        /* zstd's checksum alone damaged */
+        z[zl - 1] ^= 0x40;
+        expect_error(codec_decompress(z, zl, false, out, n, "w/2"), CAIRN_ECORRUPT, "w/2");
+        assert_int_equal(codec_decompress_sha256(z, zl, false, out, n, got, "w/2"), CAIRN_OK);
+        assert_memory_equal(out, raw, n);
+        assert_memory_equal(got, want, CODEC_SHA256_LEN);
+        free(z);
+        free(raw);
+        free(out);
+    }
+    /* not ours: no content checksum flag, garbage */
+    uint8_t out[64], got[CODEC_SHA256_LEN];
+    uint8_t plainz[128];
+    size_t pl = ZSTD_compress(plainz, sizeof plainz, "hello hello hello", 17, 3);
+    assert_false(ZSTD_isError(pl));
+    expect_error(codec_decompress_sha256(plainz, pl, false, out, 17, got, "w3"), CAIRN_ECORRUPT,
+                 "checksum");
+    expect_error(codec_decompress_sha256("garbage!", 8, false, out, 8, got, "w4"),
+                 CAIRN_ECORRUPT, "w4");
+}
+
 /* ---- AES-256-GCM ---------------------------------------------------------- */
 
 /* McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 13
@@ -715,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_compress_fast_levels),
         cmocka_unit_test(test_compress_bad_args),
         cmocka_unit_test(test_decompress_corrupt),
+        cmocka_unit_test(test_decompress_sha256),
         cmocka_unit_test(test_gcm_known_answer),
         cmocka_unit_test(test_seal_open),
         cmocka_unit_test(test_key_load),

@@ -1535,6 +1535,53 @@ static void test_obj_get_reuse(void **state)
     repo_close(r);
 }
 
+/* ru.sha_only (a restore's fetch): the content's SHA-256 is the check.
+ * zstd's own checksum damaged (the object's last byte): repo_obj_get,
+ * which verify uses, refuses the object; a restore's get takes it, the
+ * content being intact. A content byte damaged: both refuse it, naming
+ * the object. */
+static void test_obj_get_sha_only(void **state)
+{
+    struct fx *f = *state;
+    char d[4200], obj[4400];
+    snprintf(d, sizeof d, "%s/r-shaonly", f->base);
+    repo *r = open_repo(d, true, 0, 0);
+    size_t len = 64 * 1024;
+    uint8_t *v = records(0x5a0e, &len);
+    uint8_t sha[CODEC_SHA256_LEN];
+    codec_sha256(v, len, sha);
+    put_get(r, "wal/00000001/s2", REPO_OBJ_WAL, v, len);
+    snprintf(obj, sizeof obj, "%s/wal/00000001/s2", d);
+    struct stat sb;
+    assert_int_equal(stat(obj, &sb), 0);
+    assert_int_equal(tu_flip_byte(obj, (size_t)sb.st_size - 1), 0);
+    uint8_t *data = (uint8_t *)1;
+    size_t dl = 1;
+    assert_int_equal(repo_obj_get(r, "wal/00000001/s2", REPO_OBJ_WAL, sha, &data, &dl),
+                     CAIRN_ECORRUPT);
+    assert_null(data);
+    assert_non_null(strstr(cairn_last_error(), "wal/00000001/s2"));
+    assert_non_null(strstr(cairn_last_error(), "checksum"));
+    struct repo_reuse ru = {.sha_only = true};
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s2", REPO_OBJ_WAL, sha, &ru, &data,
+                                        &dl), CAIRN_OK);
+    assert_int_equal(dl, len);
+    assert_memory_equal(data, v, len);
+    free(data);
+    assert_int_equal(tu_flip_byte(obj, (size_t)sb.st_size - 1), 0); /* back */
+    assert_int_equal(tu_flip_byte(obj, (size_t)sb.st_size / 2), 0);
+    data = (uint8_t *)1;
+    assert_int_equal(repo_obj_get_reuse(r, "wal/00000001/s2", REPO_OBJ_WAL, sha, &ru, &data,
+                                        &dl), CAIRN_ECORRUPT);
+    assert_null(data);
+    assert_non_null(strstr(cairn_last_error(), "wal/00000001/s2"));
+    assert_int_equal(repo_obj_get(r, "wal/00000001/s2", REPO_OBJ_WAL, sha, &data, &dl),
+                     CAIRN_ECORRUPT);
+    repo_reuse_free(&ru);
+    free(v);
+    repo_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1546,8 +1593,9 @@ int main(void)
         T(test_open),            T(test_fault_put_sequence), T(test_fault_absorbed),
         T(test_fault_get_del),   T(test_crash_put),       T(test_crash_del),
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
-        T(test_repo_levels_bad),  T(test_get_into),        T(test_obj_get_reuse),
-        T(test_wal_has),         T(test_bind_stale),      T(test_bind_fails),
+        T(test_repo_levels_bad), T(test_get_into),        T(test_obj_get_reuse),
+        T(test_obj_get_sha_only), T(test_wal_has),        T(test_bind_stale),
+        T(test_bind_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
