@@ -1463,17 +1463,28 @@ static void test_get_into(void **state)
  * stays the caller's); the object read buffer is kept; a damaged object
  * is refused as repo_obj_get refuses it, the caller's image buffer back
  * in ru. ASan checks that nothing leaks or is freed twice. */
+/* A new repository <base>/<sub> (d: its path) holding one WAL object
+ * `name` of about *len bytes of records (seeded): its content, *len and
+ * sha set. */
+static repo *repo_with_wal_obj(struct fx *f, const char *sub, char *d, size_t dn,
+                               const char *name, uint64_t seed, size_t *len, uint8_t **v,
+                               uint8_t sha[CODEC_SHA256_LEN])
+{
+    snprintf(d, dn, "%s/%s", f->base, sub);
+    repo *r = open_repo(d, true, 0, 0);
+    *v = records(seed, len);
+    codec_sha256(*v, *len, sha);
+    put_get(r, name, REPO_OBJ_WAL, *v, *len);
+    return r;
+}
+
 static void test_obj_get_reuse(void **state)
 {
-    struct fx *f = *state;
     char d[4200];
-    snprintf(d, sizeof d, "%s/r-reuse", f->base);
-    repo *r = open_repo(d, true, 0, 0);
     size_t len = 128 * 1024;
-    uint8_t *v = records(0x7e5e, &len);
-    uint8_t sha[CODEC_SHA256_LEN];
-    codec_sha256(v, len, sha);
-    put_get(r, "wal/00000001/s1", REPO_OBJ_WAL, v, len);
+    uint8_t *v, sha[CODEC_SHA256_LEN];
+    repo *r = repo_with_wal_obj(*state, "r-reuse", d, sizeof d, "wal/00000001/s1", 0x7e5e, &len,
+                                &v, sha);
     struct repo_reuse ru = {0};
     uint8_t *img = malloc(len);
     assert_non_null(img);
@@ -1542,15 +1553,11 @@ static void test_obj_get_reuse(void **state)
  * the object. */
 static void test_obj_get_sha_only(void **state)
 {
-    struct fx *f = *state;
     char d[4200], obj[4400];
-    snprintf(d, sizeof d, "%s/r-shaonly", f->base);
-    repo *r = open_repo(d, true, 0, 0);
     size_t len = 64 * 1024;
-    uint8_t *v = records(0x5a0e, &len);
-    uint8_t sha[CODEC_SHA256_LEN];
-    codec_sha256(v, len, sha);
-    put_get(r, "wal/00000001/s2", REPO_OBJ_WAL, v, len);
+    uint8_t *v, sha[CODEC_SHA256_LEN];
+    repo *r = repo_with_wal_obj(*state, "r-shaonly", d, sizeof d, "wal/00000001/s2", 0x5a0e,
+                                &len, &v, sha);
     snprintf(obj, sizeof obj, "%s/wal/00000001/s2", d);
     struct stat sb;
     assert_int_equal(stat(obj, &sb), 0);
