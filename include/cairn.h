@@ -385,6 +385,9 @@ typedef struct cairn_backup_options {
     const char *parent;     /* NULL: the newest backup of the same timeline */
     const char *key_file;   /* an encrypted repository's key; creates one encrypted */
     int level;              /* zstd level 1..19 for new objects; 0: the repository's */
+    int wal_level;          /* zstd level -7..-1 or 1..19 of archived WAL segments, recorded
+                               by a repository this call creates (a backup archives no
+                               segment itself); 0: the repository's (-1 at creation) */
 } cairn_backup_options;
 
 typedef struct cairn_backup_info {

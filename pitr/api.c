@@ -232,7 +232,12 @@ CAIRN_API cairn_status cairn_backup(cairn_db *db, const char *repo_dir,
     cairn_backup_options o = {0};
     if (opts)
         o = *opts;
-    struct repo_open_opts ro = {.create = true, .key_file = o.key_file, .level = o.level};
+    cairn_status lst = repo_levels_check(o.level, o.wal_level, "cairn_backup_options.level",
+                                         "cairn_backup_options.wal_level");
+    if (lst)
+        return lst;
+    struct repo_open_opts ro = {.create = true, .key_file = o.key_file, .level = o.level,
+                                .wal_level = o.wal_level};
     repo *r = NULL;
     cairn_status st = repo_open(repo_dir, &ro, &r);
     if (st)

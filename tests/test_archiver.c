@@ -939,6 +939,21 @@ static void test_timeout_switch_fails(void **state)
     hist_free(&h);
 }
 
+/* repo.json of repository rp records these levels. */
+static void repo_json_levels_are(const char *rp, int level, int wal_level)
+{
+    char path[700], want_l[32], want_w[32];
+    snprintf(path, sizeof path, "%s/repo.json", rp);
+    char *json = NULL;
+    size_t len = 0;
+    must(cfs_read_file(path, &json, &len), "read repo.json");
+    snprintf(want_l, sizeof want_l, "\"level\": %d", level);
+    snprintf(want_w, sizeof want_w, "\"wal_level\": %d", wal_level);
+    if (!strstr(json, want_l) || !strstr(json, want_w))
+        fail_msg("%s has not %s and %s: %s", path, want_l, want_w, json);
+    free(json);
+}
+
 /* cairn_options' archive levels: a repository the archiver creates records
  * them and its segments are written at them (a restore reads them back);
  * out of range, cairn_open fails naming the option before anything is
@@ -981,15 +996,46 @@ static void test_archive_levels(void **state)
     must(cairn_wal_switch(d, NULL), "wal switch");
     must(cairn_close(d), "close");
     assert_true(seg_archived(rp, NULL, x));
-    char path[700];
-    snprintf(path, sizeof path, "%s/repo.json", rp);
-    char *json = NULL;
-    size_t len = 0;
-    must(cfs_read_file(path, &json, &len), "read repo.json");
-    assert_non_null(strstr(json, "\"wal_level\": -5"));
-    assert_non_null(strstr(json, "\"level\": 7"));
-    free(json);
+    repo_json_levels_are(rp, 7, -5);
     latest_is_model(rp, &h, "restore --latest from segments archived at level -5");
+    hist_free(&h);
+}
+
+/* cairn_backup_options' levels: a repository the backup creates records
+ * both (its WAL level is what archivers then use); out of range, the
+ * call fails naming the field before anything is created; given to an
+ * existing repository, repo.json keeps its own. */
+static void test_backup_levels(void **state)
+{
+    (void)state;
+    uint64_t rng = g_seed ^ 0x3636;
+    char db[600], rp[600];
+    new_dir(db, sizeof db, "db");
+    new_dir(rp, sizeof rp, "repo");
+    struct hist h = {0};
+    cairn_db *d = must_open(db);
+    create_colls(d);
+    commit_one(d, &h, &rng, &P_LIGHT);
+    must(cairn_checkpoint(d, NULL), "checkpoint");
+    cairn_backup_options bo = {.wal_level = 20};
+    assert_int_equal(cairn_backup(d, rp, &bo, NULL), CAIRN_EINVAL);
+    assert_string_equal(cairn_last_error(), "cairn_backup_options.wal_level 20 is out of range "
+                                            "(-7..-1 or 1..19)");
+    assert_false(exists(rp));
+    bo = (cairn_backup_options){.level = -1};
+    assert_int_equal(cairn_backup(d, rp, &bo, NULL), CAIRN_EINVAL);
+    assert_string_equal(cairn_last_error(),
+                        "cairn_backup_options.level -1 is out of range (1..19)");
+    assert_false(exists(rp));
+    bo = (cairn_backup_options){.level = 6, .wal_level = -4};
+    must(cairn_backup(d, rp, &bo, NULL), "backup creating the repository");
+    repo_json_levels_are(rp, 6, -4);
+    commit_one(d, &h, &rng, &P_LIGHT);
+    must(cairn_checkpoint(d, NULL), "checkpoint");
+    bo = (cairn_backup_options){.level = 2, .wal_level = 3, .incremental = 1};
+    must(cairn_backup(d, rp, &bo, NULL), "incremental backup, other levels");
+    repo_json_levels_are(rp, 6, -4);
+    must(cairn_close(d), "close");
     hist_free(&h);
 }
 
@@ -1752,6 +1798,7 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test_teardown(test_timeout_switch_fails, fault_off),
         cmocka_unit_test(test_archive_levels),
+        cmocka_unit_test(test_backup_levels),
         cmocka_unit_test(test_online),
         cmocka_unit_test(test_backup_alone),  cmocka_unit_test(test_verify_expire),
         cmocka_unit_test(test_encrypted),     cmocka_unit_test(test_close_in_checkpoint),
