@@ -27,6 +27,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -95,9 +97,27 @@ static void avail_unlink(struct fchunk *c)
     c->listed = 0;
 }
 
+static _Atomic unsigned fail_map; /* page_frame_fail_map */
+
+void page_frame_fail_map(unsigned n)
+{
+    atomic_store(&fail_map, n);
+}
+
+/* The test seam: true if this mapping must fail. */
+static bool map_fault(void)
+{
+    unsigned n = atomic_load(&fail_map);
+    while (n && !atomic_compare_exchange_weak(&fail_map, &n, n - 1)) {
+    }
+    return n == 1;
+}
+
 /* Maps a chunk aligned to its size: over-map, then unmap the ends. */
 static struct fchunk *chunk_map(void)
 {
+    if (map_fault())
+        return NULL;
     size_t span = 2 * FRAME_CHUNK;
     uint8_t *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)

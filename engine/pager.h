@@ -102,6 +102,9 @@ uint8_t *page_frame_alloc_raw(void);
 void page_frame_free(uint8_t *f);
 /* Frames handed out and not freed, and chunks mapped (for tests). */
 void page_frame_stats(size_t *live, size_t *chunks);
+/* Test seam: the n-th chunk mapping from now fails as mmap does when
+ * memory runs out (0: none does). */
+void page_frame_fail_map(unsigned n);
 
 struct pdesc {
     uint8_t *frame; /* live contents; NULL = page not in use */

@@ -1324,6 +1324,55 @@ static void test_commit_lsn(void **state) {
     tu_rm_rf(dir);
 }
 
+/* Memory running out when a new chunk of frames must be mapped
+ * (page_frame_fail_map): the frame allocation is NULL and the next works;
+ * in a store, the change that needed a new page fails whole with
+ * CAIRN_ENOMEM naming the collection and the page, nothing changed, and
+ * the same change succeeds after. */
+static void test_frame_map_fails(void **state) {
+    (void)state;
+    enum { MAXF = 4096 };
+    uint8_t **v = calloc(MAXF, sizeof *v);
+    assert_non_null(v);
+    page_frame_fail_map(1);
+    int n = 0;
+    while (n < MAXF && (v[n] = page_frame_alloc()) != NULL) n++;
+    assert_true(n < MAXF); /* a chunk had to be mapped within 2 MiB of frames */
+    assert_null(v[n]);
+    v[n] = page_frame_alloc(); /* the next mapping works */
+    assert_non_null(v[n]);
+    for (int i = 0; i <= n; i++) page_frame_free(v[i]);
+    free(v);
+
+    struct store s;
+    assert_int_equal(store_init(&s, COLL, 128, 10), CAIRN_OK);
+    float vec[128];
+    for (int i = 0; i < 128; i++) vec[i] = (float)i;
+    uint64_t lsn = 11;
+    unsigned failed = 0;
+    for (uint64_t id = 1; id <= 50000 && !failed; id++) {
+        struct image im;
+        image_take(&s, &im);
+        page_frame_fail_map(1);
+        cairn_status st = store_upsert(&s, id, vec, "{\"k\":1}", 7, lsn++);
+        if (st == CAIRN_OK) {
+            free(im.pg);
+            continue;
+        }
+        assert_int_equal(st, CAIRN_ENOMEM);
+        assert_non_null(strstr(cairn_last_error(), "collection 7"));
+        assert_non_null(strstr(cairn_last_error(), "page"));
+        image_check_free(&s, &im);
+        assert_int_equal(store_find(&s, id), SIZE_MAX);
+        assert_int_equal(store_upsert(&s, id, vec, "{\"k\":1}", 7, lsn++), CAIRN_OK);
+        failed = 1;
+    }
+    page_frame_fail_map(0);
+    assert_true(failed); /* new pages needed a new chunk within 50000 points */
+    check_clean(&s);
+    store_free(&s);
+}
+
 /* Each test starts from the seed: a test's data does not depend on which
  * tests ran before it. */
 static int reseed(void **state) {
@@ -1415,6 +1464,7 @@ int main(void) {
     g_seed = tu_seed("test_store", 0x73746f7265ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_frames, reseed),
+        cmocka_unit_test_setup(test_frame_map_fails, reseed),
         cmocka_unit_test_setup(test_layout, reseed),
         cmocka_unit_test_setup(test_basics, reseed),
         cmocka_unit_test_setup(test_bulk, reseed),
