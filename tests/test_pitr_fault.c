@@ -44,7 +44,10 @@
  *
  * Faults at the Nth operation of every kind the seam counts (write, sync,
  * metadata, read: one index space): for every n, once and persistent (n
- * and all later), EIO and ENOSPC taking turns; the replace, which does
+ * and all later), EIO and ENOSPC taking turns; then short writes from the
+ * Nth write on (each writes half of its bytes, really, and the I/O layer
+ * must resubmit the rest), for which the call must succeed and give what
+ * it gives without faults; the replace, which does
  * several times the operations of the others (a restore, a checkpoint, a
  * copy of the database), at every 4th n (1, 5, 9, ...) unless --full. A
  * restore's WAL fetchers run in threads of their own, so which operation
@@ -53,7 +56,8 @@
  * it. A failure prints the line to rerun that one run.
  *
  *   test_pitr_fault [--full] [--phase backup|incremental|archive|restore|replace]
- *                   [--only EIO|ENOSPC,once|persist,N] [--keep] [--verbose]
+ *                   [--only EIO|ENOSPC,once|persist,N|SHORT,persist,N] [--keep]
+ *                   [--verbose]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -300,9 +304,11 @@ static void prepare(void)
 
 struct run {
     enum phase ph;
-    cairn_status kind; /* CAIRN_EIO or CAIRN_ENOSPC */
+    cairn_status kind; /* CAIRN_EIO or CAIRN_ENOSPC; ignored with short_writes */
     int persistent;
     uint64_t n;
+    bool short_writes; /* the Nth write and every later one writes half of
+                          its bytes (persistent): the call must succeed */
 };
 
 /* A failure of the faulted call must be the injected status with a
@@ -323,8 +329,8 @@ static void check_failure(const struct run *r, const char *dir, const char *what
 static void one_run(const struct run *ru, bool *fired)
 {
     snprintf(g_run, sizeof g_run, "--phase %s --only %s,%s,%" PRIu64, phase_name[ru->ph],
-             ru->kind == CAIRN_EIO ? "EIO" : "ENOSPC", ru->persistent ? "persist" : "once",
-             ru->n);
+             ru->short_writes ? "SHORT" : ru->kind == CAIRN_EIO ? "EIO" : "ENOSPC",
+             ru->persistent ? "persist" : "once", ru->n);
     alarm(120);
     char dir[800], db[900], rp[900], target[900], what[300];
     snprintf(dir, sizeof dir, "%s/run", g_tmp);
@@ -346,6 +352,9 @@ static void one_run(const struct run *ru, bool *fired)
                                 .nth = ru->n,
                                 .kind = ru->kind == CAIRN_EIO ? CIO_FAULT_EIO : CIO_FAULT_ENOSPC,
                                 .persistent = ru->persistent};
+    if (ru->short_writes)
+        fp = (struct cio_fault_plan){.ops = CIO_FOP_WRITE, .nth = ru->n,
+                                     .kind = CIO_FAULT_SHORT, .persistent = 1};
     struct pitr_backup_opts bo = {.incremental = ru->ph == PH_INCR};
     struct pitr_backup_result br;
     struct pitr_archive_result ar;
@@ -376,6 +385,9 @@ static void one_run(const struct run *ru, bool *fired)
     *fired = cio_fault_fired() > 0;
     cio_fault_set(NULL);
     pitr_plan_free(&res.plan);
+    if (st && ru->short_writes)
+        die("%s: %s failed under short writes, which the I/O layer must resubmit: %s: %s",
+            what, phase_name[ru->ph], cairn_status_name(st), cairn_last_error());
     if (st)
         check_failure(ru, dir, phase_name[ru->ph], st);
     if (!*fired && st)
@@ -458,10 +470,11 @@ static void one_run(const struct run *ru, bool *fired)
 static void loop(enum phase ph, uint64_t stride)
 {
     uint64_t runs = 0, failed_runs = 0;
-    for (int persistent = 0; persistent < 2; persistent++) {
+    /* pass 0: once, 1: persistent, 2: short writes from the Nth write on */
+    for (int pass = 0; pass < 3; pass++) {
         for (uint64_t k = 0;; k++) {
             uint64_t n = 1 + k * stride;
-            struct run ru = {ph, (k & 1) ? CAIRN_ENOSPC : CAIRN_EIO, persistent, n};
+            struct run ru = {ph, (k & 1) ? CAIRN_ENOSPC : CAIRN_EIO, pass > 0, n, pass == 2};
             bool fired;
             one_run(&ru, &fired);
             runs++;
@@ -497,12 +510,15 @@ int main(int argc, char **argv)
             char kind[16], how[16];
             unsigned long long n;
             if (sscanf(argv[++i], "%15[^,],%15[^,],%llu", kind, how, &n) != 3 ||
-                (strcmp(kind, "EIO") && strcmp(kind, "ENOSPC")) ||
-                (strcmp(how, "once") && strcmp(how, "persist")) || n == 0) {
-                fprintf(stderr, "test_pitr_fault: --only wants EIO|ENOSPC,once|persist,N\n");
+                (strcmp(kind, "EIO") && strcmp(kind, "ENOSPC") && strcmp(kind, "SHORT")) ||
+                (strcmp(how, "once") && strcmp(how, "persist")) || n == 0 ||
+                (!strcmp(kind, "SHORT") && strcmp(how, "persist"))) {
+                fprintf(stderr, "test_pitr_fault: --only wants EIO|ENOSPC,once|persist,N or "
+                                "SHORT,persist,N\n");
                 return 2;
             }
             only.kind = strcmp(kind, "EIO") ? CAIRN_ENOSPC : CAIRN_EIO;
+            only.short_writes = !strcmp(kind, "SHORT");
             only.persistent = !strcmp(how, "persist");
             only.n = n;
             have_only = true;
@@ -514,8 +530,8 @@ int main(int argc, char **argv)
             g_verbose++;
         } else {
             fprintf(stderr, "usage: test_pitr_fault [--full] [--phase backup|incremental|archive|"
-                            "restore|replace] [--only EIO|ENOSPC,once|persist,N] [--keep] "
-                            "[--verbose]\n");
+                            "restore|replace] [--only EIO|ENOSPC,once|persist,N|"
+                            "SHORT,persist,N] [--keep] [--verbose]\n");
             return 2;
         }
     }
