@@ -76,9 +76,17 @@ static int common_opt(int ch, const struct cmd_info *c, struct repo_args *ra, ch
     }
 }
 
-static cairn_status open_repo(const char *dir, const struct repo_args *a, bool create, repo **r)
+/* How a command opens its repository: a writer that may create it
+ * (backup, archive), one that may delete (expire), or a reader that reads
+ * or adds a few files (list, verify, restore: temporaries of cut puts are
+ * left for the next writer, so its open walks no file). */
+enum open_how { OPEN_CREATE, OPEN_WRITE, OPEN_READ };
+
+static cairn_status open_repo(const char *dir, const struct repo_args *a, enum open_how how,
+                              repo **r)
 {
-    struct repo_open_opts o = {.create = create, .level = a->level, .wal_level = a->wal_level,
+    struct repo_open_opts o = {.create = how == OPEN_CREATE, .no_sweep = how == OPEN_READ,
+                               .level = a->level, .wal_level = a->wal_level,
                                .key_file = a->key_file};
     return repo_open(dir, &o, r);
 }
@@ -136,7 +144,7 @@ int pitr_cmd_archive(int argc, char **argv)
     if (argc - optind != 2)
         return usage("archive", pitr_archive_usage, "expected DB and REPO");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind + 1], &ra, true, &r);
+    cairn_status st = open_repo(argv[optind + 1], &ra, OPEN_CREATE, &r);
     if (st)
         return perr("archive", st);
     struct pitr_archive_result res;
@@ -229,7 +237,7 @@ int pitr_cmd_backup(int argc, char **argv)
     if (argc - optind != 2)
         return usage("backup", pitr_backup_usage, "expected DB and REPO");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind + 1], &ra, true, &r);
+    cairn_status st = open_repo(argv[optind + 1], &ra, OPEN_CREATE, &r);
     if (st)
         return perr("backup", st);
     struct cli_progress prog;
@@ -325,7 +333,7 @@ int pitr_cmd_list(int argc, char **argv)
     if (argc - optind != 1)
         return usage("list", pitr_list_usage, "expected REPO");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind], &ra, false, &r);
+    cairn_status st = open_repo(argv[optind], &ra, OPEN_READ, &r);
     if (st)
         return perr("list", st);
     char **ids = NULL;
@@ -767,7 +775,7 @@ int pitr_cmd_restore(int argc, char **argv)
         return usage("restore", pitr_restore_usage, "--into-existing needs --collection NAME "
                      "(a whole database is restored into a new directory)");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind], &ra, false, &r);
+    cairn_status st = open_repo(argv[optind], &ra, OPEN_READ, &r);
     if (st)
         return perr("restore", st);
     struct rprog rp = {.json = json, .phase = -1};
@@ -915,7 +923,7 @@ int pitr_cmd_verify(int argc, char **argv)
     if (argc - optind != 1)
         return usage("verify", pitr_verify_usage, "expected REPO");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind], &ra, false, &r);
+    cairn_status st = open_repo(argv[optind], &ra, OPEN_READ, &r);
     if (st)
         return perr("verify", st);
     struct pitr_verify_result res;
@@ -994,7 +1002,7 @@ int pitr_cmd_expire(int argc, char **argv)
     if (!eo.keep_full)
         return usage("expire", pitr_expire_usage, "--keep-full N is required");
     repo *r = NULL;
-    cairn_status st = open_repo(argv[optind], &ra, false, &r);
+    cairn_status st = open_repo(argv[optind], &ra, OPEN_WRITE, &r);
     if (st)
         return perr("expire", st);
     struct pitr_expire_result res;

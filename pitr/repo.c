@@ -257,7 +257,9 @@ cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **o
         }
     }
     if (!st)
-        st = store_local_open(dir, o->create, &r->st);
+        st = store_local_open(dir, (o->create ? STORE_CREATE : 0u) |
+                                       (o->no_sweep ? STORE_NO_SWEEP : 0u),
+                              &r->st);
     uint8_t *data = NULL;
     size_t len = 0;
     if (!st) {

@@ -50,6 +50,9 @@ struct repo_open_opts {
                               repo.json keeps its own; at creation it is recorded. */
     const char *key_file;  /* AES-256 key (64 hex digits); required iff the repo is encrypted,
                               and at creation it makes the repo encrypted */
+    bool no_sweep;         /* the open only reads or adds a few files (list, verify,
+                              restore): temporaries of cut puts are left for the next
+                              writer to remove (STORE_NO_SWEEP: no walk of every file) */
 };
 
 /* Opens (or creates) the repository in directory dir. A level option out

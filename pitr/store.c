@@ -16,7 +16,8 @@
  * unlink() that the seam does not count, as fs.c does) and leaves the old
  * object, or none. A failure in step 5 leaves the whole new object whose
  * durability is unknown, and is reported. A crash leaves either object and
- * perhaps a temporary, which store_local_open removes and list never shows.
+ * perhaps a temporary, which store_local_open removes (unless told not to
+ * look: STORE_NO_SWEEP) and list never shows.
  *
  * Names: store_name_check enforces store.h's rules, and two that keep the
  * recipe sound: a part is at most STORE_PART_MAX bytes (its temporary name,
@@ -573,7 +574,7 @@ static const struct pitr_store_ops local_ops = {
     .close = local_close,
 };
 
-cairn_status store_local_open(const char *dir, bool create, pitr_store **out)
+cairn_status store_local_open(const char *dir, unsigned flags, pitr_store **out)
 {
     if (!out)
         return cerr_set(CAIRN_EINVAL, "could not open repository: no output pointer");
@@ -600,7 +601,7 @@ cairn_status store_local_open(const char *dir, bool create, pitr_store **out)
         int e = errno;
         if (e != ENOENT)
             st = cerr_errno(e, "could not open repository \"%s\"", where);
-        else if (!create)
+        else if (!(flags & STORE_CREATE))
             st = cerr_set(CAIRN_ENOTFOUND, "could not open repository \"%s\": no such "
                                            "directory",
                           where);
@@ -610,7 +611,7 @@ cairn_status store_local_open(const char *dir, bool create, pitr_store **out)
         st = cerr_set(CAIRN_ENOTFOUND, "could not open repository \"%s\": not a directory",
                       where);
     }
-    if (!st) {
+    if (!st && !(flags & STORE_NO_SWEEP)) {
         /* Temporaries of puts that a crash (or a failed cleanup) left. */
         struct walk w = {.s = &ls->base};
         if ((st = walk_tree(&w, "")))

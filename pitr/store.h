@@ -58,11 +58,19 @@ struct pitr_store {
     char *where; /* for messages: the directory, or a URL later */
 };
 
-/* Opens a local directory as a store; with create, makes it (durably) if
- * missing. Not a directory / missing without create: CAIRN_ENOTFOUND. Also
- * removes temporary files left by puts that a crash cut (those untouched
- * for an hour: a fresh one may be another process's put in progress). */
-cairn_status store_local_open(const char *dir, bool create, pitr_store **out);
+/* store_local_open's flags. */
+enum {
+    STORE_CREATE = 1u,   /* make the directory (durably) if missing */
+    STORE_NO_SWEEP = 2u  /* do not look for temporaries of cut puts: for an open
+                            that only reads or adds a few files (list, verify,
+                            restore); the next open without it removes them */
+};
+/* Opens a local directory as a store. Not a directory / missing without
+ * STORE_CREATE: CAIRN_ENOTFOUND. Unless STORE_NO_SWEEP, also removes
+ * temporary files left by puts that a crash cut (those untouched for an
+ * hour: a fresh one may be another process's put in progress), which
+ * walks every file of the repository. */
+cairn_status store_local_open(const char *dir, unsigned flags, pitr_store **out);
 
 static inline cairn_status store_put(pitr_store *s, const char *n, const void *d, size_t l)
 {

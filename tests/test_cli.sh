@@ -326,6 +326,13 @@ run 0 "$CAIRN" --archive prepo switch-wal pdb; has out.txt "nothing to close"
 run 0 "$PITRCTL" list prepo; has out.txt "2 backups"; has out.txt "timeline 1: 1 WAL segments archived"
 has out.txt "backup $INCR  incr"; has out.txt "parent $FULL"; has out.txt "recoverable:"
 run 0 "$PITRCTL" list prepo --json; jsonl out.txt; has out.txt "\"id\":\"$INCR\",\"type\":\"incr\""
+# temporaries of cut puts (two hours old): list and verify leave them
+# (their open walks no file), a writer (archive) removes them
+TMPF=prepo/wal/cut.tmp-0123456789abcdef
+echo partial > "$TMPF"; touch -d '2 hours ago' "$TMPF"
+run 0 "$PITRCTL" list prepo; [ -f "$TMPF" ] && ok || fail "list removed a temporary"
+run 0 "$PITRCTL" verify prepo; [ -f "$TMPF" ] && ok || fail "verify removed a temporary"
+run 0 "$PITRCTL" archive pdb prepo; [ ! -e "$TMPF" ] && ok || fail "archive left a stale temporary"
 # WAL levels: a new repository records -1, or the level it was created with
 has prepo/repo.json '"wal_level": -1'; has prepo/repo.json '"level": 3,'
 run 0 "$PITRCTL" archive pdb wrepo3 --wal-level 3; has out.txt "segments archived"

@@ -66,7 +66,7 @@ static int fx_setup(void **state)
     snprintf(f->stash, sizeof f->stash, "%s/stash", f->base);
     if (mkdir(f->stash, 0755) != 0)
         return -1;
-    if (store_local_open(f->repo, true, &f->s) != CAIRN_OK)
+    if (store_local_open(f->repo, STORE_CREATE, &f->s) != CAIRN_OK)
         return -1;
     *state = f;
     return 0;
@@ -87,7 +87,7 @@ static void reopen(struct fx *f)
 {
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(store_local_open(f->repo, false, &f->s), CAIRN_OK);
+    assert_int_equal(store_local_open(f->repo, 0, &f->s), CAIRN_OK);
 }
 
 static void pattern(uint8_t *b, size_t n, unsigned seed)
@@ -378,6 +378,13 @@ static void test_tmp_files(void **state)
     age(f->repo, "wal/seg.tmp-fedcba9876543210", 7200);
     touch(f->repo, "wal/live.tmp-00112233445566aa", "writing");
     assert_int_equal(tmp_count(f->repo), 3);
+    /* an open that does not sweep (a reader's) leaves them all */
+    store_close(f->s);
+    assert_int_equal(store_local_open(f->repo, STORE_NO_SWEEP, &f->s), CAIRN_OK);
+    assert_int_equal(tmp_count(f->repo), 3);
+    expect_list(f->s, "",
+                "top:1,wal/.tmp-0123456789abcdef:4,wal/seg:1,wal/x.tmp-01:4,"
+                "wal/y.tmp-0123456789ABCDEF:4");
     reopen(f);
     assert_int_equal(tmp_count(f->repo), 1);
     char p[4400];
@@ -458,29 +465,29 @@ static void test_open(void **state)
     char p[4400];
     pitr_store *s = (pitr_store *)1;
     snprintf(p, sizeof p, "%s/missing", f->base);
-    assert_int_equal(store_local_open(p, false, &s), CAIRN_ENOTFOUND);
+    assert_int_equal(store_local_open(p, 0, &s), CAIRN_ENOTFOUND);
     assert_null(s);
     assert_non_null(strstr(cairn_last_error(), p));
     assert_false(exists(p));
     /* create makes every missing level */
     snprintf(p, sizeof p, "%s/r1/r2/r3/", f->base);
-    assert_int_equal(store_local_open(p, true, &s), CAIRN_OK);
+    assert_int_equal(store_local_open(p, STORE_CREATE, &s), CAIRN_OK);
     p[strlen(p) - 1] = '\0';
     assert_string_equal(s->where, p); /* trailing '/' dropped */
     put_str(s, "x", "y");
     store_close(s);
-    assert_int_equal(store_local_open(p, false, &s), CAIRN_OK);
+    assert_int_equal(store_local_open(p, 0, &s), CAIRN_OK);
     expect_get(s, "x", "y", 1);
     store_close(s);
     store_close(NULL);
     /* a regular file is not a repository, create or not */
     snprintf(p, sizeof p, "%s/file", f->base);
     touch(f->base, "file", "z");
-    assert_int_equal(store_local_open(p, false, &s), CAIRN_ENOTFOUND);
-    assert_int_equal(store_local_open(p, true, &s), CAIRN_ENOTFOUND);
+    assert_int_equal(store_local_open(p, 0, &s), CAIRN_ENOTFOUND);
+    assert_int_equal(store_local_open(p, STORE_CREATE, &s), CAIRN_ENOTFOUND);
     assert_non_null(strstr(cairn_last_error(), p));
-    assert_int_equal(store_local_open("", true, &s), CAIRN_EINVAL);
-    assert_int_equal(store_local_open(NULL, true, &s), CAIRN_EINVAL);
+    assert_int_equal(store_local_open("", STORE_CREATE, &s), CAIRN_EINVAL);
+    assert_int_equal(store_local_open(NULL, STORE_CREATE, &s), CAIRN_EINVAL);
 }
 
 /* ---- the fault seam ------------------------------------------------------------ */
@@ -520,7 +527,7 @@ static void fresh(struct fx *f, const uint8_t *old, size_t old_len)
     /* the simulator's stash holds links of the last run's replaced files */
     assert_int_equal(tu_rm_rf(f->stash), 0);
     assert_int_equal(mkdir(f->stash, 0755), 0);
-    assert_int_equal(store_local_open(f->repo, true, &f->s), CAIRN_OK);
+    assert_int_equal(store_local_open(f->repo, STORE_CREATE, &f->s), CAIRN_OK);
     if (old)
         assert_int_equal(store_put(f->s, "d/obj", old, old_len), CAIRN_OK);
 }
@@ -697,7 +704,7 @@ static int crash_run(struct fx *f, enum crash_op what, const char *name, const u
     assert_true(pid >= 0);
     if (pid == 0) {
         pitr_store *s;
-        if (store_local_open(f->repo, false, &s) != CAIRN_OK)
+        if (store_local_open(f->repo, 0, &s) != CAIRN_OK)
             _exit(1);
         struct cio_sim_config cfg = {.seed = seed,
                                      .crash_at = at,
