@@ -63,46 +63,18 @@
 #include "common/util.h"
 #include "engine/restore.h"
 
-/* One line of a history file: `parent` branched into the next timeline
- * (the next line's parent, or the file's own timeline) at `sw`; the child's
- * log starts at `start`. */
-struct hist_line {
-    uint32_t parent;
-    uint64_t sw, start;
-};
-
-/* "<parent, decimal> <switch, 16 hex> <start, 16 hex>\n": at most 10 + 1 +
- * 16 + 1 + 16 + 1 bytes. */
-#define HIST_LINE_MAX 45u
-#define HIST_MAX_BYTES ((size_t)4 << 20)
-
 struct hist {
-    struct hist_line *l;
+    struct wal_hist_line *l;
     size_t n;
     bool present;
 };
+
+#define HIST_MAX_BYTES ((size_t)4 << 20)
 
 static void hist_free(struct hist *h)
 {
     free(h->l);
     memset(h, 0, sizeof *h);
-}
-
-static bool parse_hex(const char *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0)
-            return false;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return true;
 }
 
 static void hist_path(char *buf, size_t n, const char *waldir, uint32_t tl)
@@ -112,10 +84,8 @@ static void hist_path(char *buf, size_t n, const char *waldir, uint32_t tl)
     snprintf(buf, n, "%s/%s", waldir, h);
 }
 
-/* Reads wal/<tl>.history if it exists (h->present), every line checked:
- * the exact layout, parents increasing and below tl, each child's log
- * starting after its switch LSN at a segment's data offset, and each
- * switch at or after the start of the log it lies in. */
+/* Reads wal/<tl>.history if it exists (h->present), every line checked
+ * (wal_history_parse). */
 static cairn_status hist_read(const char *waldir, uint32_t tl, uint64_t seg_size,
                               struct hist *h)
 {
@@ -137,65 +107,30 @@ static cairn_status hist_read(const char *waldir, uint32_t tl, uint64_t seg_size
     if (st)
         return st;
     h->present = true;
-    size_t cap = len / 36 + 1; /* the shortest line is 36 bytes */
-    h->l = calloc(cap, sizeof *h->l);
-    if (!h->l) {
-        free(data);
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
-    }
-    for (size_t off = 0; off < len && !st;) {
-        const char *p = data + off;
-        const char *nl = memchr(p, '\n', CAIRN_MIN(len - off, (size_t)HIST_LINE_MAX));
-        size_t digits = 0;
-        uint64_t parent = 0;
-        while (nl && p + digits < nl && p[digits] >= '0' && p[digits] <= '9' && digits < 11)
-            parent = parent * 10 + (uint64_t)(p[digits++] - '0');
-        struct hist_line *l = &h->l[h->n];
-        const char *q = p + digits;
-        if (!nl || digits == 0 || digits > 10 || p[0] == '0' || parent > UINT32_MAX ||
-            nl - q != 34 || q[0] != ' ' || !parse_hex(q + 1, 16, &l->sw) || q[17] != ' ' ||
-            !parse_hex(q + 18, 16, &l->start)) {
-            st = cerr_set(CAIRN_ECORRUPT,
-                          "could not read history file \"%s\" at offset %zu: line %zu is not "
-                          "\"<parent timeline, decimal> <switch LSN, 16 hex digits> <start LSN, "
-                          "16 hex digits>\"",
-                          path, off, h->n + 1);
-            break;
-        }
-        l->parent = (uint32_t)parent;
-        h->n++;
-        off += (size_t)(nl - p) + 1;
-    }
+    char what[4200];
+    snprintf(what, sizeof what, "history file \"%s\"", path);
+    st = wal_history_parse(data, len, tl, seg_size, what, &h->l, &h->n);
     free(data);
-    for (size_t i = 0; i < h->n && !st; i++) {
-        const struct hist_line *l = &h->l[i];
-        uint32_t child = i + 1 < h->n ? h->l[i + 1].parent : tl;
-        if (l->parent >= child || l->start <= l->sw || l->start % seg_size != WAL_SEG_DATA ||
-            (i > 0 && l->sw < h->l[i - 1].start))
-            st = cerr_set(CAIRN_ECORRUPT,
-                          "could not read history file \"%s\": line %zu (parent %" PRIu32
-                          ", switch LSN %" PRIu64 ", start LSN %" PRIu64
-                          ") does not follow from the lines before it (timeline %" PRIu32 ")",
-                          path, i + 1, l->parent, l->sw, l->start, child);
-    }
     if (st)
         hist_free(h);
     return st;
 }
 
-static bool lines_eq(const struct hist_line *a, const struct hist_line *b, size_t n)
+static bool lines_eq(const struct wal_hist_line *a, const struct wal_hist_line *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (a[i].parent != b[i].parent || a[i].sw != b[i].sw || a[i].start != b[i].start)
+        if (a[i].parent != b[i].parent || a[i].switch_lsn != b[i].switch_lsn ||
+            a[i].start_lsn != b[i].start_lsn)
             return false;
     return true;
 }
 
 /* The line the path says hop k+1's timeline branched with. */
-static struct hist_line path_line(const struct engine_restore_opts *o, size_t k)
+static struct wal_hist_line path_line(const struct engine_restore_opts *o, size_t k)
 {
-    return (struct hist_line){.parent = o->hops[k].timeline, .sw = o->hops[k].until_lsn,
-                              .start = o->hops[k + 1].start_lsn};
+    return (struct wal_hist_line){.parent = o->hops[k].timeline,
+                                  .switch_lsn = o->hops[k].until_lsn,
+                                  .start_lsn = o->hops[k + 1].start_lsn};
 }
 
 /* ---- step 1: the options alone ------------------------------------------------ */
@@ -347,7 +282,7 @@ static cairn_status check_against(cairn_db *db, const struct engine_restore_opts
     st = hist_read(db->waldir, h0->timeline, seg_size, base_hist);
     if (st)
         return st;
-    struct hist_line *pl = calloc(o->nhops, sizeof *pl);
+    struct wal_hist_line *pl = calloc(o->nhops, sizeof *pl);
     if (!pl)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     for (size_t k = 0; k + 1 < o->nhops; k++)
@@ -369,7 +304,7 @@ static cairn_status check_against(cairn_db *db, const struct engine_restore_opts
                               "leaves timeline %" PRIu32 " at LSN %" PRIu64
                               " for a log starting at LSN %" PRIu64 ")",
                               db->path, o->hops[k].timeline, k, path, pl[k - 1].parent,
-                              pl[k - 1].sw, pl[k - 1].start);
+                              pl[k - 1].switch_lsn, pl[k - 1].start_lsn);
             }
         }
         hist_free(&hk);
@@ -601,16 +536,15 @@ static cairn_status remove_other_segments(cairn_db *db, uint32_t keep, uint64_t 
     return st;
 }
 
-static cairn_status write_history(cairn_db *db, const struct hist_line *l, size_t n,
+static cairn_status write_history(cairn_db *db, const struct wal_hist_line *l, size_t n,
                                   uint32_t tl)
 {
-    char *buf = malloc(n * HIST_LINE_MAX + 1);
+    char *buf = malloc(n * WAL_HIST_LINE_MAX + 1);
     if (!buf)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, HIST_LINE_MAX + 1, "%" PRIu32 " %016" PRIX64
-                                " %016" PRIX64 "\n", l[i].parent, l[i].sw, l[i].start);
+        len += wal_history_format_line(buf + len, &l[i]);
     char path[4096];
     hist_path(path, sizeof path, db->waldir, tl);
     cairn_status st = cairn_durable_replace(path, buf, len);
@@ -624,7 +558,7 @@ static cairn_status write_history(cairn_db *db, const struct hist_line *l, size_
  * then the branch made now. */
 static cairn_status make_history(cairn_db *db, const struct engine_restore_opts *o,
                                  const struct hist *base, const struct replayed *rp,
-                                 uint64_t new_start, struct hist_line **out, size_t *n)
+                                 uint64_t new_start, struct wal_hist_line **out, size_t *n)
 {
     size_t j = rp->parent;
     struct hist pj = {0};
@@ -634,7 +568,7 @@ static cairn_status make_history(cairn_db *db, const struct engine_restore_opts 
     if (st)
         return st;
     size_t cnt = (pj.present ? pj.n : (base->present ? base->n : 0) + j) + 1;
-    struct hist_line *l = calloc(cnt, sizeof *l);
+    struct wal_hist_line *l = calloc(cnt, sizeof *l);
     if (!l) {
         hist_free(&pj);
         return cerr_set(CAIRN_ENOMEM, "out of memory");
@@ -656,7 +590,8 @@ static cairn_status make_history(cairn_db *db, const struct engine_restore_opts 
                   ": the history of timeline %" PRIu32 " starts there, without the branches "
                   "before it", db->path, o->hops[0].timeline, o->new_timeline);
     hist_free(&pj);
-    l[k++] = (struct hist_line){.parent = o->hops[j].timeline, .sw = rp->sw, .start = new_start};
+    l[k++] = (struct wal_hist_line){.parent = o->hops[j].timeline, .switch_lsn = rp->sw,
+                                    .start_lsn = new_start};
     *out = l;
     *n = k;
     return CAIRN_OK;
@@ -898,7 +833,7 @@ static cairn_status finish(cairn_db *db, const struct engine_restore_opts *o,
     res->switch_lsn = rp->sw;
     res->new_start_lsn = ((rp->sw & ~(seg_size - 1)) + seg_size) + WAL_SEG_DATA;
 
-    struct hist_line *hl = NULL;
+    struct wal_hist_line *hl = NULL;
     size_t nhl = 0;
     cairn_status st = make_history(db, o, base, rp, res->new_start_lsn, &hl, &nhl);
     if (st)

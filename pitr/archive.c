@@ -166,10 +166,13 @@ static cairn_status copy_histories(const char *waldir, repo *r, uint32_t *copied
         char *text = NULL;
         size_t len = 0;
         st = p ? cfs_read_file(p, &text, &len) : cerr_set(CAIRN_ENOMEM, "out of memory");
-        struct repo_tl_branch *b = NULL;
+        struct wal_hist_line *b = NULL;
         size_t nb = 0;
-        if (!st)
-            st = repo_history_parse(text, len, p, &b, &nb);
+        if (!st) {
+            char what[4200];
+            snprintf(what, sizeof what, "history file \"%s\"", p);
+            st = repo_history_parse(r, text, len, tl, what, &b, &nb);
+        }
         free(b);
         char name[64];
         repo_history_obj_name(tl, name, sizeof name);

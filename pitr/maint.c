@@ -168,7 +168,7 @@ cairn_status pitr_verify(repo *r, pitr_verify_fn fn, void *ctx, struct pitr_veri
     uint64_t seg = r->seg_shift ? (uint64_t)1 << r->seg_shift : 0;
     for (size_t t = 0; t < ntl; t++) {
         res->timelines++;
-        struct repo_tl_branch *b = NULL;
+        struct wal_hist_line *b = NULL;
         size_t nb = 0;
         if (repo_history_get(r, tls[t], &b, &nb) != 0)
             problem(&v, "timeline %u: %s", tls[t], cairn_last_error());
@@ -364,7 +364,7 @@ static cairn_status expire_locked(repo *r, const struct pitr_expire_opts *o,
         /* a kept backup on an ancestor, taken before the path to this
          * timeline left it, restores along this timeline from its start:
          * all of its WAL stays */
-        struct repo_tl_branch *br = NULL;
+        struct wal_hist_line *br = NULL;
         size_t nb = 0;
         st = repo_history_get(r, tls[t], &br, &nb);
         for (size_t b = 0; !st && b < nb; b++)

@@ -935,59 +935,14 @@ cairn_status repo_wal_has(repo *r, uint32_t timeline, uint64_t start, bool *has)
 
 /* ---- timelines ------------------------------------------------------------------ */
 
-cairn_status repo_history_parse(const char *text, size_t len, const char *what,
-                                struct repo_tl_branch **out, size_t *n)
+cairn_status repo_history_parse(repo *r, const char *text, size_t len, uint32_t tl,
+                                const char *what, struct wal_hist_line **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    size_t cap = 0, line = 0;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) {
-            free(*out);
-            *out = NULL;
-            *n = 0;
-            return cerr_set(CAIRN_EFORMAT, "%s: line %zu does not end with a newline", what,
-                            line + 1);
-        }
-        line++;
-        char buf[128];
-        size_t ll = (size_t)(nl - p);
-        struct repo_tl_branch b;
-        unsigned parent;
-        char sw[17], nw[17];
-        int used = 0;
-        if (ll >= sizeof buf ||
-            (memcpy(buf, p, ll), buf[ll] = 0,
-             sscanf(buf, "%u %16s %16s%n", &parent, sw, nw, &used) != 3) ||
-            (size_t)used != ll || parse_hex64(sw, &b.switch_lsn) != 0 ||
-            parse_hex64(nw, &b.start_lsn) != 0 || parent == 0 || b.start_lsn < b.switch_lsn) {
-            free(*out);
-            *out = NULL;
-            *n = 0;
-            return cerr_set(CAIRN_EFORMAT, "%s: line %zu is not \"<parent timeline> <switch LSN, "
-                            "16 hex digits> <start LSN, 16 hex digits>\"", what, line);
-        }
-        b.parent = parent;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 8;
-            struct repo_tl_branch *nb = realloc(*out, cap * sizeof *nb);
-            if (!nb) {
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return cerr_set(CAIRN_ENOMEM, "out of memory");
-            }
-            *out = nb;
-        }
-        (*out)[(*n)++] = b;
-        p = nl + 1;
-    }
-    return CAIRN_OK;
+    uint64_t seg = r->seg_shift ? (uint64_t)1 << r->seg_shift : 0;
+    return wal_history_parse(text, len, tl, seg, what, out, n);
 }
 
-cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out, size_t *n)
+cairn_status repo_history_get(repo *r, uint32_t tl, struct wal_hist_line **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1004,7 +959,7 @@ cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out,
         return st;
     char what[300];
     snprintf(what, sizeof what, "history file \"%s\" of repository \"%s\"", name, r->dir);
-    st = repo_history_parse((const char *)data, len, what, out, n);
+    st = repo_history_parse(r, (const char *)data, len, tl, what, out, n);
     free(data);
     return st;
 }

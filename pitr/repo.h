@@ -16,6 +16,7 @@
 #include "cairn.h"
 #include "common/codec.h"
 #include "pitr/store.h"
+#include "wal/wal.h"
 
 #define REPO_FORMAT_VERSION 1u
 #define REPO_MAX_TIMELINES 4096u
@@ -179,17 +180,14 @@ void repo_wal_obj_name(uint32_t timeline, uint64_t start, bool summary, char *ou
 /* ---- timelines -------------------------------------------------------------
  * history/TTTTTTTT.history: the history file of timeline T (engine/restore.h
  * gives its lines), copied from the database that started T. */
-struct repo_tl_branch {
-    uint32_t parent;
-    uint64_t switch_lsn;   /* the parent's log is followed up to here */
-    uint64_t start_lsn;    /* the child's log starts here */
-};
-/* Parses a history file's text; CAIRN_EFORMAT naming `what` and the line. */
-cairn_status repo_history_parse(const char *text, size_t len, const char *what,
-                                struct repo_tl_branch **out, size_t *n);
+/* Parses the text of timeline tl's history file (wal_history_parse: the
+ * engine's reading, with the segment size of the repository's database
+ * when it is bound); CAIRN_ECORRUPT naming `what`, the offset and line. */
+cairn_status repo_history_parse(repo *r, const char *text, size_t len, uint32_t tl,
+                                const char *what, struct wal_hist_line **out, size_t *n);
 /* The ancestry of timeline tl (oldest first; empty for a timeline without
  * a history file, e.g. 1). */
-cairn_status repo_history_get(repo *r, uint32_t tl, struct repo_tl_branch **out, size_t *n);
+cairn_status repo_history_get(repo *r, uint32_t tl, struct wal_hist_line **out, size_t *n);
 cairn_status repo_history_put(repo *r, uint32_t tl, const char *text, size_t len);
 /* "history/TTTTTTTT.history" (wal_history_name) into out. */
 void repo_history_obj_name(uint32_t tl, char *out, size_t n);

@@ -118,7 +118,7 @@ static cairn_status load_mans(struct planner *p)
 /* The path of timelines ending at tl (1. above). */
 static cairn_status build_path(struct planner *p, uint32_t tl)
 {
-    struct repo_tl_branch *b = NULL;
+    struct wal_hist_line *b = NULL;
     size_t nb = 0;
     cairn_status st = repo_history_get(p->r, tl, &b, &nb);
     if (st)

@@ -1596,6 +1596,56 @@ static void test_obj_get_sha_only(void **state)
     repo_close(r);
 }
 
+/* History files in the repository are read as the engine reads them
+ * (wal_history_parse): the lines of a good one come back; a malformed line,
+ * or one that does not follow from the lines before it, is CAIRN_ECORRUPT
+ * naming the object and the line; a timeline without one has no lines. */
+static void test_history_objects(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-hist", f->base);
+    repo *r = open_repo(d, true, 0, 0);
+    assert_int_equal(repo_bind(r, 0x1234, 24), CAIRN_OK); /* 16 MiB segments */
+    struct wal_hist_line *l = NULL;
+    size_t n = 9;
+    assert_int_equal(repo_history_get(r, 1, &l, &n), CAIRN_OK);
+    assert_int_equal(n, 0);
+    assert_null(l);
+    const char good[] = "1 0000000000A3F0C8 0000000001001000\n"
+                        "2 0000000001400000 0000000002001000\n";
+    assert_int_equal(repo_history_put(r, 3, good, strlen(good)), CAIRN_OK);
+    assert_int_equal(repo_history_get(r, 3, &l, &n), CAIRN_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(l[0].parent, 1);
+    assert_int_equal(l[0].switch_lsn, 0xA3F0C8);
+    assert_int_equal(l[0].start_lsn, 0x1001000);
+    assert_int_equal(l[1].parent, 2);
+    free(l);
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"1 0000000000A3F0C8 0000000001001000\n2 00000001400000 0000000002001000\n",
+         "line 2 is not"},
+        {"1 0000000000A3F0C8 0000000001001000", "line 1 is not"}, /* no newline */
+        {"01 0000000000A3F0C8 0000000001001000\n", "line 1 is not"},
+        {"2 0000000000A3F0C8 0000000001001000\n1 0000000001400000 0000000002001000\n",
+         "does not follow"}, /* parents not increasing */
+        {"1 0000000000A3F0C8 0000000001002000\n", "does not follow"}, /* not a data offset */
+        {"1 0000000002000000 0000000001001000\n", "does not follow"}, /* starts before */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(repo_history_put(r, 5, bad[i].text, strlen(bad[i].text)), CAIRN_OK);
+        l = (struct wal_hist_line *)1;
+        assert_int_equal(repo_history_get(r, 5, &l, &n), CAIRN_ECORRUPT);
+        assert_null(l);
+        if (!strstr(cairn_last_error(), "history/00000005.history") ||
+            !strstr(cairn_last_error(), bad[i].why))
+            fail_msg("case %zu: %s", i, cairn_last_error());
+    }
+    repo_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1609,7 +1659,7 @@ int main(void)
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
         T(test_repo_levels_bad), T(test_get_into),        T(test_obj_get_reuse),
         T(test_obj_get_sha_only), T(test_wal_has),        T(test_bind_stale),
-        T(test_bind_fails),
+        T(test_bind_fails),       T(test_history_objects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,82 @@ void wal_history_name(char *buf, size_t n, uint32_t timeline)
     snprintf(buf, n, "%08" PRIX32 ".history", timeline);
 }
 
+size_t wal_history_format_line(char *buf, const struct wal_hist_line *l)
+{
+    return (size_t)snprintf(buf, WAL_HIST_LINE_MAX + 1, "%" PRIu32 " %016" PRIX64 " %016" PRIX64
+                            "\n", l->parent, l->switch_lsn, l->start_lsn);
+}
+
+/* n hex digits (either case) at p. */
+static bool parse_hex_n(const char *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        int d = c >= 'a' && c <= 'f' ? c - 'a' + 10 : hexval(c);
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+cairn_status wal_history_parse(const char *text, size_t len, uint32_t tl, uint64_t seg_size,
+                               const char *what, struct wal_hist_line **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = len / 36 + 1; /* the shortest line is 36 bytes */
+    struct wal_hist_line *h = calloc(cap, sizeof *h);
+    if (!h)
+        return cerr_set(CAIRN_ENOMEM, "out of memory for %s", what);
+    size_t cnt = 0;
+    cairn_status st = CAIRN_OK;
+    for (size_t off = 0; off < len;) {
+        const char *p = text + off;
+        size_t room = len - off < WAL_HIST_LINE_MAX ? len - off : WAL_HIST_LINE_MAX;
+        const char *nl = memchr(p, '\n', room);
+        size_t digits = 0;
+        uint64_t parent = 0;
+        while (nl && p + digits < nl && p[digits] >= '0' && p[digits] <= '9' && digits < 11)
+            parent = parent * 10 + (uint64_t)(p[digits++] - '0');
+        struct wal_hist_line *l = &h[cnt];
+        const char *q = p + digits;
+        if (!nl || digits == 0 || digits > 10 || p[0] == '0' || parent > UINT32_MAX ||
+            nl - q != 34 || q[0] != ' ' || !parse_hex_n(q + 1, 16, &l->switch_lsn) ||
+            q[17] != ' ' || !parse_hex_n(q + 18, 16, &l->start_lsn)) {
+            st = cerr_set(CAIRN_ECORRUPT,
+                          "could not read %s at offset %zu: line %zu is not \"<parent timeline, "
+                          "decimal> <switch LSN, 16 hex digits> <start LSN, 16 hex digits>\"",
+                          what, off, cnt + 1);
+            break;
+        }
+        l->parent = (uint32_t)parent;
+        cnt++;
+        off += (size_t)(nl - p) + 1;
+    }
+    for (size_t i = 0; i < cnt && !st; i++) {
+        const struct wal_hist_line *l = &h[i];
+        uint32_t child = i + 1 < cnt ? h[i + 1].parent : tl;
+        if (l->parent >= child || l->start_lsn <= l->switch_lsn ||
+            (seg_size && l->start_lsn % seg_size != WAL_SEG_DATA) ||
+            (i > 0 && l->switch_lsn < h[i - 1].start_lsn))
+            st = cerr_set(CAIRN_ECORRUPT,
+                          "could not read %s: line %zu (parent %" PRIu32 ", switch LSN %" PRIu64
+                          ", start LSN %" PRIu64 ") does not follow from the lines before it "
+                          "(timeline %" PRIu32 ")",
+                          what, i + 1, l->parent, l->switch_lsn, l->start_lsn, child);
+    }
+    if (st) {
+        free(h);
+        return st;
+    }
+    *out = h;
+    *n = cnt;
+    return CAIRN_OK;
+}
+
 bool wal_history_parse_name(const char *name, uint32_t *timeline)
 {
     if (!name || strlen(name) != 16 || strcmp(name + 8, ".history") != 0)

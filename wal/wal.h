@@ -128,6 +128,28 @@ bool wal_seg_parse_name(const char *name, uint32_t *timeline, uint64_t *start_ls
  * one, or names timeline 0). */
 void wal_history_name(char *buf, size_t n, uint32_t timeline);
 bool wal_history_parse_name(const char *name, uint32_t *timeline);
+/* One line of a timeline's history file (docs/format.md, "Timelines and
+ * history files"): `parent` branched into the next timeline (the next
+ * line's parent, or the file's own timeline) at switch_lsn; the child's
+ * log starts at start_lsn. */
+struct wal_hist_line {
+    uint32_t parent;
+    uint64_t switch_lsn, start_lsn;
+};
+/* "<parent, decimal> <switch, 16 hex> <start, 16 hex>\n": 36 to 45 bytes. */
+#define WAL_HIST_LINE_MAX 45u
+/* Writes line l into buf (>= WAL_HIST_LINE_MAX + 1 bytes); its length. */
+size_t wal_history_format_line(char *buf, const struct wal_hist_line *l);
+/* The one reading of a history file, for the engine (wal/) and the backup
+ * repository alike: the text of timeline tl's history, every line checked:
+ * the exact layout, parents increasing and below their child, each
+ * child's log starting after its switch LSN (at a segment's data offset,
+ * when seg_size is not 0), each switch at or after the start of the log
+ * it lies in. Failures are CAIRN_ECORRUPT "could not read <what> at offset
+ * O: line L is not ..." or "...: line L (...) does not follow from the
+ * lines before it", or CAIRN_ENOMEM. *out is malloc'd (NULL on failure). */
+cairn_status wal_history_parse(const char *text, size_t len, uint32_t tl, uint64_t seg_size,
+                               const char *what, struct wal_hist_line **out, size_t *n);
 void wal_seg_header_encode(uint8_t out[WAL_SEG_HDR], const struct wal_seg_header *h);
 /* CAIRN_ECORRUPT (bad magic/crc/fields) or CAIRN_EVERSION; path in message. */
 cairn_status wal_seg_header_decode(const uint8_t in[WAL_SEG_HDR],
