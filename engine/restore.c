@@ -935,7 +935,8 @@ struct prewriter {
     pthread_t thr;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;
+    pthread_cond_t round_cv; /* a round ended, or the thread did */
+    bool stop, exited;
     cairn_status st;
     char msg[512];
     uint64_t pages, rounds;
@@ -965,7 +966,10 @@ static void *prewriter_main(void *arg)
             cold = newest;
         pw->pages += n;
         pw->rounds++;
+        pthread_cond_broadcast(&pw->round_cv);
     }
+    pw->exited = true;
+    pthread_cond_broadcast(&pw->round_cv);
     pthread_mutex_unlock(&pw->mu);
     return NULL;
 }
@@ -981,10 +985,12 @@ static bool prewriter_start(struct prewriter *pw, cairn_db *db, uint32_t period_
     pw->min_dirty = period_us ? 1 : PREWRITE_MIN_DIRTY;
     pthread_mutex_init(&pw->mu, NULL);
     pthread_cond_init(&pw->cv, NULL);
+    pthread_cond_init(&pw->round_cv, NULL);
     int e = pthread_create(&pw->thr, NULL, prewriter_main, pw);
     if (e) {
         clog_warn("database \"%s\": no thread for pre-writes (%s): the restore's checkpoint "
                   "writes every page", db->path, strerror(e));
+        pthread_cond_destroy(&pw->round_cv);
         pthread_cond_destroy(&pw->cv);
         pthread_mutex_destroy(&pw->mu);
         return false;
@@ -992,14 +998,20 @@ static bool prewriter_start(struct prewriter *pw, cairn_db *db, uint32_t period_
     return true;
 }
 
-/* Stops and joins it; its failure, if any (the message set). */
-static cairn_status prewriter_stop(struct prewriter *pw)
+/* Stops and joins it; its failure, if any (the message set). With drain
+ * (engine_restore_opts.prewrite_drain), first lets it run two more rounds:
+ * one finds every page the replay changed cold, the next writes them. */
+static cairn_status prewriter_stop(struct prewriter *pw, bool drain)
 {
     pthread_mutex_lock(&pw->mu);
+    uint64_t want = pw->rounds + 2;
+    while (drain && !pw->exited && pw->rounds < want)
+        pthread_cond_wait(&pw->round_cv, &pw->mu);
     pw->stop = true;
     pthread_cond_signal(&pw->cv);
     pthread_mutex_unlock(&pw->mu);
     pthread_join(pw->thr, NULL);
+    pthread_cond_destroy(&pw->round_cv);
     pthread_cond_destroy(&pw->cv);
     pthread_mutex_destroy(&pw->mu);
     clog_debug("database \"%s\": %" PRIu64 " page(s) pre-written in %" PRIu64 " round(s)",
@@ -1037,7 +1049,7 @@ cairn_status engine_restore(const char *dir, const struct engine_restore_opts *o
         st = replay_path(db, o, redo, res, &rp);
     res->redo_us = cairn_mono_us() - t1;
     if (pre) {
-        cairn_status pst = prewriter_stop(&pw);
+        cairn_status pst = prewriter_stop(&pw, o->prewrite_drain);
         if (pst && !st)
             st = cerr_wrap(pst, "could not restore \"%s\"", dir);
         res->prewritten = pw.pages;

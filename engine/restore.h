@@ -216,6 +216,10 @@ struct engine_restore_opts {
      * A period given (tests) also looks at every collection, where the
      * default waits for 256 dirty pages in one. */
     uint32_t prewrite_period_us;
+    /* Tests: after the replay the pre-writer runs two more rounds before
+     * it stops, so that pre-writes happen however short the replay was
+     * (one round finds the pages cold, the next writes them). */
+    bool prewrite_drain;
 };
 
 struct engine_restore_result {

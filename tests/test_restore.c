@@ -975,6 +975,15 @@ static void test_progress(void **state)
 
 /* ---- 7 ----------------------------------------------------------------------------- */
 
+/* Pre-writes during the replay, and two more rounds after it (drain):
+ * pre-writes happen however short the replay. */
+static void with_prewrites(struct engine_restore_opts *o)
+{
+    o->prewrite = true;
+    o->prewrite_period_us = 1000;
+    o->prewrite_drain = true;
+}
+
 static void test_prewrite(void **state)
 {
     (void)state;
@@ -988,10 +997,9 @@ static void test_prewrite(void **state)
     for (int i = 0; i < 2; i++) {
         make_input(dir, sizeof dir, "w");
         struct engine_restore_opts o = one_hop(&h1, &targets[i], i ? 4 : 1, 2);
-        o.prewrite = true;
-        o.prewrite_period_us = 1000;
+        with_prewrites(&o);
         must(engine_restore(dir, &o, &r), "restore with pre-writes");
-        print_message("pre-writes: %" PRIu64 " page(s) during a replay of %" PRIu64
+        print_message("pre-writes: %" PRIu64 " page(s) during and after a replay of %" PRIu64
                       " records, then checkpoint %" PRIu64 "\n", r.prewritten,
                       r.replay.records, r.checkpoint);
         assert_true(r.prewritten > 0);
@@ -1002,8 +1010,7 @@ static void test_prewrite(void **state)
     make_input(dir, sizeof dir, "w");
     struct replay_target far = {.kind = REPLAY_TO_TXN, .inclusive = true, .txn = 1u << 30};
     struct engine_restore_opts o = one_hop(&h1, &far, 2, 2);
-    o.prewrite = true;
-    o.prewrite_period_us = 1000;
+    with_prewrites(&o);
     assert_int_equal(engine_restore(dir, &o, &r), CAIRN_ENOTFOUND);
     expect_msg("not reached");
     assert_true(r.prewritten > 0);
@@ -1019,8 +1026,7 @@ static void test_prewrite(void **state)
      * restores to the oracle's state */
     make_input(dir, sizeof dir, "w");
     o = one_hop(&h1, &targets[0], 2, 2);
-    o.prewrite = true;
-    o.prewrite_period_us = 1000;
+    with_prewrites(&o);
     struct cio_fault_plan p = {.ops = CIO_FOP_WRITE, .nth = 1, .kind = CIO_FAULT_ENOSPC,
                                .persistent = 1};
     cio_fault_set(&p);
