@@ -191,9 +191,9 @@ static void chunk_record(const struct chunk *c, size_t off, struct wal_record *r
 
 /* The collection of id; *memo (may be NULL) keeps the last one found, so
  * a run of records of one collection (the apply loop's look-ahead) scans
- * the catalog once. The catalog is not changing while
- * workers run (DDL is a barrier), so the lookup needs no lock of its own
- * and a memo stays valid for a chunk. */
+ * the catalog once. The catalog is not changing while workers run (DDL is
+ * a barrier), so the lookup needs no lock of its own and a memo stays
+ * valid for a chunk. */
 static struct coll *find_coll(cairn_db *db, uint32_t id, struct coll **memo) {
     if (memo && *memo && (*memo)->id == id) return *memo;
     struct coll *c = cat_find_id(db, id);
