@@ -42,8 +42,9 @@
  * lock and published by compare-and-swap), the free heap page numbers.
  *
  * Every mutation is all-or-nothing: on failure (CAIRN_ENOMEM, CAIRN_ENOSPC)
- * nothing changed, pages included (outside bulk mode: store_bulk_begin). Mutations hold the collection's write
- * lock, reads its read lock. No frame pointer is kept between calls. */
+ * nothing changed, pages included (outside bulk mode: store_bulk_begin).
+ * Mutations hold the collection's write lock, reads its read lock. No
+ * frame pointer is kept between calls. */
 
 /* The mutation in progress (store.c): pages written so far, how to undo. */
 struct store_op {

@@ -938,11 +938,12 @@ static void progress_locked(void *ctx, int phase, uint64_t done, uint64_t total,
  * fetchers wait while the pages were written and loaded, with a core
  * idle; 16 let them fetch a quarter of the benchmark's WAL by then, and
  * its replay took a fifth less (cold cache, 6 alternating restores each:
- * median 1.52 s -> 1.21 s; the restore's total the same or less). Buffers are reused, not freed and allocated
- * again (fresh memory for every segment cost the fetchers a fifth of
- * their time in page faults): each fetcher keeps its object read buffer
- * (repo_reuse), and a put image goes to a list of spares (at most one
- * per fetcher) that the fetchers decompress into.
+ * median 1.52 s -> 1.21 s; the restore's total the same or less).
+ * Buffers are reused, not freed and allocated again (fresh memory for
+ * every segment cost the fetchers a fifth of their time in page faults):
+ * each fetcher keeps its object read buffer (repo_reuse), and a put image
+ * goes to a list of spares (at most one per fetcher) that the fetchers
+ * decompress into.
  *
  * engine_restore starts once the pages are written and the head is
  * there. When it returns, the fetchers stop taking segments and are
@@ -1538,9 +1539,10 @@ handed:
          * failed: the restore failed, and its target must not stay. It is
          * renamed back and removed; if even that rename fails, the target
          * is removed where it is (a crash meanwhile may leave either
-         * name, the target whole: docs/pitr.md). The removals are best effort, not counted by
-         * the fault seam; the rename back is, so that a fault that
-         * persists reaches the last resort (test_pitr_fault). */
+         * name, the target whole: docs/pitr.md). The removals are best
+         * effort, not counted by the fault seam; the rename back is, so
+         * that a fault that persists reaches the last resort
+         * (test_pitr_fault). */
         if (renamed && cfs_rename(target_dir, partial) != CAIRN_OK) {
             clog_warn("restore: could not take back \"%s\" after its directory's fsync "
                       "failed (%s): removing it", target_dir, cairn_last_error());
