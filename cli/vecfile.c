@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "common/jalloc.h"
+#include "common/json.h"
 
 extern char **environ;
 
@@ -415,7 +417,8 @@ static bool alloc_row(vf_reader *r, size_t raw_bytes)
         r->raw_cap = raw_bytes;
     }
     if (r->vec == NULL || (raw_bytes > 0 && r->raw == NULL))
-        return fail(r, "out of memory for a row of %u values", r->dim), false;
+        return fail(r, "could not read \"%s\": out of memory for a row of %u values",
+                    r->path, r->dim), false;
     return true;
 }
 
@@ -644,7 +647,7 @@ static bool npy_open(vf_reader *r)
     uint64_t hoff = r->s.off;
     char *h = malloc((size_t)hlen + 1);
     if (h == NULL)
-        return fail(r, "out of memory"), false;
+        return fail(r, "could not read \"%s\": out of memory for its header", r->path), false;
     if (src_read(&r->s, h, hlen) < hlen) {
         free(h);
         return fail(r, "could not read \"%s\" at offset %llu: file ends in "
@@ -817,7 +820,7 @@ static void idx_load_labels(vf_reader *r)
             lp = NULL;
         } else {
             if (r->labels == NULL)
-                snprintf(err, sizeof(err), "out of memory");
+                snprintf(err, sizeof(err), "could not read \"%s\": out of memory", lp);
             else if (!s.reaped && !s.io_error)
                 snprintf(err, sizeof(err), "could not read \"%s\": file ends "
                                            "before its %llu labels", lp,
@@ -915,7 +918,7 @@ static int jsonl_getline(vf_reader *r, size_t *len_out)
     if (r->linebuf == NULL) { /* an empty first line */
         r->linebuf = malloc(16);
         if (r->linebuf == NULL)
-            return fail(r, "out of memory");
+            return fail(r, "could not read \"%s\": out of memory", r->path);
         r->linecap = 16;
     }
     r->linebuf[len] = '\0';
@@ -927,17 +930,16 @@ static int jsonl_row(vf_reader *r, const char *line, size_t len,
                      struct vf_row *row)
 {
     unsigned long long ln = (unsigned long long)r->line;
-    json_error_t je;
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (o == NULL)
-        return fail(r, "could not parse \"%s\" at line %llu, column %d: %s",
-                    r->path, ln, je.column, je.text);
+    /* not json_loadb: its lexer is unsafe when memory runs out (json.h) */
+    struct cjson_error je = {0, NULL};
+    json_t *o = NULL;
+    cairn_status pst = cjson_parse_object(line, len, &o, &je);
+    if (pst == CAIRN_ENOMEM)
+        return fail(r, "could not parse \"%s\" at line %llu: out of memory", r->path, ln);
+    if (pst)
+        return fail(r, "could not parse \"%s\" at line %llu, column %zu: %s",
+                    r->path, ln, je.offset + 1, je.what);
     int rc = -1;
-    if (!json_is_object(o)) {
-        fail(r, "could not parse \"%s\" at line %llu: not a JSON object", r->path,
-             ln);
-        goto out;
-    }
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
@@ -971,7 +973,7 @@ static int jsonl_row(vf_reader *r, const char *line, size_t len,
         r->dim = (uint32_t)d;
         r->vec = malloc(d * sizeof(float));
         if (r->vec == NULL) {
-            fail(r, "out of memory");
+            fail(r, "could not parse \"%s\" at line %llu: out of memory", r->path, ln);
             goto out;
         }
     } else if (d != r->dim) {
@@ -1008,9 +1010,12 @@ static int jsonl_row(vf_reader *r, const char *line, size_t len,
                     "JSON object", r->path, ln);
             goto out;
         }
+        jalloc_begin();
         r->payload = json_dumps(pl, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (r->payload == NULL) {
-            fail(r, "out of memory");
+        if (r->payload == NULL || jalloc_failed()) { /* text a character short, maybe */
+            free(r->payload);
+            r->payload = NULL;
+            fail(r, "could not parse \"%s\" at line %llu: out of memory", r->path, ln);
             goto out;
         }
         size_t pn = strlen(r->payload);
@@ -1057,7 +1062,7 @@ bool vf_open(const char *path, const struct vf_opts *o, vf_reader **out,
     vf_reader *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->path = strdup(path)) == NULL) {
         free(r);
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "could not open \"%s\": out of memory", path);
         return false;
     }
     r->start_id = o->start_id;

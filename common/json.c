@@ -1,16 +1,20 @@
 /*
- * json.c — strict JSON validation without building a tree (see json.h).
+ * json.c — strict JSON validation without building a tree, and a tree
+ * builder over validated text (see json.h).
  *
  * A recursive-descent scanner over the bytes. Object keys are kept as spans
  * of the input; an object's keys are checked for duplicates at its end by
  * sorting the spans (keys holding escapes are compared after decoding).
  */
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/json.h"
 
 #if defined(__SSE2__)
@@ -452,4 +456,165 @@ bool cjson_validate_object(const char *text, size_t len, struct cjson_error *err
     skip_ws(&sc);
     if (sc.i != sc.n) return fail(&sc, sc.i, "trailing characters after the object");
     return true;
+}
+
+
+/* ---- building a tree (cjson_parse_object) ------------------------------------------
+ *
+ * The text is validated first (above), so the builder below checks nothing
+ * but its allocations: every value comes from one of jansson's
+ * constructors, which report running out of memory, never from json_loadb,
+ * whose lexer does not (it drops a character it could not save, and may
+ * then read past its buffer or fail an assertion: jansson issue #362). */
+
+static locale_t num_locale; /* "C": '.' is the decimal point whatever the process's */
+static pthread_once_t num_locale_once = PTHREAD_ONCE_INIT;
+
+static void num_locale_init(void) {
+    num_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+struct build {
+    const char *s;
+    size_t i;
+};
+
+static void b_ws(struct build *b) {
+    while (b->s[b->i] == ' ' || b->s[b->i] == '\t' || b->s[b->i] == '\n' || b->s[b->i] == '\r')
+        b->i++;
+}
+
+/* The string at b->i (its opening quote), decoded into a NUL-terminated
+ * buffer: small when it fits, else malloc'd (*heap). NULL: out of memory. */
+static char *b_string(struct build *b, char *small, size_t cap, char **heap, size_t *len) {
+    size_t start = ++b->i;
+    while (b->s[b->i] != '"') b->i += b->s[b->i] == '\\' ? 2 : 1;
+    size_t raw = b->i - start;
+    b->i++;
+    *heap = NULL;
+    char *out = small;
+    if (raw + 1 > cap) {
+        out = *heap = malloc(raw + 1);
+        if (!out) return NULL;
+    }
+    *len = unescape(b->s + start, raw, out);
+    out[*len] = 0;
+    return out;
+}
+
+static json_t *b_value(struct build *b);
+
+static json_t *b_number(struct build *b) {
+    size_t start = b->i;
+    bool real = false;
+    while (strchr("+-0123456789.eE", b->s[b->i]) && b->s[b->i]) {
+        real |= b->s[b->i] == '.' || b->s[b->i] == 'e' || b->s[b->i] == 'E';
+        b->i++;
+    }
+    char small[64], *p = small;
+    size_t len = b->i - start;
+    if (len >= sizeof small && !(p = malloc(len + 1))) return NULL;
+    memcpy(p, b->s + start, len);
+    p[len] = 0;
+    json_t *v;
+    if (real) {
+        pthread_once(&num_locale_once, num_locale_init);
+        v = json_real(num_locale ? strtod_l(p, NULL, num_locale) : strtod(p, NULL));
+    } else {
+        v = json_integer((json_int_t)strtoll(p, NULL, 10));
+    }
+    if (p != small) free(p);
+    return v;
+}
+
+static json_t *b_object(struct build *b) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    b->i++;
+    b_ws(b);
+    if (b->s[b->i] == '}') {
+        b->i++;
+        return o;
+    }
+    for (;;) {
+        b_ws(b);
+        char small[128], *heap;
+        size_t klen;
+        char *key = b_string(b, small, sizeof small, &heap, &klen);
+        json_t *v = NULL;
+        if (key) {
+            b_ws(b);
+            b->i++; /* ':' */
+            v = b_value(b);
+        }
+        /* keys never hold NUL (\u0000 is refused), nor repeat (the
+         * validator refuses duplicates) */
+        bool ok = v && json_object_set_new_nocheck(o, key, v) == 0;
+        free(heap);
+        if (!ok) {
+            json_decref(o);
+            return NULL;
+        }
+        b_ws(b);
+        if (b->s[b->i++] == '}') return o;
+    }
+}
+
+static json_t *b_array(struct build *b) {
+    json_t *a = json_array();
+    if (!a) return NULL;
+    b->i++;
+    b_ws(b);
+    if (b->s[b->i] == ']') {
+        b->i++;
+        return a;
+    }
+    for (;;) {
+        json_t *v = b_value(b);
+        if (!v || json_array_append_new(a, v) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+        b_ws(b);
+        if (b->s[b->i++] == ']') return a;
+    }
+}
+
+static json_t *b_value(struct build *b) {
+    b_ws(b);
+    switch (b->s[b->i]) {
+    case '{': return b_object(b);
+    case '[': return b_array(b);
+    case '"': {
+        char small[128], *heap;
+        size_t len;
+        char *str = b_string(b, small, sizeof small, &heap, &len);
+        json_t *v = str ? json_stringn_nocheck(str, len) : NULL;
+        free(heap);
+        return v;
+    }
+    case 't': b->i += 4; return json_true();
+    case 'f': b->i += 5; return json_false();
+    case 'n': b->i += 4; return json_null();
+    default: return b_number(b);
+    }
+}
+
+cairn_status cjson_parse_object(const char *text, size_t len, json_t **out,
+                                struct cjson_error *err) {
+    *out = NULL;
+    struct cjson_error e = {0, NULL};
+    if (!cjson_validate_object(text, len, &e)) {
+        if (err) *err = e;
+        /* the validator's own allocations (many keys, a long real) */
+        if (e.what && !strcmp(e.what, "out of memory"))
+            return cerr_set(CAIRN_ENOMEM, "out of memory checking JSON text");
+        return cerr_set(CAIRN_EFORMAT, "not a JSON object: %s at offset %zu", e.what, e.offset);
+    }
+    /* validated: every token is complete and the text ends after the
+     * object, so the builder never reads past len */
+    struct build b = {.s = text, .i = 0};
+    *out = b_value(&b);
+    if (!*out) return cerr_set(CAIRN_ENOMEM, "out of memory building a JSON tree");
+    return CAIRN_OK;
 }

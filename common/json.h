@@ -19,6 +19,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "cairn.h"
+
 #define CJSON_MAX_DEPTH 512
 
 struct cjson_error {
@@ -29,5 +33,17 @@ struct cjson_error {
 /* true if text[0..len) is one JSON value, an object at the top level, with
  * optional surrounding whitespace. On false, *err says where and why. */
 bool cjson_validate_object(const char *text, size_t len, struct cjson_error *err);
+
+/* The jansson tree of text[0..len), one JSON object as
+ * cjson_validate_object accepts it (duplicate keys refused): CAIRN_OK and
+ * *out; CAIRN_EFORMAT with *err (may be NULL) saying where and why; or
+ * CAIRN_ENOMEM. The text need not be NUL-terminated. Use it, not
+ * json_loadb, wherever memory may run out: jansson's lexer ignores a
+ * failed allocation (jansson issue #362) and may then return a tree a
+ * character short, read past its buffer or fail an assertion; this builds
+ * the tree with jansson's value constructors only, which do report it.
+ * Sets the thread's message (callers add what the text is). */
+cairn_status cjson_parse_object(const char *text, size_t len, json_t **out,
+                                struct cjson_error *err);
 
 #endif

@@ -1286,7 +1286,7 @@ CAIRN_API cairn_status cairn_checkpoint(cairn_db *db, cairn_checkpoint_info *inf
     cerr_clear();
     if (!db)
         return cerr_set(CAIRN_EINVAL, "cairn_checkpoint: NULL database");
-    return ckpt_run(db, info);
+    return db_named(db->path, ckpt_run(db, info));
 }
 
 /* ---- cairn check (engine/check.c) -------------------------------------------- */

@@ -397,7 +397,7 @@ cairn_status engine_open(const char *path, const cairn_options *opts, cairn_db *
 
     cairn_db *db = NULL;
     st = db_alloc(path, &o, &db);
-    if (st) return st;
+    if (st) return db_named(path, st);
     st = db_lock_meta(db, want_shift, true);
     if (st) goto fail;
 
@@ -428,7 +428,7 @@ cairn_status engine_open(const char *path, const cairn_options *opts, cairn_db *
 
 fail:
     db_free(db);
-    return st;
+    return db_named(path, st);
 }
 
 cairn_status db_open_for_restore(const char *path, cairn_db **out, uint64_t *redo_lsn) {
@@ -496,6 +496,12 @@ cairn_status db_usable(cairn_db *db) {
     cairn_status st = cerr_set(CAIRN_EPOISONED, "database \"%s\" must be reopened: %s",
                                db->path, db->apply_msg);
     pthread_mutex_unlock(&db->apply_mu);
+    return st;
+}
+
+cairn_status db_named(const char *path, cairn_status st) {
+    if (st && path && !strstr(cairn_last_error(), path))
+        cerr_wrap(st, "database \"%s\"", path);
     return st;
 }
 

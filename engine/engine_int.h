@@ -151,8 +151,9 @@ void store_get_vector(const struct store *s, size_t slot, float *out);
 /* *out: a malloc'd NUL-terminated copy of the payload, NULL if none. */
 cairn_status store_get_payload(const struct store *s, size_t slot, char **out);
 /* The parsed payload of slot (NULL if none), parsed now if not yet. Safe
- * under the collection's read lock. */
-const json_t *store_payload_json(struct store *s, size_t slot);
+ * under the collection's read lock. NULL with *failed set: memory ran out
+ * (the text was checked at commit, so nothing else fails the parse). */
+const json_t *store_payload_json(struct store *s, size_t slot, bool *failed);
 /* Exact top-k over every point, page by page, with the kernels of index/:
  * the same hits, distances and order as flat_search() over the same points
  * in slot order (accept: as flat_search's, may be NULL). */
@@ -279,6 +280,10 @@ void engine_set_ext(cairn_db *db, void (*stop)(void *ctx), void *ctx);
 void db_apply_failed(cairn_db *db, const char *what);
 /* CAIRN_EPOISONED (with why) after a failed apply, else CAIRN_OK. */
 cairn_status db_usable(cairn_db *db);
+/* st, with "database \"<path>\": " before the thread's message unless it
+ * names the path already (I/O failures name their file; an allocation
+ * failure deep down does not): for the exits of the public calls. */
+cairn_status db_named(const char *path, cairn_status st);
 
 void txn_pool_free(cairn_db *db);
 /* The WAL writer's on_durable of a handle in SYNC mode (txn.c): applies

@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/json.h"
 
 #define FILTER_MAX_DEPTH 32
 #define FILTER_PATH_MAX 1024
@@ -434,15 +435,24 @@ cairn_status cairn_filter_parse(const char *json, size_t len, cairn_filter **out
     if (json == NULL)
         return cerr_set(CAIRN_EINVAL, "could not parse filter: json is NULL");
 
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
-            return oom();
+    json_t *root = NULL;
+    struct cjson_error je = {0, NULL};
+    cairn_status pst = cjson_parse_object(json, len, &root, &je);
+    if (pst == CAIRN_ENOMEM) return oom();
+    if (pst && json[je.offset] == '[' && !strcmp(je.what, "not a JSON object"))
         return cerr_set(CAIRN_EFILTER,
-                        "invalid filter: could not parse JSON at offset %d (line "
-                        "%d, column %d): %s",
-                        jerr.position, jerr.line, jerr.column, jerr.text);
+                        "invalid filter at top level: expected a JSON object, got array");
+    if (pst) {
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < je.offset && i < len; i++, col++)
+            if (json[i] == '\n') {
+                line++;
+                col = 0;
+            }
+        return cerr_set(CAIRN_EFILTER,
+                        "invalid filter: could not parse JSON at offset %zu (line "
+                        "%zu, column %zu): %s",
+                        je.offset, line, col, je.what);
     }
 
     struct pctx *c = malloc(sizeof(*c));

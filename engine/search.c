@@ -95,17 +95,19 @@ CAIRN_API cairn_status cairn_get(cairn_db *db, const char *collection, uint64_t 
     }
     pthread_rwlock_unlock(&c->lock);
     pthread_rwlock_unlock(&db->cat_lock);
-    return st;
+    return st == CAIRN_ENOMEM ? db_named(db->path, st) : st;
 }
 
 struct accept_ctx {
     const cairn_filter *f;
     struct store *st;
+    bool failed; /* a payload could not be parsed: out of memory */
 };
 
 static bool accept_slot(void *ctx, size_t slot) {
     struct accept_ctx *a = ctx;
-    return filter_match(a->f, store_payload_json(a->st, slot));
+    const json_t *j = store_payload_json(a->st, slot, &a->failed);
+    return !a->failed && filter_match(a->f, j);
 }
 
 CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
@@ -129,8 +131,16 @@ CAIRN_API cairn_status cairn_search(cairn_db *db, const char *collection,
         struct accept_ctx actx = {.f = filter, .st = &c->st};
         st = store_search(&c->st, c->metric, query, k, filter ? accept_slot : NULL, &actx,
                           hits, n_hits);
+        /* a point the filter could not be tested on: no answer rather than
+         * one that silently left it out */
+        if (!st && actx.failed) {
+            *n_hits = 0;
+            st = cerr_set(CAIRN_ENOMEM, "database \"%s\": search of collection \"%s\": out "
+                          "of memory parsing a point's payload for the filter", db->path,
+                          collection);
+        }
         pthread_rwlock_unlock(&c->lock);
     }
     pthread_rwlock_unlock(&db->cat_lock);
-    return st;
+    return st == CAIRN_ENOMEM ? db_named(db->path, st) : st;
 }

@@ -1088,27 +1088,35 @@ cairn_status store_get_payload(const struct store *s, size_t slot, char **out) {
     return CAIRN_OK;
 }
 
-const json_t *store_payload_json(struct store *s, size_t slot) {
+const json_t *store_payload_json(struct store *s, size_t slot, bool *failed) {
     json_t *j = atomic_load_explicit(&s->pjson[slot], memory_order_acquire);
     if (j) return j;
     const uint8_t *e = slot_entry(s, slot);
     uint32_t len = ld32(e + SE_PLEN);
     if (len == 0) return NULL;
     /* The text was validated at commit (common/json.h accepts only what
-     * jansson accepts), so this parse succeeds unless memory runs out;
-     * then the point simply matches no condition. */
-    json_t *parsed;
+     * jansson accepts), so this parse fails only when memory runs out. */
+    json_t *parsed = NULL;
+    cairn_status st;
     if (!(ld16(e + SE_FLAGS) & SF_LARGE)) {
         const uint8_t *f = heap_read(s, ld32(e + SE_PPAGE));
-        parsed = json_loadb((const char *)BODY(f) + ld16(e + SE_POFF) + REC_HDR, len, 0, NULL);
+        st = cjson_parse_object((const char *)BODY(f) + ld16(e + SE_POFF) + REC_HDR, len,
+                                &parsed, NULL);
     } else {
         char *text = malloc(len);
-        if (!text) return NULL;
+        if (!text) {
+            *failed = true;
+            return NULL;
+        }
         payload_copy(s, e, text);
-        parsed = json_loadb(text, len, 0, NULL);
+        st = cjson_parse_object(text, len, &parsed, NULL);
         free(text);
     }
-    if (!parsed) return NULL;
+    if (st) {
+        cerr_clear(); /* the caller says what failed */
+        *failed = true;
+        return NULL;
+    }
     json_t *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&s->pjson[slot], &expected, parsed,
                                                  memory_order_acq_rel,

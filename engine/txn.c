@@ -16,8 +16,8 @@
  *   4. a failed append/flush leaves nothing applied; the WAL writer is then
  *      poisoned and every later write fails with CAIRN_EPOISONED. A unit
  *      that is logged but fails to apply in memory (ENOMEM) poisons the
- *      whole handle (db_apply_failed): reads, writes and checkpoints are
- *      refused until a reopen replays it.
+ *      whole handle (db_apply_failed): its own call and every later read,
+ *      write and checkpoint get CAIRN_EPOISONED until a reopen replays it.
  * DDL (create/drop collection) holds commit_mu until it is applied, so that
  * commits validated under commit_mu always see the catalog of the log.
  */
@@ -37,7 +37,9 @@ static cairn_status buf_reserve(cairn_txn *t, size_t more) {
     size_t ncap = t->cap ? t->cap : 1024;
     while (ncap < t->len + more) ncap *= 2;
     uint8_t *n = realloc(t->buf, ncap);
-    if (!n) return cerr_set(CAIRN_ENOMEM, "could not grow a transaction to %zu bytes", ncap);
+    if (!n)
+        return cerr_set(CAIRN_ENOMEM, "database \"%s\": could not grow a transaction to %zu "
+                        "bytes", t->db->path, ncap);
     t->buf = n;
     t->cap = ncap;
     return CAIRN_OK;
@@ -47,7 +49,9 @@ static cairn_status ops_reserve(cairn_txn *t) {
     if (t->nops < t->capops) return CAIRN_OK;
     size_t ncap = t->capops ? t->capops * 2 : 8;
     struct txn_op *n = realloc(t->ops, ncap * sizeof *n);
-    if (!n) return cerr_set(CAIRN_ENOMEM, "could not grow a transaction");
+    if (!n)
+        return cerr_set(CAIRN_ENOMEM, "database \"%s\": could not grow a transaction",
+                        t->db->path);
     t->ops = n;
     t->capops = ncap;
     return CAIRN_OK;
@@ -65,7 +69,9 @@ CAIRN_API cairn_status cairn_txn_begin(cairn_db *db, cairn_txn **out) {
     if (!db || !out) return cerr_set(CAIRN_EINVAL, "cairn_txn_begin: NULL argument");
     if (db_usable(db)) return CAIRN_EPOISONED;
     cairn_txn *t = calloc(1, sizeof *t);
-    if (!t) return cerr_set(CAIRN_ENOMEM, "could not allocate a transaction");
+    if (!t)
+        return cerr_set(CAIRN_ENOMEM, "database \"%s\": could not allocate a transaction",
+                        db->path);
     t->db = db;
     t->state = TXN_ACTIVE;
     t->txn_id = atomic_fetch_add(&db->next_txn_id, 1);
@@ -386,12 +392,10 @@ static cairn_status commit_locked(cairn_db *db, cairn_txn *t,
         pthread_mutex_unlock(&db->commit_mu);
     }
     if (st) return not_durable(db, st, "transaction", (unsigned long long)t->txn_id, last);
-    if (t->apply_st) {
-        pthread_mutex_lock(&db->apply_mu);
-        st = cerr_set(t->apply_st, "database \"%s\": %s; reopen it", db->path, db->apply_msg);
-        pthread_mutex_unlock(&db->apply_mu);
-        return st;
-    }
+    /* Durable, so not CAIRN_ENOMEM (which promises the log never got
+     * it): the handle's CAIRN_EPOISONED, whose message says what a reopen
+     * applies. */
+    if (t->apply_st) return db_usable(db);
     atomic_fetch_add(&db->commits, 1);
     if (info) {
         info->txn_id = t->txn_id;
@@ -526,7 +530,7 @@ static cairn_status ddl_commit(cairn_db *db, uint8_t *rec, size_t len,
         snprintf(what, sizeof what, "the creation of collection \"%.40s\" (transaction %llu)",
                  name, (unsigned long long)txn_id);
         db_apply_failed(db, what);
-        return st;
+        return db_usable(db); /* durable: as commit_locked says */
     }
     atomic_fetch_add(&db->commits, 1);
     return CAIRN_OK;

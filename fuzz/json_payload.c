@@ -5,7 +5,10 @@
  * later parse with the second, which must then never fail). We are stricter
  * in two documented ways, allowed only in that direction: raw NUL bytes
  * between tokens (not JSON; jansson skips them) and nesting deeper than
- * CJSON_MAX_DEPTH.
+ * CJSON_MAX_DEPTH. And where both accept, cjson_parse_object (which the
+ * library parses with, since jansson's lexer is unsafe when memory runs
+ * out) builds a tree json_equal to jansson's; where the validator refuses,
+ * it refuses too, with CAIRN_EFORMAT.
  *
  * fuzz_generate() builds random JSON objects (numbers at the int64 and
  * double limits, escapes, surrogate pairs, UTF-8 of every length, duplicate
@@ -38,6 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_error_t je;
     json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     bool theirs = j && json_is_object(j);
+    json_t *t = NULL;
+    cairn_status st = cjson_parse_object((const char *)data, size, &t, NULL);
+    if ((st == CAIRN_OK) != ours || (!ours && st != CAIRN_EFORMAT) ||
+        (ours && theirs && !json_equal(t, j))) {
+        fprintf(stderr, "json_payload: validator %s, builder %s, trees %s on %zu bytes: %.*s\n",
+                ours ? "accepts" : "rejects", cairn_status_name(st),
+                ours && theirs && !json_equal(t, j) ? "differ" : "-", size,
+                (int)(size < 200 ? size : 200), (const char *)data);
+        abort();
+    }
+    json_decref(t);
     json_decref(j);
     if (!ours && theirs && memchr(data, 0, size)) return 0; /* stricter on NUL */
     if (ours != theirs) {

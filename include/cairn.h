@@ -226,7 +226,10 @@ CAIRN_API cairn_status cairn_txn_delete(cairn_txn *txn, const char *collection,
                                         uint64_t id);
 /* info may be NULL. After a failed commit nothing of the transaction is
  * visible; whether it reached the WAL is unknown only for CAIRN_EIO/
- * CAIRN_ENOSPC/CAIRN_EPOISONED. */
+ * CAIRN_ENOSPC/CAIRN_EPOISONED (with CAIRN_EPOISONED from the commit that
+ * poisoned the handle, the message says the transaction is durable but
+ * could not be applied in memory: the reopen applies it). Any other
+ * status (CAIRN_ENOMEM included) means the log never got it. */
 CAIRN_API cairn_status cairn_txn_commit(cairn_txn *txn, cairn_commit_info *info);
 CAIRN_API cairn_status cairn_txn_abort(cairn_txn *txn);
 CAIRN_API void cairn_txn_free(cairn_txn *txn);

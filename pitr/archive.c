@@ -358,5 +358,5 @@ cairn_status pitr_archive(const char *dbpath, repo *r, uint64_t known_durable,
     if (!st)
         st = archive_locked(dbpath, r, known_durable, res);
     repo_unlock(fd);
-    return st;
+    return repo_named(r, "archive of database", dbpath, st);
 }

@@ -34,6 +34,7 @@
 
 #include "common/err.h"
 #include "common/io.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "engine/bsrc.h"
 #include "engine/pager.h"
@@ -84,12 +85,17 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
     cairn_status st = repo_manifest_get(r, id, &text, &len);
     if (st)
         return st;
-    json_error_t jerr;
-    json_t *o = json_loadb(text, len, 0, &jerr);
+    struct cjson_error jerr = {0, NULL};
+    json_t *o = NULL;
+    char what[600];
+    snprintf(what, sizeof what, "the manifest of backup \"%s\" in repository \"%s\"", id, r->dir);
+    st = repo_json_parse(text, len, what, &o, &jerr);
     free(text);
+    if (st)
+        return st;
     if (!o) {
         return cerr_set(CAIRN_EFORMAT, "manifest of backup \"%s\" in repository \"%s\" is not JSON "
-                        "(line %d: %s)", id, r->dir, jerr.line, jerr.text);
+                        "(%s at offset %zu)", id, r->dir, jerr.what, jerr.offset);
     }
     const char *fmt = json_string_value(json_object_get(o, "format"));
     uint64_t ver = 0, u = 0;
@@ -189,12 +195,12 @@ cairn_status pitr_manifest_load(repo *r, const char *id, struct pitr_manifest *m
     json_t *files = json_object_get(o, "files");
     if (!json_is_array(files) || json_array_size(files) == 0)
         BAD("files");
-    m->nfiles = json_array_size(files);
-    m->files = calloc(m->nfiles, sizeof *m->files);
+    m->files = calloc(json_array_size(files), sizeof *m->files);
     if (!m->files) {
         st = cerr_set(CAIRN_ENOMEM, "out of memory");
         goto out;
     }
+    m->nfiles = json_array_size(files); /* only now: pitr_manifest_free walks them */
     for (size_t i = 0; i < m->nfiles; i++) {
         json_t *f = json_array_get(files, i);
         struct pitr_mfile *mf = &m->files[i];
@@ -539,11 +545,6 @@ static cairn_status read_wal_head(const char *dbpath, const struct bsrc *b, uint
     return st;
 }
 
-static cairn_status json_out(json_t *o, char **text)
-{
-    *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    return *text ? CAIRN_OK : cerr_set(CAIRN_ENOMEM, "out of memory");
-}
 
 static cairn_status backup_locked(const char *dbpath, repo *r,
                                   const struct pitr_backup_opts *o,
@@ -660,7 +661,10 @@ static cairn_status backup_locked(const char *dbpath, repo *r,
             (json_int_t)res->pages, "bytes_raw", (json_int_t)res->bytes_raw, "bytes_stored",
             (json_int_t)res->bytes_stored, "collections", colls, "packs", packs, "files", files);
         colls = packs = files = NULL;
-        st = json_out(root, &text);
+        char what[600];
+        snprintf(what, sizeof what, "the manifest of backup \"%s\" in repository \"%s\"",
+                 res->id, r->dir);
+        st = repo_json_dump(root, JSON_COMPACT | JSON_PRESERVE_ORDER, what, &text);
     }
     if (!st)
         st = repo_manifest_put(r, res->id, text, strlen(text));
@@ -707,5 +711,5 @@ cairn_status pitr_backup(const char *dbpath, repo *r, const struct pitr_backup_o
     if (!st)
         st = backup_locked(dbpath, r, o, res);
     repo_unlock(fd);
-    return st;
+    return repo_named(r, "backup of database", dbpath, st);
 }

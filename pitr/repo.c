@@ -47,6 +47,8 @@
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "common/jalloc.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "pitr/repo.h"
 #include "wal/wal.h"
@@ -110,10 +112,13 @@ static cairn_status repo_json_write(repo *r)
                      : NULL;
     if (!o)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = NULL;
+    char what[600];
+    snprintf(what, sizeof what, "repo.json of repository \"%s\"", r->dir);
+    cairn_status dst = repo_json_dump(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER, what, &text);
     json_decref(o);
-    if (!text)
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
+    if (dst)
+        return dst;
     size_t len = strlen(text);
     char *t2 = realloc(text, len + 2);
     if (!t2) {
@@ -126,16 +131,41 @@ static cairn_status repo_json_write(repo *r)
     return st;
 }
 
+cairn_status repo_json_dump(json_t *o, size_t flags, const char *what, char **text)
+{
+    jalloc_begin();
+    *text = o ? json_dumps(o, flags) : NULL;
+    if (!*text || jalloc_failed()) {
+        free(*text);
+        *text = NULL;
+        return cerr_set(CAIRN_ENOMEM, "could not write the JSON of %s: out of memory", what);
+    }
+    return CAIRN_OK;
+}
+
+cairn_status repo_json_parse(const void *data, size_t len, const char *what, json_t **o,
+                             struct cjson_error *err)
+{
+    cairn_status st = cjson_parse_object((const char *)data, len, o, err);
+    if (st == CAIRN_ENOMEM)
+        return cerr_set(CAIRN_ENOMEM, "could not read the JSON of %s: out of memory", what);
+    cerr_clear(); /* not JSON: *o NULL, *err says why; the caller says what */
+    return CAIRN_OK;
+}
+
 static cairn_status repo_json_read(repo *r, const uint8_t *data, size_t len)
 {
-    json_error_t jerr;
-    json_t *o = json_loadb((const char *)data, len, 0, &jerr);
+    struct cjson_error jerr = {0, NULL};
+    json_t *o = NULL;
+    char what[600];
+    snprintf(what, sizeof what, "repo.json of repository \"%s\"", r->dir);
+    cairn_status pst = repo_json_parse(data, len, what, &o, &jerr);
+    if (pst)
+        return pst;
     const char *where = r->dir;
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        return cerr_set(CAIRN_EFORMAT, "repository \"%s\": repo.json is not a JSON object (%s, line %d)",
-                        where, o ? "another type" : jerr.text, o ? 0 : jerr.line);
-    }
+    if (!o)
+        return cerr_set(CAIRN_EFORMAT, "repository \"%s\": repo.json is not a JSON object (%s "
+                        "at offset %zu)", where, jerr.what, jerr.offset);
     cairn_status st = CAIRN_OK;
     const char *fmt = json_string_value(json_object_get(o, "format"));
     json_t *ver = json_object_get(o, "version");
@@ -287,6 +317,14 @@ cairn_status repo_open(const char *dir, const struct repo_open_opts *o, repo **o
     r->wal_level = o->wal_level ? o->wal_level : r->json_wal_level ? r->json_wal_level : r->level;
     *out = r;
     return CAIRN_OK;
+}
+
+cairn_status repo_named(repo *r, const char *what, const char *path, cairn_status st)
+{
+    const char *m = cairn_last_error();
+    if (st && !strstr(m, r->dir) && !(path && strstr(m, path)))
+        cerr_wrap(st, "%s \"%s\" (repository \"%s\")", what, path ? path : "", r->dir);
+    return st;
 }
 
 cairn_status repo_lock(repo *r, bool exclusive, int *fd)
@@ -773,12 +811,15 @@ cairn_status repo_seg_summary_put(repo *r, const struct repo_seg_summary *s)
                    : NULL;
     if (!o)
         return cerr_set(CAIRN_ENOMEM, "out of memory");
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!text)
-        return cerr_set(CAIRN_ENOMEM, "out of memory");
     char name[128];
     repo_wal_obj_name(s->timeline, s->start, true, name, sizeof name);
+    char *text = NULL;
+    char what[700];
+    snprintf(what, sizeof what, "WAL summary \"%s\" of repository \"%s\"", name, r->dir);
+    cairn_status dst = repo_json_dump(o, JSON_COMPACT | JSON_PRESERVE_ORDER, what, &text);
+    json_decref(o);
+    if (dst)
+        return dst;
     cairn_status st = store_put(r->st, name, text, strlen(text));
     free(text);
     return st;
@@ -819,9 +860,14 @@ cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
     cairn_status st = store_get(r->st, name, &data, &len);
     if (st)
         return st;
-    json_error_t jerr;
-    json_t *o = json_loadb((const char *)data, len, 0, &jerr);
+    struct cjson_error jerr = {0, NULL};
+    json_t *o = NULL;
+    char what[700];
+    snprintf(what, sizeof what, "WAL summary \"%s\" of repository \"%s\"", name, r->dir);
+    st = repo_json_parse(data, len, what, &o, &jerr);
     free(data);
+    if (st)
+        return st;
     uint64_t tl = 0;
     const char *hex = json_string_value(json_object_get(o, "sha256"));
     json_t *rp = json_object_get(o, "restore_points");

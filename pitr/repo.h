@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "cairn.h"
 #include "common/codec.h"
 #include "pitr/store.h"
@@ -75,8 +77,19 @@ cairn_status repo_bind(repo *r, uint64_t db_id, uint32_t seg_shift);
 /* A JSON object's integer member: true when key is there and an integer
  * (for u64: not negative). The one reading of manifests, summaries and
  * repo.json fields. */
-typedef struct json_t json_t;
 bool repo_json_u64(json_t *o, const char *key, uint64_t *v);
+/* o as JSON text (json_dumps with flags) in a malloc'd *text. Any failed
+ * allocation in the dump (common/jalloc.h: jansson may ignore one and
+ * write a key in part) is CAIRN_ENOMEM naming `what`: never text that is
+ * not o's. */
+cairn_status repo_json_dump(json_t *o, size_t flags, const char *what, char **text);
+/* The tree of a JSON object (cjson_parse_object: not json_loadb, unsafe
+ * when memory runs out), with running out of memory told apart from text
+ * that is not one: CAIRN_ENOMEM naming `what` (and *o NULL), or CAIRN_OK
+ * with *o the tree, or NULL with *err saying why the text is not one. */
+struct cjson_error;
+cairn_status repo_json_parse(const void *data, size_t len, const char *what, json_t **o,
+                             struct cjson_error *err);
 bool repo_json_i64(json_t *o, const char *key, int64_t *v);
 
 /* The repository's lock (REPO/lock, flock): what adds objects that a
@@ -84,6 +97,11 @@ bool repo_json_i64(json_t *o, const char *key, int64_t *v);
  * expire (which deletes what no manifest names yet) exclusive, so an expire
  * never deletes a blob a running backup has stored or found stored and is
  * about to name. Waits for the lock. *fd: release with repo_unlock. */
+/* st, with "<what> \"<path>\" (repository \"<dir>\")" before the
+ * thread's message unless it names the path or the repository already (an
+ * allocation failure deep down names neither): for the exits of the
+ * repository's operations. */
+cairn_status repo_named(repo *r, const char *what, const char *path, cairn_status st);
 cairn_status repo_lock(repo *r, bool exclusive, int *fd);
 void repo_unlock(int fd);
 

@@ -1593,5 +1593,5 @@ cairn_status pitr_restore(repo *r, const char *target_dir, const struct pitr_res
     else
         memset(res, 0, sizeof *res);
     repo_unlock(fd);
-    return st;
+    return repo_named(r, "restore into", target_dir, st);
 }

@@ -1,8 +1,10 @@
 /*
  * test_fault_loop.c — invariant 7 over checkpoints and recovery: the Nth I/O
- * operation fails (common/io.c fault seam, cio_fault_set) for n = 1, 2, ...
- * until a run in which no fault fires, and after each run a clean reopen
- * holds exactly what was acknowledged and passes cairn_check().
+ * operation fails (common/io.c fault seam, cio_fault_set), or the Nth
+ * memory allocation (tests/oom.h: the program is linked with the
+ * allocators wrapped), for n = 1, 2, ... until a run in which no fault
+ * fires, and after each run a clean reopen holds exactly what was
+ * acknowledged and passes cairn_check().
  *
  * Two phases, each run on a fresh copy of a directory prepared without
  * faults (prepare()):
@@ -33,11 +35,21 @@
  * backend, even n on the default one (io_uring where the machine has it).
  * --full: each of {EIO, ENOSPC, SHORT} x {once, persistent} at every n on
  * both backends, in the index space of all ops and of each op kind alone
- * (write, sync, meta, read).
+ * (write, sync, meta, read). In both: ENOMEM, once and persistent, at
+ * every allocation of the library's (jansson's included) in the work and
+ * recover phases, and in a third phase, reads: a filter parse, a filtered
+ * exact search and a get with payload on each collection of the fixture
+ * (fresh open each run: payload trees are cached), then the rows of a
+ * JSON-lines file through the cairn tool's import reader (cli/vecfile.c);
+ * they must give the fault-free answers or fail with CAIRN_ENOMEM, never
+ * a shorter answer (a point whose payload could not be parsed for the
+ * filter fails the search). Reads at every n to the 256th and every 7th
+ * after (every n with --full).
  *
  * Each call of a run either succeeds or fails cleanly: the injected status
- * (CAIRN_EIO / CAIRN_ENOSPC), CAIRN_EPOISONED after a failed WAL write or
- * sync, or CAIRN_ENOTFOUND / CAIRN_EEXIST / CAIRN_EDIM for an operation
+ * (CAIRN_EIO / CAIRN_ENOSPC / CAIRN_ENOMEM), CAIRN_EPOISONED after a
+ * failed WAL write or sync or a durable change that could not be applied
+ * in memory, or CAIRN_ENOTFOUND / CAIRN_EEXIST / CAIRN_EDIM for an operation
  * that an earlier failed create or drop left without its premise; with a
  * message naming the database path (the collection, for those three). A
  * SHORT fault never fails anything (the I/O layer resubmits the rest). An
@@ -45,7 +57,10 @@
  * without faults: the reopen must succeed and show the model of the
  * acknowledged steps plus some subset of the steps that failed with the
  * injected status (a commit whose fsync failed may be durable: whole or not
- * at all), and no other state; steps that failed otherwise must be absent.
+ * at all), and no other state; steps that failed otherwise must be absent
+ * (CAIRN_ENOMEM promises the log never got the change: cairn.h), except
+ * the first CAIRN_EPOISONED of an ENOMEM run, the call whose durable
+ * change could not be applied in memory (in doubt here; present).
  * cairn_check() passes; after recovery the page files are exactly those of
  * checkpoint 2. The recovered database then takes a commit and a
  * checkpoint, and a second reopen shows them.
@@ -53,9 +68,10 @@
  * A run that hangs is stopped by an alarm naming it (no run takes seconds).
  * A failure prints the line to rerun that one run (--phase ... --only ...).
  *
- *   test_fault_loop [--full] [--phase work|recover]
+ *   test_fault_loop [--full] [--phase work|recover|reads] [--kind KIND]
  *                   [--only KIND,once|persist,N[,MASK[,posix|default]]]
  *                   [--verbose]... [--keep]
+ *   --kind     only the loops of one fault kind (EIO, ENOSPC, SHORT, ENOMEM)
  *   --only     one run, e.g. --phase recover --only ENOSPC,once,17,all,posix
  *   --keep     keep the test's directory when a run fails
  *   env CAIRN_SEED      the workload's data (printed)
@@ -76,13 +92,16 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "cli/vecfile.h"
 #include "common/io.h"
+#include "oom.h"
 #include "testutil.h"
 
 static char tmpbase[512];
 static uint64_t g_seed;
 static int g_verbose;
 static bool g_keep;
+static const char *g_kind; /* --kind: only the loops of this fault kind */
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -95,6 +114,7 @@ static void die(const char *fmt, ...)
     fputc('\n', stdout);
     fflush(stdout);
     cio_fault_set(NULL);
+    oom_clear();
     if (!g_keep)
         tu_rm_rf(tmpbase);
     else
@@ -324,7 +344,9 @@ static void gen_point(const struct sop *o, int i)
     pbuf[i] = NULL;
     plen[i] = 0;
     if (o->pad != TU_NO_PAYLOAD) {
+        oom_pause(); /* the test's data, not the library's allocation */
         pbuf[i] = tu_gen_payload(o->vseed, o->pad, &plen[i]);
+        oom_resume();
         if (!pbuf[i])
             die("out of memory");
     }
@@ -509,12 +531,14 @@ struct fkind {
     const char *name;
     enum cio_fault_kind kind;
     cairn_status st; /* CAIRN_OK: must never fail anything */
+    bool alloc;      /* not an I/O fault: the n-th allocation fails (oom.h) */
 };
 
 static const struct fkind fkinds[] = {
-    {"EIO", CIO_FAULT_EIO, CAIRN_EIO},
-    {"ENOSPC", CIO_FAULT_ENOSPC, CAIRN_ENOSPC},
-    {"SHORT", CIO_FAULT_SHORT, CAIRN_OK},
+    {"EIO", CIO_FAULT_EIO, CAIRN_EIO, false},
+    {"ENOSPC", CIO_FAULT_ENOSPC, CAIRN_ENOSPC, false},
+    {"SHORT", CIO_FAULT_SHORT, CAIRN_OK, false},
+    {"ENOMEM", CIO_FAULT_EIO, CAIRN_ENOMEM, true},
 };
 
 struct mask {
@@ -530,7 +554,7 @@ static const struct mask masks[] = {
     {"read", CIO_FOP_READ},
 };
 
-enum phase { PH_WORK, PH_RECOVER };
+enum phase { PH_WORK, PH_RECOVER, PH_READS /* read_loop, ENOMEM only */ };
 static const char *phase_name[] = {"work", "recover"};
 
 struct pstats {
@@ -669,6 +693,10 @@ static struct tu_model g_fixture_model;
 
 static void install(const struct run *r)
 {
+    if (r->fk->alloc) {
+        oom_set(r->n, r->persistent);
+        return;
+    }
     struct cio_fault_plan plan = {
         .ops = r->mk->ops, .nth = r->n, .kind = r->fk->kind, .persistent = r->persistent};
     if (r->fk->kind == CIO_FAULT_SHORT)
@@ -682,6 +710,7 @@ static void run_steps(const struct run *r, const char *dir, cairn_db *db,
                       struct pstats *ps, bool *any_failed)
 {
     char msg[1100];
+    bool poisoned = false;
     for (int i = 0; i < w->n; i++) {
         const struct step *s = &w->s[i];
         cairn_status st = run_step(db, s, msg, sizeof msg);
@@ -707,8 +736,18 @@ static void run_steps(const struct run *r, const char *dir, cairn_db *db,
         }
         if (s->kind == SK_CREATE || s->kind == SK_DROP)
             *ddl_failed = true;
-        /* the injected status: maybe durable; anything else: never logged */
-        oc[i] = (s->kind != SK_CKPT && st == r->fk->st) ? OC_DOUBT : OC_ABSENT;
+        /* the injected I/O status: maybe durable; anything else: never
+         * logged. ENOMEM: never logged (cairn.h); the handle is poisoned
+         * only by a durable change that could not be applied in memory,
+         * which its own call reports as the first CAIRN_EPOISONED (durable:
+         * present after the reopen; counted as in doubt), later ones being
+         * refusals before the log. */
+        if (r->fk->alloc)
+            oc[i] = (s->kind != SK_CKPT && st == CAIRN_EPOISONED && !poisoned) ? OC_DOUBT
+                                                                             : OC_ABSENT;
+        else
+            oc[i] = (s->kind != SK_CKPT && st == r->fk->st) ? OC_DOUBT : OC_ABSENT;
+        poisoned |= st == CAIRN_EPOISONED;
         if (g_verbose > 1)
             printf("    %s: %s: %s\n", what, cairn_status_name(st), msg);
     }
@@ -755,6 +794,8 @@ static bool one_run(const struct run *r, uint64_t *ops_out)
         /* what the open recovered (read under the plan: no I/O, all in
          * memory) is exactly the fixture */
         struct tu_dig got = {0}, want = {0};
+        if (r->fk->alloc)
+            oom_pause(); /* the check reads through the library's allocations */
         if (tu_state_digest(db, &got, 0) != 0 || tu_model_digest(&g_fixture_model, &want) != 0)
             die("run %s: digest: %s", g_run, tu_error());
         if (!tu_dig_eq(&got, &want)) {
@@ -765,6 +806,8 @@ static bool one_run(const struct run *r, uint64_t *ops_out)
         }
         tu_dig_free(&got);
         tu_dig_free(&want);
+        if (r->fk->alloc)
+            oom_resume();
     }
     if (db) {
         st = cairn_close(db);
@@ -778,8 +821,10 @@ static bool one_run(const struct run *r, uint64_t *ops_out)
             any_failed = true;
         }
     }
-    uint64_t fired = cio_fault_fired(), ops = cio_fault_count();
+    uint64_t fired = r->fk->alloc ? oom_fired() : cio_fault_fired();
+    uint64_t ops = r->fk->alloc ? oom_count() : cio_fault_count();
     cio_fault_set(NULL);
+    oom_clear();
     *ops_out = ops;
     if (ops > ps->max_ops)
         ps->max_ops = ops;
@@ -957,6 +1002,193 @@ static void prepare(void)
     fflush(stdout);
 }
 
+/* ---- reads under ENOMEM ------------------------------------------------------------------ */
+
+/* Rows for the import reader (cli/vecfile.c, the cairn tool's import): ids,
+ * vectors and payloads with strings long enough to make jansson's lexer
+ * and dumper grow their buffers. */
+static void write_jsonl(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("create %s: %s", path, strerror(errno));
+    uint64_t r = g_seed ^ 0x150a;
+    for (int i = 0; i < 24; i++) {
+        fprintf(f, "{\"id\": %d, \"vector\": [", i);
+        for (int j = 0; j < 6; j++)
+            fprintf(f, "%s%.4f", j ? ", " : "", tu_unit(&r) * 8 - 4);
+        fprintf(f, "], \"payload\": {\"s\": %d, \"name\": \"", i);
+        for (int k = (int)(tu_splitmix(&r) % 90); k > 0; k--)
+            fputc('a' + (int)(tu_splitmix(&r) % 26), f);
+        fprintf(f, "\", \"tags\": [\"t%d\", \"u\"], \"m\": {\"x\": %.3f}}}\n", i % 5,
+                tu_unit(&r));
+    }
+    if (fclose(f) != 0)
+        die("write %s: %s", path, strerror(errno));
+}
+
+/* Reads every row of the import file at path into d; a failure is
+ * CAIRN_ENOMEM when the reader says it ran out of memory (the only failure
+ * the file can meet), else CAIRN_EIO; its message in msg. */
+static cairn_status import_pass(const char *path, struct tu_dig *d, char *msg, size_t msz)
+{
+    struct vf_opts vo = {.format = VF_JSONL};
+    vf_reader *vr = NULL;
+    char err[512];
+    const char *why = NULL;
+    if (!vf_open(path, &vo, &vr, err, sizeof err)) {
+        why = err;
+    } else {
+        struct vf_row row;
+        int rc;
+        while ((rc = vf_next(vr, &row)) == 1) {
+            oom_pause();
+            if (tu_dig_add(d, &row.id, sizeof row.id) != 0 ||
+                tu_dig_add(d, row.vec, row.dim * sizeof *row.vec) != 0 ||
+                tu_dig_add(d, row.payload ? row.payload : "-",
+                           row.payload ? row.payload_len : 1) != 0)
+                die("digest: %s", tu_error());
+            oom_resume();
+        }
+        if (rc < 0) {
+            snprintf(err, sizeof err, "%s", vf_error(vr));
+            why = err;
+        }
+        vf_close(vr, NULL, 0);
+    }
+    if (!why)
+        return CAIRN_OK;
+    snprintf(msg, msz, "%s", why);
+    return strstr(why, "out of memory") ? CAIRN_ENOMEM : CAIRN_EIO;
+}
+
+/* One read pass over every collection of an open copy of the fixture:
+ * parse a filter on the payloads, a filtered exact search, a get of the
+ * nearest hit with its payload; then the import file's rows. Returns the
+ * first failure's status (its message in msg), or CAIRN_OK with the
+ * answers digested into d. */
+static cairn_status read_pass(cairn_db *db, const char *jsonl, struct tu_dig *d, char *msg,
+                              size_t msz)
+{
+    static const char fj[] = "{\"must\":[{\"key\":\"s\",\"range\":{\"gte\":40}}]}";
+    static const char *const names[] = {"a", "b", "c", "late"};
+    d->len = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cairn_collection_info ci;
+        cairn_status st = cairn_collection_stat(db, names[i], &ci);
+        cairn_filter *f = NULL;
+        if (!st)
+            st = cairn_filter_parse(fj, sizeof fj - 1, &f);
+        cairn_hit hits[16];
+        uint32_t nh = 0;
+        if (!st) {
+            oom_pause(); /* the query: the test's data */
+            float *q = malloc(ci.dim * sizeof *q);
+            oom_resume();
+            if (!q)
+                die("out of memory");
+            tu_gen_vector(7 + (uint32_t)i, q, ci.dim);
+            st = cairn_search(db, names[i], q, ci.dim, 16, f, hits, &nh);
+            if (!st && nh) {
+                char *pl = NULL;
+                st = cairn_get(db, names[i], hits[0].id, q, ci.dim, &pl);
+                oom_pause();
+                if (!st && (tu_dig_add(d, pl ? pl : "-", pl ? strlen(pl) + 1 : 2) != 0 ||
+                            tu_dig_add(d, q, ci.dim * sizeof *q) != 0))
+                    die("digest: %s", tu_error());
+                oom_resume();
+                cairn_free(pl);
+            }
+            free(q);
+        }
+        cairn_filter_free(f);
+        if (st) {
+            snprintf(msg, msz, "%s", cairn_last_error());
+            return st;
+        }
+        oom_pause();
+        for (uint32_t j = 0; j < nh; j++) /* field by field: the struct has padding */
+            if (tu_dig_add(d, &hits[j].id, sizeof hits[j].id) != 0 ||
+                tu_dig_add(d, &hits[j].distance, sizeof hits[j].distance) != 0)
+                die("digest: %s", tu_error());
+        if (tu_dig_add(d, &nh, sizeof nh) != 0)
+            die("digest: %s", tu_error());
+        oom_resume();
+    }
+    return import_pass(jsonl, d, msg, msz);
+}
+
+/* Reads when memory runs out: on a fresh open of a copy of the fixture
+ * (payload trees are parsed once and cached), read_pass with the n-th
+ * allocation failing, for n = 1, 2, ... until one in which none failed.
+ * Each pass gives the answers of a pass without faults, or CAIRN_ENOMEM
+ * (a filter the parse could not build; a search: a point the filter could
+ * not be tested on fails it, never a silently shorter answer; the import
+ * reader: a row it could not read), naming the database (the import
+ * file, under it) unless it was the filter's parse, which has none. */
+static void read_loop(int persistent, uint64_t only_n, bool full)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/reads", tmpbase);
+    tu_rm_rf(dir);
+    copy_tree(g_fixture, dir);
+    char jsonl[700];
+    snprintf(jsonl, sizeof jsonl, "%s/rows.jsonl", dir);
+    write_jsonl(jsonl);
+    cairn_options o = make_opts(CAIRN_IO_DEFAULT);
+    cairn_db *db = NULL;
+    must(cairn_open(dir, &o, &db), "open for reads");
+    struct tu_dig want = {0}, got = {0};
+    char msg[1100];
+    cairn_status st = read_pass(db, jsonl, &want, msg, sizeof msg);
+    if (st)
+        die("reads without faults: %s: %s", cairn_status_name(st), msg);
+    must(cairn_close(db), "close after reads");
+    uint64_t n = only_n ? only_n : 1, failed = 0, max = tu_seed_env("CAIRN_NTH_MAX", 5000);
+    /* unless full: every allocation up to the 256th (the first rows, the
+     * first payload trees: each kind of step once), then every 7th (the
+     * same steps again for the other points and rows) */
+    for (;; n += full || n < 256 ? 1 : 7) {
+        if (n > max && !only_n)
+            die("reads: no end of the loop in %" PRIu64 " runs (CAIRN_NTH_MAX)", max);
+        snprintf(g_run, sizeof g_run, "--phase reads --only ENOMEM,%s,%" PRIu64,
+                 persistent ? "persist" : "once", n);
+        alarm(120);
+        must(cairn_open(dir, &o, &db), "open for reads");
+        oom_set(n, persistent);
+        st = read_pass(db, jsonl, &got, msg, sizeof msg);
+        uint64_t fired = oom_fired();
+        oom_clear();
+        must(cairn_close(db), "close after reads");
+        if (g_verbose) {
+            printf("  run %s: %s%s%s\n", g_run, cairn_status_name(st), st ? ": " : "", st ? msg : "");
+            fflush(stdout);
+        }
+        if (st) {
+            failed++;
+            if (st != CAIRN_ENOMEM || !fired)
+                die("run %s: a read failed with %s (%s a fault): %s", g_run,
+                    cairn_status_name(st), fired ? "after" : "without", msg);
+            if (!strstr(msg, dir) && !strstr(msg, "filter"))
+                die("run %s: CAIRN_ENOMEM names neither the database \"%s\" nor the filter: %s",
+                    g_run, dir, msg);
+        } else if (!tu_dig_eq(&got, &want)) {
+            die("run %s: the reads succeeded under the fault with other answers", g_run);
+        }
+        alarm(0);
+        if (!fired || only_n)
+            break;
+    }
+    tu_dig_free(&want);
+    tu_dig_free(&got);
+    tu_rm_rf(dir);
+    printf("fault_loop: reads   ENOMEM       %-10s          : n = 1..%" PRIu64 " (%s), %" PRIu64
+           " passes failed with CAIRN_ENOMEM, the others gave the fault-free answers\n",
+           persistent ? "persistent" : "once", n, full ? "every n" : "every n to 256, then every 7th",
+           failed);
+    fflush(stdout);
+}
+
 /* ---- loops ------------------------------------------------------------------------------ */
 
 /* n = 1, 2, ... with the fault kind kinds[(n / 2) % nk] (so that with two
@@ -966,6 +1198,11 @@ static void prepare(void)
 static void loop(enum phase ph, const struct fkind *const *kinds, int nk, int persistent,
                  const struct mask *mk, bool both_backends)
 {
+    bool wanted = !g_kind;
+    for (int k = 0; k < nk; k++)
+        wanted |= g_kind && !strcmp(kinds[k]->name, g_kind);
+    if (!wanted)
+        return;
     uint64_t max = tu_seed_env("CAIRN_NTH_MAX", 5000);
     struct run dry = {.ph = ph, .fk = kinds[0], .mk = mk, .n = UINT64_MAX,
                       .io = CAIRN_IO_DEFAULT};
@@ -1009,15 +1246,19 @@ static void run_phase(enum phase ph, bool full)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    const struct fkind *eio = &fkinds[0], *nospc = &fkinds[1], *shrt = &fkinds[2];
+    const struct fkind *eio = &fkinds[0], *nospc = &fkinds[1], *shrt = &fkinds[2],
+                       *nomem = &fkinds[3];
     if (!full) {
         /* every n with a once and with a persistent fault, EIO and ENOSPC
-         * taking turns; SHORT at every write and read */
+         * taking turns; SHORT at every write and read; ENOMEM at every
+         * allocation (where the link could wrap the allocators) */
         const struct fkind *both[2] = {eio, nospc};
         for (int p = 0; p < 2; p++)
             loop(ph, both, 2, p, &masks[0], false);
         for (int p = 0; p < 2; p++)
             loop(ph, &shrt, 1, p, &masks[0], false);
+        for (int p = 0; p < 2 && oom_wrapped(); p++)
+            loop(ph, &nomem, 1, p, &masks[0], false);
     } else {
         /* every kind at every n on both backends, in the index space of
          * all ops and of each op kind alone */
@@ -1025,9 +1266,11 @@ static void run_phase(enum phase ph, bool full)
             for (size_t k = 0; k < sizeof fkinds / sizeof fkinds[0]; k++)
                 for (int p = 0; p < 2; p++) {
                     const struct fkind *fk = &fkinds[k];
-                    if (fk->kind == CIO_FAULT_SHORT &&
+                    if (!fk->alloc && fk->kind == CIO_FAULT_SHORT &&
                         !(masks[m].ops & (CIO_FOP_WRITE | CIO_FOP_READ)))
                         continue;
+                    if (fk->alloc && (m > 0 || !oom_wrapped()))
+                        continue; /* allocations are one index space */
                     loop(ph, &fk, 1, p, &masks[m], true);
                 }
     }
@@ -1048,7 +1291,7 @@ static void run_phase(enum phase ph, bool full)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--full] [--phase work|recover] "
+            "usage: %s [--full] [--phase work|recover|reads] [--kind EIO|ENOSPC|SHORT|ENOMEM] "
             "[--only KIND,once|persist,N[,MASK[,posix|default]]] [--verbose]... [--keep]\n",
             argv0);
     exit(2);
@@ -1070,9 +1313,12 @@ int main(int argc, char **argv)
             i++;
             only_phase = !strcmp(argv[i], "work")      ? PH_WORK
                          : !strcmp(argv[i], "recover") ? PH_RECOVER
+                         : !strcmp(argv[i], "reads")   ? PH_READS
                                                        : -2;
             if (only_phase == -2)
                 usage(argv[0]);
+        } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
+            g_kind = argv[++i];
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
         } else {
@@ -1093,6 +1339,13 @@ int main(int argc, char **argv)
         if (sscanf(only, "%15[^,],%15[^,],%llu,%15[^,],%15s", kname, pname, &n, mname,
                    bname) < 3)
             usage(argv[0]);
+        if (only_phase == PH_READS) {
+            if (strcmp(kname, "ENOMEM") || !n)
+                usage(argv[0]);
+            read_loop(!strcmp(pname, "persist"), n, true);
+            printf("fault_loop: run %s passed\n", g_run);
+            goto done;
+        }
         struct run r = {.ph = only_phase < 0 ? PH_WORK : (enum phase)only_phase,
                         .persistent = !strcmp(pname, "persist"),
                         .n = n};
@@ -1116,7 +1369,13 @@ int main(int argc, char **argv)
         for (int ph = 0; ph < 2; ph++)
             if (only_phase < 0 || only_phase == ph)
                 run_phase((enum phase)ph, full);
+        /* reads do no I/O: only allocations can fail them */
+        bool reads = (only_phase < 0 || only_phase == PH_READS) &&
+                     (!g_kind || !strcmp(g_kind, "ENOMEM"));
+        for (int p = 0; p < 2 && reads && oom_wrapped(); p++)
+            read_loop(p, 0, full);
     }
+done:
     for (int i = 0; i < MAXOPS; i++) {
         free(vbuf[i]);
         free(pbuf[i]);

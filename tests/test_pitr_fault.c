@@ -47,7 +47,12 @@
  * and all later), EIO and ENOSPC taking turns; then short writes from the
  * Nth write on (each writes half of its bytes, really, and the I/O layer
  * must resubmit the rest), for which the call must succeed and give what
- * it gives without faults; the replace, which does
+ * it gives without faults; then the Nth memory allocation (tests/oom.h:
+ * the library's and jansson's), once and persistent, the call failing
+ * with CAIRN_ENOMEM and held to the same checks (no manifest, summary or
+ * history published that does not read back; no crash, no leak), at every
+ * allocation up to the 64th and every 29th after (every one with --full);
+ * the replace, which does
  * several times the operations of the others (a restore, a checkpoint, a
  * copy of the database), at every 4th n (1, 5, 9, ...) unless --full. A
  * restore's WAL fetchers run in threads of their own, so which operation
@@ -56,7 +61,8 @@
  * it. A failure prints the line to rerun that one run.
  *
  *   test_pitr_fault [--full] [--phase backup|incremental|archive|restore|replace]
- *                   [--only EIO|ENOSPC,once|persist,N|SHORT,persist,N] [--keep]
+ *                   [--kind EIO|ENOSPC|SHORT|ENOMEM]
+ *                   [--only EIO|ENOSPC|ENOMEM,once|persist,N|SHORT,persist,N] [--keep]
  *                   [--verbose]
  */
 #include <dirent.h>
@@ -72,6 +78,7 @@
 
 #include "cairn.h"
 #include "common/io.h"
+#include "oom.h"
 #include "pitr/pitr.h"
 #include "testutil.h"
 
@@ -84,6 +91,7 @@ static char g_tmp[512];
 static char g_run[200];
 static int g_verbose;
 static bool g_keep;
+static const char *g_kind; /* --kind: only the passes of this fault kind */
 
 /* the fixture */
 static char g_db[700], g_repo_base[700], g_repo_full[700];
@@ -93,6 +101,7 @@ static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noret
 static void die(const char *fmt, ...)
 {
     cio_fault_set(NULL);
+    oom_clear();
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "test_pitr_fault: ");
@@ -304,12 +313,19 @@ static void prepare(void)
 
 struct run {
     enum phase ph;
-    cairn_status kind; /* CAIRN_EIO or CAIRN_ENOSPC; ignored with short_writes */
+    cairn_status kind; /* CAIRN_EIO, CAIRN_ENOSPC or CAIRN_ENOMEM (the Nth
+                          allocation fails: oom.h); ignored with short_writes */
     int persistent;
     uint64_t n;
     bool short_writes; /* the Nth write and every later one writes half of
                           its bytes (persistent): the call must succeed */
 };
+
+static const char *kind_name(const struct run *r)
+{
+    return r->short_writes ? "SHORT" : r->kind == CAIRN_EIO ? "EIO"
+                                   : r->kind == CAIRN_ENOSPC ? "ENOSPC" : "ENOMEM";
+}
 
 /* A failure of the faulted call must be the injected status with a
  * message naming a path of this run. */
@@ -329,8 +345,7 @@ static void check_failure(const struct run *r, const char *dir, const char *what
 static void one_run(const struct run *ru, bool *fired)
 {
     snprintf(g_run, sizeof g_run, "--phase %s --only %s,%s,%" PRIu64, phase_name[ru->ph],
-             ru->short_writes ? "SHORT" : ru->kind == CAIRN_EIO ? "EIO" : "ENOSPC",
-             ru->persistent ? "persist" : "once", ru->n);
+             kind_name(ru), ru->persistent ? "persist" : "once", ru->n);
     alarm(120);
     char dir[800], db[900], rp[900], target[900], what[300];
     snprintf(dir, sizeof dir, "%s/run", g_tmp);
@@ -366,7 +381,11 @@ static void one_run(const struct run *ru, bool *fired)
     else
         restore_opts(&ro, at_rp);
     cairn_status st;
-    cio_fault_set(&fp);
+    bool alloc = ru->kind == CAIRN_ENOMEM && !ru->short_writes;
+    if (alloc)
+        oom_set(ru->n, ru->persistent);
+    else
+        cio_fault_set(&fp);
     switch (ru->ph) {
     case PH_BACKUP:
     case PH_INCR:
@@ -382,8 +401,9 @@ static void one_run(const struct run *ru, bool *fired)
         st = pitr_restore(r, target, &ro, &res);
         break;
     }
-    *fired = cio_fault_fired() > 0;
+    *fired = (alloc ? oom_fired() : cio_fault_fired()) > 0;
     cio_fault_set(NULL);
+    oom_clear();
     pitr_plan_free(&res.plan);
     if (st && ru->short_writes)
         die("%s: %s failed under short writes, which the I/O layer must resubmit: %s: %s",
@@ -466,15 +486,30 @@ static void one_run(const struct run *ru, bool *fired)
     g_run[0] = 0;
 }
 
-/* stride: the loop fails operations 1, 1 + stride, 1 + 2 stride, ... */
-static void loop(enum phase ph, uint64_t stride)
+/* The allocations a pass of ENOMEM fails, unless --full: every one of the
+ * first OOM_DENSE (the set-up of each step, where most distinct failure
+ * paths are), then every OOM_SPARSE-th (the loops over pages, blobs and
+ * records repeat the same few). */
+#define OOM_DENSE 64u
+#define OOM_SPARSE 29u
+
+/* stride: the loop fails operations 1, 1 + stride, 1 + 2 stride, ... (an
+ * ENOMEM pass: as above, or every allocation with full) */
+static void loop(enum phase ph, uint64_t stride, bool full)
 {
     uint64_t runs = 0, failed_runs = 0;
-    /* pass 0: once, 1: persistent, 2: short writes from the Nth write on */
-    for (int pass = 0; pass < 3; pass++) {
+    /* pass 0: once, 1: persistent, 2: short writes from the Nth write on;
+     * 3 and 4: the Nth allocation fails, once and persistent (where the
+     * link could wrap the allocators) */
+    int passes = oom_wrapped() ? 5 : 3;
+    for (int pass = 0; pass < passes; pass++) {
+        const char *pk = pass >= 3 ? "ENOMEM" : pass == 2 ? "SHORT" : "EIO/ENOSPC";
+        if (g_kind && !strstr(pk, g_kind))
+            continue;
+        uint64_t n = 1;
         for (uint64_t k = 0;; k++) {
-            uint64_t n = 1 + k * stride;
-            struct run ru = {ph, (k & 1) ? CAIRN_ENOSPC : CAIRN_EIO, pass > 0, n, pass == 2};
+            struct run ru = {ph, pass >= 3 ? CAIRN_ENOMEM : (k & 1) ? CAIRN_ENOSPC : CAIRN_EIO,
+                             pass == 1 || pass == 2 || pass == 4, n, pass == 2};
             bool fired;
             one_run(&ru, &fired);
             runs++;
@@ -483,11 +518,15 @@ static void loop(enum phase ph, uint64_t stride)
             failed_runs++;
             if (n > 100000)
                 die("phase %s: no end to the operations", phase_name[ph]);
+            n += pass < 3 ? stride : full || n < OOM_DENSE ? 1 : OOM_SPARSE;
         }
     }
-    printf("phase %s: %" PRIu64 " runs (every %" PRIu64 " operation(s)), %" PRIu64
+    printf("phase %s: %" PRIu64 " runs (every %" PRIu64 " operation(s); allocations: %s), %" PRIu64
            " with a fault\n",
-           phase_name[ph], runs, stride, failed_runs);
+           phase_name[ph], runs, stride,
+           !oom_wrapped() ? "not wrapped, skipped" : full ? "every one"
+                                                       : "the first 64, then every 29th",
+           failed_runs);
 }
 
 int main(int argc, char **argv)
@@ -510,18 +549,23 @@ int main(int argc, char **argv)
             char kind[16], how[16];
             unsigned long long n;
             if (sscanf(argv[++i], "%15[^,],%15[^,],%llu", kind, how, &n) != 3 ||
-                (strcmp(kind, "EIO") && strcmp(kind, "ENOSPC") && strcmp(kind, "SHORT")) ||
+                (strcmp(kind, "EIO") && strcmp(kind, "ENOSPC") && strcmp(kind, "SHORT") &&
+                 strcmp(kind, "ENOMEM")) ||
                 (strcmp(how, "once") && strcmp(how, "persist")) || n == 0 ||
                 (!strcmp(kind, "SHORT") && strcmp(how, "persist"))) {
-                fprintf(stderr, "test_pitr_fault: --only wants EIO|ENOSPC,once|persist,N or "
-                                "SHORT,persist,N\n");
+                fprintf(stderr, "test_pitr_fault: --only wants EIO|ENOSPC|ENOMEM,once|persist,N "
+                                "or SHORT,persist,N\n");
                 return 2;
             }
-            only.kind = strcmp(kind, "EIO") ? CAIRN_ENOSPC : CAIRN_EIO;
+            only.kind = !strcmp(kind, "EIO")      ? CAIRN_EIO
+                        : !strcmp(kind, "ENOMEM") ? CAIRN_ENOMEM
+                                                  : CAIRN_ENOSPC;
             only.short_writes = !strcmp(kind, "SHORT");
             only.persistent = !strcmp(how, "persist");
             only.n = n;
             have_only = true;
+        } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
+            g_kind = argv[++i];
         } else if (!strcmp(argv[i], "--full")) {
             full = true;
         } else if (!strcmp(argv[i], "--keep")) {
@@ -530,7 +574,7 @@ int main(int argc, char **argv)
             g_verbose++;
         } else {
             fprintf(stderr, "usage: test_pitr_fault [--full] [--phase backup|incremental|archive|"
-                            "restore|replace] [--only EIO|ENOSPC,once|persist,N|"
+                            "restore|replace] [--kind EIO|ENOSPC|SHORT|ENOMEM] [--only EIO|ENOSPC|ENOMEM,once|persist,N|"
                             "SHORT,persist,N] [--keep] [--verbose]\n");
             return 2;
         }
@@ -554,7 +598,7 @@ int main(int argc, char **argv)
     } else {
         for (int k = 0; k < PH_N; k++)
             if (only_phase < 0 || only_phase == k)
-                loop((enum phase)k, full || k != PH_REPLACE ? 1 : 4);
+                loop((enum phase)k, full || k != PH_REPLACE ? 1 : 4, full);
     }
     tu_dig_free(&g_latest);
     tu_dig_free(&g_at_rp);

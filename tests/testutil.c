@@ -358,7 +358,7 @@ cairn_options tu_opts(cairn_durability d, cairn_io_backend io, unsigned jobs) {
     return o;
 }
 
-static int dig_add(struct tu_dig *d, const void *p, size_t n) {
+int tu_dig_add(struct tu_dig *d, const void *p, size_t n) {
     if (d->len + n > d->cap) {
         size_t nc = d->cap ? d->cap * 2 : 4096;
         while (nc < d->len + n) nc *= 2;
@@ -416,8 +416,8 @@ static int digest_points(cairn_db *db, const cairn_collection_info *ci, struct t
                     cairn_status_name(st), cairn_last_error());
             goto out;
         }
-        int bad = dig_add(d, &ids[j], sizeof ids[j]) || dig_add(d, v, ci->dim * sizeof *v) ||
-                  (p ? dig_add(d, p, strlen(p) + 1) : dig_add(d, "\xff(none)", 8));
+        int bad = tu_dig_add(d, &ids[j], sizeof ids[j]) || tu_dig_add(d, v, ci->dim * sizeof *v) ||
+                  (p ? tu_dig_add(d, p, strlen(p) + 1) : tu_dig_add(d, "\xff(none)", 8));
         cairn_free(p);
         if (bad) goto out;
     }
@@ -441,15 +441,15 @@ int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags) {
         return -1;
     }
     const bool ib = flags & TU_DIG_ID_BYTES;
-    int bad = dig_add(d, &n, sizeof n);
+    int bad = tu_dig_add(d, &n, sizeof n);
     for (size_t i = 0; i < n && !bad; i++) {
         const cairn_collection_info *ci = &list[i];
-        bad = dig_add(d, ci->name, strlen(ci->name) + 1) ||
-              (ib && dig_add(d, &ci->id, sizeof ci->id)) ||
-              dig_add(d, &ci->dim, sizeof ci->dim) ||
-              dig_add(d, &ci->metric, sizeof ci->metric) ||
-              dig_add(d, &ci->points, sizeof ci->points) ||
-              (ib && dig_add(d, &ci->bytes, sizeof ci->bytes)) || digest_points(db, ci, d);
+        bad = tu_dig_add(d, ci->name, strlen(ci->name) + 1) ||
+              (ib && tu_dig_add(d, &ci->id, sizeof ci->id)) ||
+              tu_dig_add(d, &ci->dim, sizeof ci->dim) ||
+              tu_dig_add(d, &ci->metric, sizeof ci->metric) ||
+              tu_dig_add(d, &ci->points, sizeof ci->points) ||
+              (ib && tu_dig_add(d, &ci->bytes, sizeof ci->bytes)) || digest_points(db, ci, d);
     }
     cairn_free(list);
     return bad ? -1 : 0;
@@ -656,7 +656,7 @@ void tu_model_free(struct tu_model *m) {
 int tu_model_digest(const struct tu_model *m, struct tu_dig *d) {
     d->len = 0;
     size_t n = m->n;
-    if (dig_add(d, &n, sizeof n)) return -1;
+    if (tu_dig_add(d, &n, sizeof n)) return -1;
     float *v = NULL;
     int rc = -1;
     for (size_t i = 0; i < m->n; i++) {
@@ -668,15 +668,15 @@ int tu_model_digest(const struct tu_model *m, struct tu_dig *d) {
             goto out;
         }
         v = nv;
-        if (dig_add(d, c->name, strlen(c->name) + 1) || dig_add(d, &c->dim, sizeof c->dim) ||
-            dig_add(d, &c->metric, sizeof c->metric) || dig_add(d, &points, sizeof points))
+        if (tu_dig_add(d, c->name, strlen(c->name) + 1) || tu_dig_add(d, &c->dim, sizeof c->dim) ||
+            tu_dig_add(d, &c->metric, sizeof c->metric) || tu_dig_add(d, &points, sizeof points))
             goto out;
         for (size_t j = 0; j < c->n; j++) {
             const struct tu_mpoint *p = &c->p[j];
             tu_gen_vector(p->vseed, v, c->dim);
-            if (dig_add(d, &p->id, sizeof p->id) || dig_add(d, v, c->dim * sizeof *v)) goto out;
+            if (tu_dig_add(d, &p->id, sizeof p->id) || tu_dig_add(d, v, c->dim * sizeof *v)) goto out;
             if (p->pad == TU_NO_PAYLOAD) {
-                if (dig_add(d, "\xff(none)", 8)) goto out;
+                if (tu_dig_add(d, "\xff(none)", 8)) goto out;
                 continue;
             }
             size_t len;
@@ -685,7 +685,7 @@ int tu_model_digest(const struct tu_model *m, struct tu_dig *d) {
                 set_err("model digest: out of memory");
                 goto out;
             }
-            int bad = dig_add(d, pl, len + 1);
+            int bad = tu_dig_add(d, pl, len + 1);
             free(pl);
             if (bad) goto out;
         }

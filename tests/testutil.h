@@ -115,6 +115,8 @@ int tu_state_digest(cairn_db *db, struct tu_dig *d, unsigned flags);
  * (created where `to` has none): drop, create, one upsert per point, all
  * through the public API. 0, or -1 (tu_error() says why). */
 int tu_copy_collection(cairn_db *from, cairn_db *to, const char *name);
+/* Appends n bytes of p to d. 0, or -1 (out of memory). */
+int tu_dig_add(struct tu_dig *d, const void *p, size_t n);
 bool tu_dig_eq(const struct tu_dig *a, const struct tu_dig *b);
 void tu_dig_free(struct tu_dig *d);
 
