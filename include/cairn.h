@@ -15,6 +15,14 @@
  * Thread safety: a cairn_db may be used from many threads at once. A
  * cairn_txn belongs to one thread at a time.
  *
+ * Out of memory: a call that cannot allocate returns CAIRN_ENOMEM and
+ * changes nothing. libcairn uses jansson for JSON trees; the first time it
+ * writes JSON (a backup, an archive) it wraps jansson's allocator
+ * (json_set_alloc_funcs) around the one installed then, to see failures
+ * jansson's writer would not report. An application that installs its own
+ * allocator should do so before that, and not while other threads use
+ * jansson.
+ *
  * The header compiles as C11 with -pedantic and as C++.
  */
 #ifndef CAIRN_H
