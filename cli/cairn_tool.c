@@ -22,6 +22,8 @@
 
 #include "cairn.h"
 #include "cliutil.h"
+#include "common/jalloc.h"
+#include "common/json.h"
 #include "vecfile.h"
 
 struct command {
@@ -736,20 +738,27 @@ static bool read_vector_file(const char *file, enum vf_format fmt, uint64_t row,
     return true;
 }
 
-/* Writes payload JSON text compactly on one line (null if none). */
+/* Writes payload JSON text compactly on one line (null if none). A
+ * payload is a JSON object (checked at commit): when it cannot be
+ * compacted (out of memory; not jansson's parser, unsafe then: json.h),
+ * it is written as it is, still JSON. */
 static void print_payload(const char *text)
 {
     if (text == NULL) {
         fputs("null", stdout);
         return;
     }
-    json_error_t je;
-    json_t *p = json_loads(text, JSON_DECODE_ANY, &je);
-    char *s = p ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (s != NULL)
-        fputs(s, stdout);
-    else
-        cli_json_str(stdout, text, strlen(text)); /* not JSON: as a string */
+    json_t *p = NULL;
+    char *s = NULL;
+    if (cjson_parse_object(text, strlen(text), &p, NULL) == CAIRN_OK) {
+        jalloc_begin();
+        s = json_dumps(p, JSON_COMPACT);
+        if (s && jalloc_failed()) { /* a key cut short, maybe */
+            free(s);
+            s = NULL;
+        }
+    }
+    fputs(s ? s : text, stdout);
     free(s);
     json_decref(p);
 }
