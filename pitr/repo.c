@@ -900,6 +900,9 @@ cairn_status repo_seg_summary_get(repo *r, uint32_t timeline, uint64_t start,
     json_decref(o);
     if (!ok) {
         repo_seg_summary_free(out);
+        if (!o)
+            return cerr_set(CAIRN_EFORMAT, "WAL summary \"%s\" of repository \"%s\" is not "
+                            "JSON (%s at offset %zu)", name, r->dir, jerr.what, jerr.offset);
         return cerr_set(CAIRN_EFORMAT, "WAL summary \"%s\" of repository \"%s\" is malformed", name,
                         r->dir);
     }

@@ -43,8 +43,10 @@
  * JSON-lines file through the cairn tool's import reader (cli/vecfile.c);
  * they must give the fault-free answers or fail with CAIRN_ENOMEM, never
  * a shorter answer (a point whose payload could not be parsed for the
- * filter fails the search). Reads at every n to the 256th and every 7th
- * after (every n with --full).
+ * filter fails the search). Reads at every n to the 256th and for 48
+ * from the start of each part (a collection's search, its get, the
+ * import), every 7th
+ * elsewhere (every n with --full).
  *
  * Each call of a run either succeeds or fails cleanly: the injected status
  * (CAIRN_EIO / CAIRN_ENOSPC / CAIRN_ENOMEM), CAIRN_EPOISONED after a
@@ -1013,6 +1015,17 @@ static void write_jsonl(const char *path)
     if (!f)
         die("create %s: %s", path, strerror(errno));
     uint64_t r = g_seed ^ 0x150a;
+    /* first, a row whose payload makes the JSON reader allocate for itself:
+     * more keys than the validator's stack room (32), escaped keys longer
+     * than its stack arena (256 bytes), a real it must hand to strtod that
+     * is longer than its stack buffer and the builder's (64 bytes) */
+    fprintf(f, "{\"id\": 24, \"vector\": [1, 2, 3, 4, 5, 6], \"payload\": {\"r\": 1");
+    for (int k = 0; k < 70; k++)
+        fputc('0' + k % 10, f);
+    fputs("e230", f);
+    for (int k = 0; k < 40; k++)
+        fprintf(f, ", \"key%02d\\u00e9abcdef\": %d", k, k);
+    fputs("}}\n", f);
     for (int i = 0; i < 24; i++) {
         fprintf(f, "{\"id\": %d, \"vector\": [", i);
         for (int j = 0; j < 6; j++)
@@ -1062,6 +1075,20 @@ static cairn_status import_pass(const char *path, struct tu_dig *d, char *msg, s
     return strstr(why, "out of memory") ? CAIRN_ENOMEM : CAIRN_EIO;
 }
 
+/* Where each part of a read pass starts, in allocations counted since
+ * the seam was armed (filled by the fault-free pass, which counts): the
+ * loop fails every allocation near each, as it does at the start. */
+#define READ_MARKS 16
+static uint64_t g_read_marks[READ_MARKS];
+static size_t g_nread_marks;
+static bool g_marking;
+
+static void read_mark(void)
+{
+    if (g_marking && g_nread_marks < READ_MARKS)
+        g_read_marks[g_nread_marks++] = oom_count();
+}
+
 /* One read pass over every collection of an open copy of the fixture:
  * parse a filter on the payloads, a filtered exact search, a get of the
  * nearest hit with its payload; then the import file's rows. Returns the
@@ -1074,6 +1101,7 @@ static cairn_status read_pass(cairn_db *db, const char *jsonl, struct tu_dig *d,
     static const char *const names[] = {"a", "b", "c", "late"};
     d->len = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        read_mark();
         cairn_collection_info ci;
         cairn_status st = cairn_collection_stat(db, names[i], &ci);
         cairn_filter *f = NULL;
@@ -1090,6 +1118,7 @@ static cairn_status read_pass(cairn_db *db, const char *jsonl, struct tu_dig *d,
             tu_gen_vector(7 + (uint32_t)i, q, ci.dim);
             st = cairn_search(db, names[i], q, ci.dim, 16, f, hits, &nh);
             if (!st && nh) {
+                read_mark();
                 char *pl = NULL;
                 st = cairn_get(db, names[i], hits[0].id, q, ci.dim, &pl);
                 oom_pause();
@@ -1115,6 +1144,7 @@ static cairn_status read_pass(cairn_db *db, const char *jsonl, struct tu_dig *d,
             die("digest: %s", tu_error());
         oom_resume();
     }
+    read_mark();
     return import_pass(jsonl, d, msg, msz);
 }
 
@@ -1126,6 +1156,14 @@ static cairn_status read_pass(cairn_db *db, const char *jsonl, struct tu_dig *d,
  * not be tested on fails it, never a silently shorter answer; the import
  * reader: a row it could not read), naming the database (the import
  * file, under it) unless it was the filter's parse, which has none. */
+static bool near_read_mark(uint64_t n)
+{
+    for (size_t i = 0; i < g_nread_marks; i++)
+        if (n > g_read_marks[i] && n <= g_read_marks[i] + 48)
+            return true;
+    return false;
+}
+
 static void read_loop(int persistent, uint64_t only_n, bool full)
 {
     char dir[600];
@@ -1140,15 +1178,21 @@ static void read_loop(int persistent, uint64_t only_n, bool full)
     must(cairn_open(dir, &o, &db), "open for reads");
     struct tu_dig want = {0}, got = {0};
     char msg[1100];
+    g_marking = true;
+    g_nread_marks = 0;
+    oom_set(UINT64_MAX, false); /* counts, never fails */
     cairn_status st = read_pass(db, jsonl, &want, msg, sizeof msg);
+    oom_clear();
+    g_marking = false;
     if (st)
         die("reads without faults: %s: %s", cairn_status_name(st), msg);
     must(cairn_close(db), "close after reads");
     uint64_t n = only_n ? only_n : 1, failed = 0, max = tu_seed_env("CAIRN_NTH_MAX", 5000);
-    /* unless full: every allocation up to the 256th (the first rows, the
-     * first payload trees: each kind of step once), then every 7th (the
-     * same steps again for the other points and rows) */
-    for (;; n += full || n < 256 ? 1 : 7) {
+    /* unless full: every allocation up to the 256th and the first 48 of
+     * each part of the pass (each collection's filter, search and get, the
+     * import's first rows: each kind of step once), every 7th elsewhere
+     * (the same steps again for the other points and rows) */
+    for (;; n += full || n < 256 || near_read_mark(n) ? 1 : 7) {
         if (n > max && !only_n)
             die("reads: no end of the loop in %" PRIu64 " runs (CAIRN_NTH_MAX)", max);
         snprintf(g_run, sizeof g_run, "--phase reads --only ENOMEM,%s,%" PRIu64,
@@ -1184,7 +1228,8 @@ static void read_loop(int persistent, uint64_t only_n, bool full)
     tu_rm_rf(dir);
     printf("fault_loop: reads   ENOMEM       %-10s          : n = 1..%" PRIu64 " (%s), %" PRIu64
            " passes failed with CAIRN_ENOMEM, the others gave the fault-free answers\n",
-           persistent ? "persistent" : "once", n, full ? "every n" : "every n to 256, then every 7th",
+           persistent ? "persistent" : "once", n,
+           full ? "every n" : "every n to 256 and near each part's start, else every 7th",
            failed);
     fflush(stdout);
 }

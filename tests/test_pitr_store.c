@@ -1646,6 +1646,74 @@ static void test_history_objects(void **state)
     repo_close(r);
 }
 
+/* The repository's JSON files are read with cjson_parse_object (not
+ * json_loadb): a repo.json, WAL summary or manifest that is not one JSON
+ * object (cut short, an array, a key twice) is CAIRN_EFORMAT naming the
+ * file, the repository and where the text goes wrong; a good summary
+ * reads back as it was put. */
+static void test_json_not_json(void **state)
+{
+    struct fx *f = *state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/r-json", f->base);
+    static const char *const bad[] = {
+        "{\"format\": \"cairn-repository\", \"version\": ",
+        "[{\"format\": \"cairn-repository\"}]",
+        "{\"format\": \"cairn-repository\", \"format\": \"cairn-repository\"}",
+    };
+    static const char *const why[] = {"unexpected end of input", "not a JSON object",
+                                      "duplicate key"};
+    mkdir(d, 0755);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        touch(d, "repo.json", bad[i]);
+        struct repo_open_opts o = {0};
+        repo *r = (repo *)1;
+        assert_int_equal(repo_open(d, &o, &r), CAIRN_EFORMAT);
+        assert_null(r);
+        const char *m = cairn_last_error();
+        if (!strstr(m, "repo.json is not a JSON object") || !strstr(m, d) || !strstr(m, why[i]))
+            fail_msg("repo.json case %zu: %s", i, m);
+    }
+    assert_int_equal(tu_rm_rf(d), 0);
+    repo *r = open_repo(d, true, 0, 0);
+    assert_int_equal(repo_bind(r, 0x1234, 24), CAIRN_OK);
+
+    struct repo_seg_summary s = {.timeline = 1, .start = 0, .end_lsn = 4096, .records = 3,
+                                 .commits = 1, .min_txn = 7, .max_txn = 7};
+    s.sha[0] = 0xab;
+    s.first = s.last = (struct repo_commit_ref){.lsn = 64, .end = 128, .time_us = 5, .txn = 7};
+    assert_int_equal(repo_seg_summary_put(r, &s), CAIRN_OK);
+    struct repo_seg_summary got;
+    assert_int_equal(repo_seg_summary_get(r, 1, 0, &got), CAIRN_OK);
+    assert_int_equal(got.end_lsn, 4096);
+    assert_int_equal(got.last.txn, 7);
+    assert_int_equal(got.sha[0], 0xab);
+    repo_seg_summary_free(&got);
+    char name[128];
+    repo_wal_obj_name(1, 0, true, name, sizeof name);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        touch(d, name, bad[i]);
+        assert_int_equal(repo_seg_summary_get(r, 1, 0, &got), CAIRN_EFORMAT);
+        const char *m = cairn_last_error();
+        if (!strstr(m, name) || !strstr(m, d) || !strstr(m, "is not JSON") || !strstr(m, why[i]))
+            fail_msg("summary case %zu: %s", i, m);
+    }
+
+    /* a manifest's own checksum holds, its text is not JSON */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(repo_manifest_put(r, "m1", bad[i], strlen(bad[i])), CAIRN_OK);
+        struct pitr_manifest man;
+        memset(&man, 0, sizeof man);
+        assert_int_equal(pitr_manifest_load(r, "m1", &man), CAIRN_EFORMAT);
+        const char *m = cairn_last_error();
+        if (!strstr(m, "manifest of backup \"m1\"") || !strstr(m, "is not JSON") ||
+            !strstr(m, d) || !strstr(m, why[i]))
+            fail_msg("manifest case %zu: %s", i, m);
+        pitr_manifest_free(&man);
+    }
+    repo_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1659,7 +1727,7 @@ int main(void)
         T(test_repo_levels_new), T(test_repo_levels_old), T(test_repo_levels_archive),
         T(test_repo_levels_bad), T(test_get_into),        T(test_obj_get_reuse),
         T(test_obj_get_sha_only), T(test_wal_has),        T(test_bind_stale),
-        T(test_bind_fails),       T(test_history_objects),
+        T(test_bind_fails),       T(test_history_objects), T(test_json_not_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
